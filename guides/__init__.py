@@ -1,0 +1,17 @@
+"""Amortised guides mirroring each router model."""
+
+from vmoer_ppl.guides.base import HyperGuide, RouterGuide, point_value
+from vmoer_ppl.guides.logit_full_cov import FullCovLogitGuide
+from vmoer_ppl.guides.logit_mean_field import MeanFieldLogitGuide
+from vmoer_ppl.guides.temperature import TemperatureGuide
+from vmoer_ppl.guides.weight_mean_field import MeanFieldWeightGuide
+
+__all__ = [
+    "FullCovLogitGuide",
+    "HyperGuide",
+    "MeanFieldLogitGuide",
+    "MeanFieldWeightGuide",
+    "RouterGuide",
+    "TemperatureGuide",
+    "point_value",
+]

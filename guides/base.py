@@ -1,0 +1,122 @@
+"""Shared machinery of the amortised guides: run the frozen network with ``q`` at the routers.
+
+A guide is a module whose ``forward`` has exactly the model's signature (STYLE rule 5). It owns
+its amortisation networks and mean-field parameters for the prior's hyper-latents; it reaches the
+frozen network through the model it was built from.
+
+Divergence from STYLE rule 5: guides are plain ``nn.Module``s, not ``PyroModule``s. None of their
+parameters is a ``PyroParam``, so nothing reaches Pyro's global param store, and a guide works
+whether or not ``pyro.settings`` ``module_local_params`` was set when it was built (a
+``PyroModule`` built outside that setting fails inside it).
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import abstractmethod
+from collections.abc import Mapping
+
+import pyro.distributions as dist
+import torch
+from torch import nn
+from torch.distributions import biject_to, constraints
+from vmoer_ppl.models.base import RouterModel, sample_latents
+
+from vmoer_ppl.sites import RouterSite, check_router_input, install_routing
+
+
+class HyperGuide(nn.Module):
+    """Mean-field ``q`` for the prior's global hyper-latents (Normal or LogNormal per site)."""
+
+    def __init__(self, model: RouterModel) -> None:
+        super().__init__()
+        self.loc, self.log_scale = nn.ParameterDict(), nn.ParameterDict()
+        self.keys: dict[str, list[tuple]] = {}
+        for i, site in enumerate(model.sites):
+            self.keys[site.name] = []
+            for key, p in model.prior.hyper_priors(site).items():
+                if p.support not in (constraints.real, constraints.positive):
+                    raise ValueError(
+                        f"{site.latent(key)}: hyper-prior support must be real or positive"
+                    )
+                pid = f"s{i}_{key}"
+                init = biject_to(p.support).inv(p.mean.detach())
+                self.loc[pid] = nn.Parameter(init.clone())
+                self.log_scale[pid] = nn.Parameter(torch.full_like(init, -2.3))  # scale 0.1
+                self.keys[site.name].append((key, pid, p.support))
+
+    def dists(self, site: RouterSite) -> dict[str, dist.Distribution]:
+        """``q`` of each hyper-latent at ``site``."""
+        out = {}
+        for key, pid, support in self.keys[site.name]:
+            loc, scale = self.loc[pid], self.log_scale[pid].exp()
+            out[key] = (
+                dist.LogNormal(loc, scale)
+                if support is constraints.positive
+                else dist.Normal(loc, scale)
+            )
+        return out
+
+
+class RouterGuide(nn.Module):
+    """Base of the amortised router guides.
+
+    Parameters
+    ----------
+    model : RouterModel
+        The model this guide mirrors; its network, sites and routing semantics are reused.
+    """
+
+    def __init__(self, model: RouterModel) -> None:
+        super().__init__()
+        self.model = model  # a plain object, not a module: its network stays out of Pyro's reach
+        self.hyper = HyperGuide(model)
+        self.index = {s.name: i for i, s in enumerate(model.sites)}
+
+    @abstractmethod
+    def q_dists(
+        self, site: RouterSite, u: torch.Tensor, l_det: torch.Tensor
+    ) -> dict[str, dist.Distribution]:
+        """``q`` of each latent at ``site``, in the model's order and with the model's shapes."""
+
+    def _route(self, site, ctx, u, l_det):
+        check_router_input(site, u)
+        hyper = self.hyper.dists(site)  # sampled first at each router, in the model's order
+        sample_latents(site, hyper, ctx, frozenset(hyper))
+        values = sample_latents(site, self.q_dists(site, u, l_det), ctx, self.model.global_latents)
+        return self.model.route_latents(site, u, l_det, values)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> None:
+        """Run the network with ``q`` sampled at each Bayesian router (same signature as the model).
+
+        Parameters
+        ----------
+        input_ids : torch.Tensor
+            `(B, T)` token ids.
+        attention_mask : torch.Tensor, optional
+            `(B, T)` 1 at tokens, 0 at padding.
+        labels : torch.Tensor, optional
+            `(B,)` answers; unused (the guide is amortised on router inputs only).
+        """
+        ctx = self.model.context(input_ids, attention_mask)
+        with install_routing(self.model.sites, lambda s: functools.partial(self._route, s, ctx)):
+            self.model.net(input_ids, attention_mask)
+
+    def point_values(self, q: Mapping[str, dist.Distribution]) -> dict[str, torch.Tensor]:
+        """A point value of each latent for ``mean`` mode: the mean (median for log-normals)."""
+        return {k: point_value(d) for k, d in q.items()}
+
+
+def point_value(d: dist.Distribution) -> torch.Tensor:
+    """Mean of a Gaussian, median of a log-normal, zero noise for a Gumbel (plain top-K)."""
+    base = d.base_dist if isinstance(d, dist.Independent) else d
+    if isinstance(base, dist.TransformedDistribution):
+        return base.base_dist.mean.exp()
+    if isinstance(base, dist.Gumbel):
+        return torch.zeros_like(base.loc)
+    return d.mean

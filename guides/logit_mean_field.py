@@ -1,0 +1,55 @@
+"""Mean-field amortised guide over routing logits (VMoER-MF / thesis MFVR).
+
+Variational family, per Bayesian router ℓ and token t::
+
+    q(logits_ℓ,t | u_t) = N(l_det + Δμ_φ(u_t), diag σ_φ(u_t)²)
+
+``Δμ`` and ``log σ`` come from the shared-trunk :class:`~vmoer_ppl.nn.amortised.AmortisedHeads`;
+at initialisation ``Δμ = 0`` and ``σ ≈ init_scale``, i.e. q starts at the prior.
+
+References
+----------
+1. VMoER, arXiv:2603.09453, §3.2; PAPER.md §3.2 (MFVR).
+"""
+
+from __future__ import annotations
+
+import pyro.distributions as dist
+from torch import nn
+from vmoer_ppl.guides.base import RouterGuide
+from vmoer_ppl.models.logit_router import LogitRouterModel
+
+from vmoer_ppl.nn.amortised import AmortisedHeads
+
+
+class MeanFieldLogitGuide(RouterGuide):
+    """``q(logits | u) = N(l_det + Δμ(u), diag σ(u)²)``.
+
+    Parameters
+    ----------
+    model : LogitRouterModel
+        The model to mirror.
+    trunk_dim : int, optional
+        Trunk width H (default D/4).
+    init_scale : float
+        σ at initialisation; match the prior scale.
+    """
+
+    def __init__(
+        self, model: LogitRouterModel, *, trunk_dim: int | None = None, init_scale: float = 1.0
+    ) -> None:
+        super().__init__(model)
+        self.init_scale = float(init_scale)
+        self.nets = nn.ModuleList(
+            AmortisedHeads(s.hidden_size, s.num_experts, s.num_experts, trunk_dim=trunk_dim)
+            for s in model.sites
+        )
+
+    def logits_dist(self, site, u, l_det) -> dist.Distribution:
+        """``q`` over logits, batch `(B, T)`, event `(E,)`."""
+        delta, raw = self.nets[self.index[site.name]](u.to(l_det.dtype))  # (B, T, E) twice
+        return dist.Normal(l_det + delta, self.init_scale * raw.exp()).to_event(1)
+
+    def q_dists(self, site, u, l_det):
+        """``{"logits": q}``."""
+        return {"logits": self.logits_dist(site, u, l_det)}

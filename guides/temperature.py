@@ -1,0 +1,65 @@
+"""Amortised log-normal guide over router temperatures (VMoER temperature family).
+
+Variational family, per Bayesian router ℓ and token t::
+
+    q(T_ℓ,t | u_t) = LogNormal(m_φ(u_t), v_φ(u_t))     # shared: scalar; per expert: (E,)
+    q(g_ℓ,t) = Gumbel(0, 1)^E                           # the prior: selection noise is not inferred
+
+At initialisation ``m = 0`` (T = 1, the original router) and ``v ≈ init_scale``.
+
+References
+----------
+1. VMoER, arXiv:2603.09453; thesis VTSR (PAPER.md §3.3).
+"""
+
+from __future__ import annotations
+
+import pyro.distributions as dist
+from torch import nn
+from vmoer_ppl.guides.base import RouterGuide
+from vmoer_ppl.models.temperature_router import TemperatureRouterModel, gumbel_dist, log_space
+
+from vmoer_ppl.nn.amortised import AmortisedHeads
+
+
+class TemperatureGuide(RouterGuide):
+    """``q(T | u) = LogNormal(m(u), v(u))`` and ``q(g) = Gumbel(0, 1)``.
+
+    Parameters
+    ----------
+    model : TemperatureRouterModel
+        The model to mirror (shared or per-expert temperatures).
+    trunk_dim : int, optional
+        Trunk width H (default D/4).
+    init_scale : float
+        Log-space std at initialisation; match the prior scale.
+    """
+
+    def __init__(
+        self,
+        model: TemperatureRouterModel,
+        *,
+        trunk_dim: int | None = None,
+        init_scale: float = 0.5,
+    ) -> None:
+        super().__init__(model)
+        self.init_scale = float(init_scale)
+        self.nets = nn.ModuleList(
+            AmortisedHeads(s.hidden_size, self._m(s), self._m(s), trunk_dim=trunk_dim)
+            for s in model.sites
+        )
+
+    def _m(self, site) -> int:
+        return site.num_experts if self.model.per_expert else 1
+
+    def temperature_dist(self, site, u, l_det) -> dist.Distribution:
+        """``q`` over T, batch `(B, T)`, event `()` or `(E,)`."""
+        loc, raw = self.nets[self.index[site.name]](u.to(l_det.dtype))  # (B, T, m) twice
+        scale = self.init_scale * raw.exp()
+        if self.model.per_expert:
+            return log_space(dist.Normal(loc, scale).to_event(1))  # event (E,)
+        return log_space(dist.Normal(loc[..., 0], scale[..., 0]))  # event ()
+
+    def q_dists(self, site, u, l_det):
+        """``{"temperature": q, "gumbel": Gumbel(0, 1)}``."""
+        return {"temperature": self.temperature_dist(site, u, l_det), "gumbel": gumbel_dist(l_det)}

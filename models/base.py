@@ -1,0 +1,178 @@
+"""Shared machinery of the router models: run the frozen network with prior sites at routers.
+
+A family subclasses :class:`RouterModel` and supplies three things: the prior distribution of
+each latent (``prior_dists``), how sampled latents route tokens (``route_latents``), and the
+routing-logit samples the predictive averages (``logit_samples``). The frozen network is held
+as a plain attribute, outside any ``PyroModule``, so that Pyro never registers or trains its
+parameters (pyro issue #3438).
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from torch import nn
+from vmoer_ppl.models.dims import RouteContext, make_context, token_plates
+from vmoer_ppl.models.likelihoods import CategoricalLikelihood, Likelihood
+
+from vmoer_ppl.nn.outputs import RoutingOutput
+from vmoer_ppl.priors.base import Prior
+from vmoer_ppl.sites import RouterSite, check_router_input, install_routing
+
+
+def declare_batch(d: dist.Distribution, batch_ndim: int) -> dist.Distribution:
+    """Reinterpret all but the first ``batch_ndim`` batch dims of ``d`` as event dims."""
+    extra = len(d.batch_shape) - batch_ndim
+    return d.to_event(extra) if extra > 0 else d
+
+
+def sample_latents(
+    site: RouterSite,
+    dists: Mapping[str, dist.Distribution],
+    ctx: RouteContext,
+    global_keys: frozenset[str],
+) -> dict[str, torch.Tensor]:
+    """Sample each latent of ``site`` under the right plates and scales (model and guide alike).
+
+    Parameters
+    ----------
+    site : RouterSite
+        The router.
+    dists : mapping
+        Latent key -> distribution; local ones have batch shape `(B, T)`, global ones `()`.
+    ctx : RouteContext
+        Plates, mask and scales of this minibatch.
+    global_keys : frozenset of str
+        Keys of global (not per-token) latents.
+
+    Returns
+    -------
+    dict
+        Latent key -> sampled value.
+    """
+    values = {}
+    for key, d in dists.items():
+        if key in global_keys:
+            with poutine.scale(scale=ctx.global_scale):
+                values[key] = pyro.sample(site.latent(key), d)
+        else:
+            with token_plates(ctx):
+                values[key] = pyro.sample(site.latent(key), d)
+    return values
+
+
+class RouterModel(ABC):
+    """Base of the Pyro router models; see the family modules for the generative stories.
+
+    Parameters
+    ----------
+    net : nn.Module
+        The frozen MoE network, mapping ``(input_ids, attention_mask)`` to answer logits.
+    sites : sequence of RouterSite
+        The routers made Bayesian.
+    prior : Prior
+        Prior over the family's latent.
+    likelihood : Likelihood, optional
+        Default: :class:`CategoricalLikelihood` over answer options.
+    beta : float
+        KL weight β (DESIGN.md: 0.01).
+    num_data : int
+        Training-set size; scales the KL of global latents.
+    """
+
+    family: ClassVar[str]
+    global_latents: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self,
+        net: nn.Module,
+        sites: Sequence[RouterSite],
+        *,
+        prior: Prior,
+        likelihood: Likelihood | None = None,
+        beta: float = 0.01,
+        num_data: int = 1,
+    ) -> None:
+        if not sites:
+            raise ValueError("no Bayesian router sites given; choose layers with routers")
+        if beta < 0 or num_data < 1:
+            raise ValueError(f"need beta >= 0 and num_data >= 1, got {beta=}, {num_data=}")
+        self.net, self.sites, self.prior = net, list(sites), prior
+        self.likelihood = likelihood or CategoricalLikelihood()
+        self.beta, self.num_data = float(beta), int(num_data)
+
+    # -- what a family supplies -------------------------------------------------------------
+    @abstractmethod
+    def prior_dists(
+        self, site: RouterSite, u: torch.Tensor, l_det: torch.Tensor, hyper: Mapping
+    ) -> dict[str, dist.Distribution]:
+        """Prior of each latent at ``site``, given router input `(B, T, D)` and ``l_det``."""
+
+    @abstractmethod
+    def route_latents(
+        self, site: RouterSite, u: torch.Tensor, l_det: torch.Tensor, values: Mapping
+    ) -> RoutingOutput:
+        """Route tokens given one value of each latent."""
+
+    @abstractmethod
+    def logit_samples(
+        self, site: RouterSite, u: torch.Tensor, l_det: torch.Tensor, values: Mapping
+    ) -> torch.Tensor:
+        """Routing logits `(S, B, T, E)` from latents with a leading sample dim S."""
+
+    # -- the model ---------------------------------------------------------------------------
+    def context(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> RouteContext:
+        """Plates, mask and scales of one minibatch."""
+        return make_context(input_ids, attention_mask, beta=self.beta, num_data=self.num_data)
+
+    def sample_hyper(self, site: RouterSite, ctx: RouteContext) -> dict[str, torch.Tensor]:
+        """Sample the prior's hyper-latents at ``site`` (global sites)."""
+        dists = self.prior.hyper_priors(site)
+        return sample_latents(site, dists, ctx, frozenset(dists))
+
+    def _route(self, site, ctx, u, l_det):
+        check_router_input(site, u)
+        dists = self.prior_dists(site, u, l_det, self.sample_hyper(site, ctx))
+        return self.route_latents(
+            site, u, l_det, sample_latents(site, dists, ctx, self.global_latents)
+        )
+
+    def __call__(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Run the network with prior sites at the Bayesian routers and observe the answers.
+
+        Parameters
+        ----------
+        input_ids : torch.Tensor
+            `(B, T)` token ids.
+        attention_mask : torch.Tensor, optional
+            `(B, T)` 1 at tokens, 0 at right padding.
+        labels : torch.Tensor, optional
+            `(B,)` answer indices; ``None`` simulates answers (prior/posterior predictive).
+
+        Returns
+        -------
+        torch.Tensor
+            `(B,)` observed or simulated answers.
+        """
+        ctx = self.context(input_ids, attention_mask)
+        with install_routing(self.sites, lambda s: functools.partial(self._route, s, ctx)):
+            outputs = self.net(input_ids, attention_mask)
+        return self.likelihood(outputs, labels, ctx.batch_plate)
+
+    def site_names(self) -> set[str]:
+        """Names of all latent sample sites, by tracing the model once on one token."""
+        ids = torch.zeros(1, 1, dtype=torch.long, device=self.sites[0].weight.device)
+        tr = poutine.trace(self).get_trace(ids)
+        return {n for n, s in tr.nodes.items() if s["type"] == "sample" and n != "obs"}

@@ -1,0 +1,87 @@
+"""``bayesianize``: one call from a frozen MoE network to a (model, guide) pair ready for SVI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from vmoer_ppl.families import FAMILIES, RouterFamily, as_family
+from vmoer_ppl.guides.base import RouterGuide
+from vmoer_ppl.infer.freeze import freeze
+from vmoer_ppl.models.base import RouterModel
+from vmoer_ppl.models.likelihoods import Likelihood
+from vmoer_ppl.priors.gaussian import GaussianPrior
+from vmoer_ppl.priors.shorthands import as_prior
+from vmoer_ppl.sites import find_routers, select_layers
+
+
+def bayesianize(
+    net: nn.Module,
+    family: RouterFamily | str = RouterFamily.LOGIT_FC,
+    layers: str | int | Sequence[int] = "all",
+    prior=None,
+    beta: float = 0.01,
+    *,
+    likelihood: Likelihood | None = None,
+    num_data: int = 1,
+    trunk_dim: int | None = None,
+) -> tuple[RouterModel, RouterGuide]:
+    """Make the routers of a frozen MoE network Bayesian.
+
+    Every pretrained parameter is frozen; only the returned guide has trainable parameters.
+
+    Parameters
+    ----------
+    net : nn.Module
+        An MoE network whose routers are :class:`vmoer_ppl.nn.Router` modules.
+    family : RouterFamily or str
+        ``"logit-mf"``, ``"logit-fc"``, ``"temperature"``, ``"temperature-expert"`` or ``"weight"``.
+    layers : str, int or sequence of int
+        ``"all"``, ``"last:N"`` or router indices.
+    prior : Prior, float, dict or callable, optional
+        The family's default when ``None`` (``N(l_det, I)`` for logits).
+    beta : float
+        KL weight β.
+    likelihood : Likelihood, optional
+        Default: categorical over the network's answer logits.
+    num_data : int
+        Training-set size (scales the KL of global latents).
+    trunk_dim : int, optional
+        Width of the amortisation trunk (default D/4); ignored by the weight family.
+
+    Returns
+    -------
+    tuple
+        ``(model, guide)``.
+
+    Examples
+    --------
+    >>> from vmoer_ppl.nn import ToyMoEClassifier, ToyMoEConfig
+    >>> model, guide = bayesianize(ToyMoEClassifier(ToyMoEConfig()), family="logit-fc", layers="last:1")
+    >>> [s.name for s in model.sites]
+    ['layers.1.moe.router']
+    """
+    spec = FAMILIES[as_family(family)]
+    routers = find_routers(net)
+    if not routers:
+        raise ValueError(
+            f"{type(net).__name__} has no vmoer_ppl Router module; build the network from "
+            "vmoer_ppl.nn.Router (transformers MoE models need an integration adapter)"
+        )
+    sites = select_layers(routers, layers)
+    freeze(net)
+    prior = as_prior(prior, spec.default_prior())
+    model = spec.model_cls(
+        net,
+        sites,
+        prior=prior,
+        likelihood=likelihood,
+        beta=beta,
+        num_data=num_data,
+        **spec.model_kwargs,
+    )
+    guide_kwargs = {} if spec.model_cls.family == "weight" else {"trunk_dim": trunk_dim}
+    if isinstance(prior, GaussianPrior):
+        guide_kwargs["init_scale"] = prior.scale if spec.model_cls.family != "weight" else 1e-3
+    return model, spec.guide_cls(model, **guide_kwargs)

@@ -1,0 +1,168 @@
+"""Predictive routing: MC-averaged routing inside each Bayesian router, experts run once.
+
+Modes (DESIGN.md): ``mean`` routes with each latent at its q location; ``mc`` (default) draws
+S = 35 samples of the routing logits, vectorised along a leading sample dim, averages the
+routing probabilities and hands ``log p̄`` to the gate rule; ``sample`` routes with one draw.
+Uncertainty signals come from the same S draws in every mode.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from enum import Enum
+
+import torch
+
+from vmoer_ppl.guides.base import RouterGuide
+from vmoer_ppl.models.base import RouterModel
+from vmoer_ppl.nn.gates import route
+from vmoer_ppl.nn.mc import entropy, mc_logits, mean_probs, mutual_information
+from vmoer_ppl.sites import check_router_input, install_routing
+
+
+class PredictMode(str, Enum):
+    """How a Bayesian router routes at prediction time."""
+
+    MEAN = "mean"
+    """Each latent at its q location (Gaussian mean, log-normal median, no Gumbel noise)."""
+    MC = "mc"
+    """S draws of the routing logits; ``log p̄`` through the gate rule (the paper's mode)."""
+    SAMPLE = "sample"
+    """One draw from q (for the temperature family: Gumbel-top-K)."""
+
+
+@dataclass
+class LayerRouting:
+    """Routing of one Bayesian router.
+
+    Attributes
+    ----------
+    probs : torch.Tensor
+        `(B, T, E)` MC-averaged routing probabilities ``p̄``.
+    experts : torch.Tensor
+        `(B, T, K)` selected experts under the chosen mode.
+    entropy : torch.Tensor
+        `(B, T)` ``H[p̄]``.
+    mutual_information : torch.Tensor
+        `(B, T)` ``H[p̄] − mean_s H[p_s]``.
+    ilv : torch.Tensor
+        `(B, T)` inferred logit variance ``tr Cov_q[logits]``.
+    """
+
+    probs: torch.Tensor
+    experts: torch.Tensor
+    entropy: torch.Tensor
+    mutual_information: torch.Tensor
+    ilv: torch.Tensor
+
+
+@dataclass
+class PredictiveOutput:
+    """Answers and routing uncertainty of one batch.
+
+    Attributes
+    ----------
+    logits : torch.Tensor
+        `(B, C)` answer logits.
+    probs : torch.Tensor
+        `(B, C)` answer probabilities.
+    routing : dict of str to LayerRouting
+        Per Bayesian router, keyed by router name.
+    routing_entropy, mutual_information, ilv : torch.Tensor
+        `(B,)` signals at the last real token, averaged over Bayesian routers.
+    """
+
+    logits: torch.Tensor
+    probs: torch.Tensor
+    routing: dict[str, LayerRouting] = field(default_factory=dict)
+    routing_entropy: torch.Tensor | None = None
+    mutual_information: torch.Tensor | None = None
+    ilv: torch.Tensor | None = None
+
+
+def _route(model, guide, mode, num_samples, store, site, u, l_det):
+    check_router_input(site, u)
+    q = guide.q_dists(site, u, l_det)
+    draws = {k: d.rsample((num_samples,)) for k, d in q.items()}  # (S, ...) each
+    samples = model.logit_samples(site, u, l_det, draws)  # (S, B, T, E)
+    if mode is PredictMode.MC:
+        out = route(mc_logits(samples), site.top_k, site.gate_rule)  # log p̄ -> gate rule
+    elif mode is PredictMode.MEAN:
+        out = model.route_latents(site, u, l_det, guide.point_values(q))
+    else:
+        out = model.route_latents(site, u, l_det, {k: v[0] for k, v in draws.items()})
+    ilv = (
+        samples.var(0, unbiased=True).sum(-1)
+        if num_samples > 1
+        else torch.zeros_like(l_det[..., 0])
+    )
+    if "logits" in q:  # closed form tr Σ for the logit families
+        ilv = q["logits"].variance.sum(-1)
+    p_bar = mean_probs(samples)
+    store[site.name] = LayerRouting(
+        p_bar, out.experts, entropy(p_bar), mutual_information(samples), ilv
+    )
+    return out
+
+
+@torch.no_grad()
+def predict(
+    model: RouterModel,
+    guide: RouterGuide,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    mode: PredictMode | str = PredictMode.MC,
+    num_samples: int = 35,
+) -> PredictiveOutput:
+    """Answers and routing uncertainty with Bayesian routers.
+
+    Parameters
+    ----------
+    model : RouterModel
+        The model (network and routing semantics).
+    guide : RouterGuide
+        The trained guide.
+    input_ids : torch.Tensor
+        `(B, T)` token ids.
+    attention_mask : torch.Tensor, optional
+        `(B, T)` 1 at tokens, 0 at right padding.
+    mode : PredictMode or str
+        ``"mean"``, ``"mc"`` or ``"sample"``.
+    num_samples : int
+        S, draws per router (the paper: 35).
+
+    Returns
+    -------
+    PredictiveOutput
+    """
+    try:
+        mode = PredictMode(mode)
+    except ValueError:
+        raise ValueError(
+            f"unknown mode {mode!r}; use one of {[m.value for m in PredictMode]}"
+        ) from None
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    ctx = model.context(input_ids, attention_mask)
+    store: dict = {}
+    fn = functools.partial(_route, model, guide, mode, num_samples, store)
+    with install_routing(model.sites, lambda s: functools.partial(fn, s)):
+        logits = model.net(input_ids, attention_mask)  # (B, C)
+    B = input_ids.shape[0]
+    last = ctx.mask.sum(-1) - 1  # (B,)
+
+    def at_last(name: str) -> torch.Tensor:
+        return torch.stack([getattr(r, name)[torch.arange(B), last] for r in store.values()]).mean(
+            0
+        )
+
+    return PredictiveOutput(
+        logits,
+        torch.softmax(logits, -1),
+        store,
+        at_last("entropy"),
+        at_last("mutual_information"),
+        at_last("ilv"),
+    )

@@ -1,0 +1,101 @@
+"""Monte-Carlo averaged routing and routing uncertainty signals.
+
+The paper's inference mode (PAPER.md §3.2): draw S logit samples inside the router, average the
+routing probabilities, ``p̄ = (1/S) Σ_s softmax(l_s)``, and hand ``log p̄`` to the architecture's
+gate rule. The experts and the rest of the network run once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from vmoer_ppl.nn.gates import GateRule, route
+from vmoer_ppl.nn.outputs import RoutingOutput
+
+
+def mean_probs(samples: torch.Tensor) -> torch.Tensor:
+    """Average routing probabilities over a leading sample dim.
+
+    Parameters
+    ----------
+    samples : torch.Tensor
+        `(S, ..., E)` logit samples.
+
+    Returns
+    -------
+    torch.Tensor
+        `(..., E)` ``p̄``.
+    """
+    return torch.softmax(samples, dim=-1).mean(0)  # (..., E)
+
+
+def mc_logits(samples: torch.Tensor) -> torch.Tensor:
+    """``log p̄`` computed stably with logsumexp.
+
+    Parameters
+    ----------
+    samples : torch.Tensor
+        `(S, ..., E)` logit samples.
+
+    Returns
+    -------
+    torch.Tensor
+        `(..., E)` ``log((1/S) Σ_s softmax(l_s))``.
+    """
+    log_p = torch.log_softmax(samples, dim=-1)  # (S, ..., E)
+    return torch.logsumexp(log_p, dim=0) - math.log(samples.shape[0])  # (..., E)
+
+
+def mc_route(samples: torch.Tensor, k: int, rule: GateRule | str) -> RoutingOutput:
+    """Route with MC-averaged probabilities: ``log p̄`` through the gate rule.
+
+    Parameters
+    ----------
+    samples : torch.Tensor
+        `(S, ..., E)` logit samples.
+    k : int
+        Experts per token.
+    rule : GateRule or str
+        The architecture's gate rule.
+
+    Returns
+    -------
+    RoutingOutput
+        ``logits`` = ``log p̄`` `(..., E)`, ``weights`` and ``experts`` `(..., K)`.
+    """
+    return route(mc_logits(samples), k, rule)
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy in nats over the last dim.
+
+    Parameters
+    ----------
+    probs : torch.Tensor
+        `(..., E)` probabilities.
+
+    Returns
+    -------
+    torch.Tensor
+        `(...)`
+    """
+    return -(probs * torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))).sum(-1)
+
+
+def mutual_information(samples: torch.Tensor) -> torch.Tensor:
+    """Routing mutual information ``H[p̄] - mean_s H[softmax(l_s)]`` (BALD).
+
+    Parameters
+    ----------
+    samples : torch.Tensor
+        `(S, ..., E)` logit samples.
+
+    Returns
+    -------
+    torch.Tensor
+        `(...)`, non-negative up to rounding.
+    """
+    probs = torch.softmax(samples, dim=-1)  # (S, ..., E)
+    return entropy(probs.mean(0)) - entropy(probs).mean(0)

@@ -1,0 +1,16 @@
+"""Pluggable priors over router latents."""
+
+from vmoer_ppl.priors.base import Prior, check_scale
+from vmoer_ppl.priors.gaussian import GaussianPrior
+from vmoer_ppl.priors.hierarchical import HierarchicalGaussianPrior
+from vmoer_ppl.priors.shorthands import CallablePrior, PerSitePrior, as_prior
+
+__all__ = [
+    "CallablePrior",
+    "GaussianPrior",
+    "HierarchicalGaussianPrior",
+    "PerSitePrior",
+    "Prior",
+    "as_prior",
+    "check_scale",
+]

@@ -1,0 +1,71 @@
+"""Turn the prior shorthands users pass (a number, a dict, a callable) into a :class:`Prior`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import pyro.distributions as dist
+import torch
+
+from vmoer_ppl.priors.base import Prior
+from vmoer_ppl.priors.gaussian import GaussianPrior
+from vmoer_ppl.sites import RouterSite
+
+
+class CallablePrior(Prior):
+    """Wrap ``fn(site, loc, hyper) -> Distribution`` as a prior."""
+
+    def __init__(self, fn: Callable[..., dist.Distribution]) -> None:
+        self.fn = fn
+
+    def prior_dist(self, site, loc, hyper):
+        """Call the wrapped function."""
+        return self.fn(site, loc, hyper)
+
+
+class PerSitePrior(Prior):
+    """A different prior per router, keyed by router name (``"layers.1.moe.router"``)."""
+
+    def __init__(self, priors: Mapping[str, Prior], default: Prior) -> None:
+        self.priors, self.default = dict(priors), default
+
+    def _for(self, site: RouterSite) -> Prior:
+        return self.priors.get(site.name, self.default)
+
+    def prior_dist(self, site, loc: torch.Tensor, hyper):
+        """Delegate to the site's prior."""
+        return self._for(site).prior_dist(site, loc, hyper)
+
+    def hyper_priors(self, site):
+        """Delegate to the site's prior."""
+        return self._for(site).hyper_priors(site)
+
+
+def as_prior(prior, default: Prior) -> Prior:
+    """Accept a :class:`Prior`, a positive number (Gaussian scale), a dict or a callable.
+
+    Parameters
+    ----------
+    prior : Prior, float, dict, callable or None
+        ``None`` gives ``default``; a dict maps router names to any of these shorthands.
+    default : Prior
+        The family's default prior.
+
+    Returns
+    -------
+    Prior
+    """
+    if prior is None:
+        return default
+    if isinstance(prior, Prior):
+        return prior
+    if isinstance(prior, int | float) and not isinstance(prior, bool):
+        return GaussianPrior(prior)
+    if isinstance(prior, Mapping):
+        return PerSitePrior({k: as_prior(v, default) for k, v in prior.items()}, default)
+    if callable(prior):
+        return CallablePrior(prior)
+    raise TypeError(
+        f"prior={prior!r}: pass a Prior, a positive scale, a dict keyed by router name, "
+        "or a callable (site, loc, hyper) -> Distribution"
+    )

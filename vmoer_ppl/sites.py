@@ -1,0 +1,156 @@
+"""Bayesian router sites: which routers of a network become Bayesian, and how they are reached.
+
+A site is one router module (anything with ``weight`` `(E, D)`, ``top_k``, ``gate_rule`` and a
+``routing_fn`` slot, such as :class:`vmoer_ppl.nn.Router`). Sample sites are named after the
+router's module path plus the latent, e.g. ``layers.1.moe.router.logits``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vmoer_ppl.nn.router import Router, RoutingFn
+
+
+@dataclass(frozen=True)
+class RouterSite:
+    """One Bayesian router.
+
+    Attributes
+    ----------
+    name : str
+        Module path of the router in its network, e.g. ``"layers.1.moe.router"``.
+    layer : int
+        Index of the router among all routers of the network (0-based).
+    router : nn.Module
+        The frozen router module.
+    """
+
+    name: str
+    layer: int
+    router: nn.Module
+
+    @property
+    def num_experts(self) -> int:
+        """E."""
+        return self.router.weight.shape[0]
+
+    @property
+    def hidden_size(self) -> int:
+        """D."""
+        return self.router.weight.shape[1]
+
+    @property
+    def top_k(self) -> int:
+        """K."""
+        return self.router.top_k
+
+    @property
+    def gate_rule(self):
+        """The architecture's gate rule."""
+        return self.router.gate_rule
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The frozen pretrained router weight ``W_r`` `(E, D)`."""
+        return self.router.weight
+
+    def latent(self, key: str) -> str:
+        """Sample-site name of one latent of this router, e.g. ``"layers.1.moe.router.logits"``."""
+        return f"{self.name}.{key}"
+
+
+def find_routers(net: nn.Module) -> list[RouterSite]:
+    """All routers of a network, in module order.
+
+    Parameters
+    ----------
+    net : nn.Module
+        A network containing :class:`~vmoer_ppl.nn.Router` modules.
+
+    Returns
+    -------
+    list of RouterSite
+    """
+    routers = [(n, m) for n, m in net.named_modules() if isinstance(m, Router)]
+    return [RouterSite(name, i, module) for i, (name, module) in enumerate(routers)]
+
+
+def select_layers(
+    sites: Sequence[RouterSite], layers: str | int | Sequence[int]
+) -> list[RouterSite]:
+    """Choose the Bayesian routers: ``"all"``, ``"last:N"``, an index or a list of indices.
+
+    Parameters
+    ----------
+    sites : sequence of RouterSite
+        Every router of the network, in order.
+    layers : str, int or sequence of int
+        Indices count routers (MoE layers), not decoder layers; negative indices count from the end.
+
+    Returns
+    -------
+    list of RouterSite
+    """
+    n = len(sites)
+    if isinstance(layers, str):
+        if layers == "all":
+            return list(sites)
+        if layers.startswith("last:") and layers[5:].isdigit() and 0 < int(layers[5:]) <= n:
+            return list(sites[n - int(layers[5:]) :])
+        raise ValueError(f"layers={layers!r}: use 'all', 'last:N' with 1 <= N <= {n}, or indices")
+    idx = [layers] if isinstance(layers, int) else list(layers)
+    bad = [i for i in idx if not -n <= i < n]
+    if bad or not idx:
+        raise ValueError(f"layers {bad or idx} out of range: the network has {n} MoE routers")
+    return [sites[i % n] for i in sorted({i % n for i in idx})]
+
+
+def check_router_input(site: RouterSite, u: torch.Tensor) -> None:
+    """Reject router inputs that would give a silently wrong answer.
+
+    Parameters
+    ----------
+    site : RouterSite
+        The router receiving ``u``.
+    u : torch.Tensor
+        `(B, T, D)` router input.
+    """
+    if u.shape[-1] != site.hidden_size:
+        raise ValueError(
+            f"{site.name}: router input has width {u.shape[-1]} but W_r is {tuple(site.weight.shape)}"
+            f" (E, D={site.hidden_size}); pass hidden states of the model this router belongs to"
+        )
+    if not torch.isfinite(u).all():
+        raise ValueError(
+            f"{site.name}: router input contains NaN or inf; check the inputs and the dtype "
+            "(run the backbone in float32 or bf16, not fp16, if activations overflow)"
+        )
+
+
+@contextlib.contextmanager
+def install_routing(
+    sites: Sequence[RouterSite], make_fn: Callable[[RouterSite], RoutingFn]
+) -> Iterator[None]:
+    """Install a routing function in each site's router for the duration of a ``with`` block.
+
+    Parameters
+    ----------
+    sites : sequence of RouterSite
+        Routers to override.
+    make_fn : callable
+        ``make_fn(site) -> routing_fn(u, l_det) -> RoutingOutput``.
+    """
+    previous = [s.router.routing_fn for s in sites]
+    try:
+        for s in sites:
+            s.router.routing_fn = make_fn(s)
+        yield
+    finally:
+        for s, fn in zip(sites, previous, strict=True):
+            s.router.routing_fn = fn
