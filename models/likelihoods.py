@@ -39,6 +39,7 @@ class Likelihood(ABC):
         """
 
     def __call__(self, outputs, labels=None, plate=None) -> torch.Tensor:
+        """Call :meth:`forward`."""
         return self.forward(outputs, labels, plate)
 
 

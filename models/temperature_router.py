@@ -2,10 +2,10 @@
 
 Generative story, per Bayesian router ℓ and token t::
 
-    l_det = u_t W_rᵀ                                   # frozen pretrained router
-    log T_ℓ,t ~ prior(0)                                 # default N(0, s_T²); shared or per expert
-    g_ℓ,t ~ Gumbel(0, 1)^E                              # selection noise
-    experts = top-K(l_det / T + g)                      # K without replacement from softmax(l_det/T)
+    l_det = u_t W_rᵀ                        # frozen pretrained router
+    log T_ℓ,t ~ prior(0)                    # default N(0, s_T²); shared or per expert
+    g_ℓ,t ~ Gumbel(0, 1)^E                  # selection noise
+    experts = top-K(l_det / T + g)          # K without replacement from softmax(l_det / T)
     weights = gate_rule(l_det / T)[experts]
     obs_b ~ Categorical(answer_logits_b)
 

@@ -58,7 +58,8 @@ def bayesianize(
     Examples
     --------
     >>> from vmoer_ppl.nn import ToyMoEClassifier, ToyMoEConfig
-    >>> model, guide = bayesianize(ToyMoEClassifier(ToyMoEConfig()), family="logit-fc", layers="last:1")
+    >>> net = ToyMoEClassifier(ToyMoEConfig())
+    >>> model, guide = bayesianize(net, family="logit-fc", layers="last:1")
     >>> [s.name for s in model.sites]
     ['layers.1.moe.router']
     """

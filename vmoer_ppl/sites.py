@@ -123,8 +123,9 @@ def check_router_input(site: RouterSite, u: torch.Tensor) -> None:
     """
     if u.shape[-1] != site.hidden_size:
         raise ValueError(
-            f"{site.name}: router input has width {u.shape[-1]} but W_r is {tuple(site.weight.shape)}"
-            f" (E, D={site.hidden_size}); pass hidden states of the model this router belongs to"
+            f"{site.name}: router input has width {u.shape[-1]} but W_r has shape "
+            f"{tuple(site.weight.shape)} (E, D={site.hidden_size}); pass hidden states of the "
+            "model this router belongs to"
         )
     if not torch.isfinite(u).all():
         raise ValueError(

@@ -8,11 +8,13 @@ one particle; the spec) and the fused single-pass path (the fast path). Built on
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+import numpy as np
 import pyro
 import torch
 from pyro.infer import TraceMeanField_ELBO
@@ -68,6 +70,27 @@ class SVIResult:
     guide: RouterGuide | None = None
 
 
+def minibatches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless shuffled epochs of row indices; every row once per epoch, the last batch shorter.
+
+    Parameters
+    ----------
+    n : int
+        Data-set size N.
+    batch_size : int
+        Rows per batch.
+    gen : torch.Generator
+        Seeded generator (fixes the order).
+
+    Yields
+    ------
+    torch.Tensor
+        `(batch_size,)` or shorter int64 row indices.
+    """
+    while True:
+        yield from torch.randperm(n, generator=gen).split(batch_size)
+
+
 def _minibatch(data: Mapping[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
     return {k: v[idx] for k, v in data.items() if v is not None}
 
@@ -76,7 +99,7 @@ def check_data(data: Mapping[str, torch.Tensor]) -> int:
     """Validate an SVI data dict and return its size N."""
     if "input_ids" not in data or "labels" not in data:
         raise ValueError(
-            f"data needs 'input_ids' and 'labels' (and optionally 'attention_mask'); got {list(data)}"
+            f"data needs 'input_ids' and 'labels' (optionally 'attention_mask'); got {list(data)}"
         )
     n = data["input_ids"].shape[0]
     bad = {k: tuple(v.shape) for k, v in data.items() if v is not None and v.shape[0] != n}
@@ -125,30 +148,27 @@ def fit_svi(
     pyro.set_rng_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     store_before = set(pyro.get_param_store().keys())
-    if True:
-        if path is ELBOPath.REFERENCE:
-            elbo = TraceMeanField_ELBO(max_plate_nesting=2)(model, guide)
-            params = list(elbo.parameters())
-        else:
-            params = list(guide.parameters())
-        check_only_guide_trains(model.net, guide, params)
-        optim = torch.optim.Adam(params, lr=cfg.lr)
-        losses: list[float] = []
-        for _ in tqdm(range(cfg.num_steps), desc=f"SVI ({path.value})", disable=not cfg.progress):
-            batch = _minibatch(data, torch.randint(n, (min(cfg.batch_size, n),), generator=gen))
-            loss = (
-                elbo(**batch) if path is ELBOPath.REFERENCE else fused_loss(model, guide, **batch)
-            )
-            optim.zero_grad()
-            loss.backward()
-            if cfg.clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
-            optim.step()
-            losses.append(loss.item())
-        if set(pyro.get_param_store().keys()) - store_before:
-            raise RuntimeError("the guide registered parameters in Pyro's global param store")
-    log.info(
-        "SVI done: %d steps, final loss %.4f", cfg.num_steps, losses[-1] if losses else float("nan")
-    )
+    if path is ELBOPath.REFERENCE:
+        elbo = TraceMeanField_ELBO(max_plate_nesting=2)(model, guide)
+        params = list(elbo.parameters())
+        step_loss = elbo
+    else:
+        params = list(guide.parameters())
+        step_loss = functools.partial(fused_loss, model, guide)
+    check_only_guide_trains(model.net, guide, params)
+    optim = torch.optim.Adam(params, lr=cfg.lr)
+    losses: list[float] = []
+    batches = minibatches(n, min(cfg.batch_size, n), gen)
+    for _ in tqdm(range(cfg.num_steps), desc=f"SVI ({path.value})", disable=not cfg.progress):
+        loss = step_loss(**_minibatch(data, next(batches)))
+        optim.zero_grad()
+        loss.backward()
+        if cfg.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+        optim.step()
+        losses.append(loss.item())
+    if set(pyro.get_param_store().keys()) - store_before:
+        raise RuntimeError("the guide registered parameters in Pyro's global param store")
+    log.info("SVI done: %d steps, final loss %.4f", len(losses), losses[-1] if losses else np.nan)
     params_out = {k: v.detach().clone() for k, v in guide.state_dict().items()}
     return SVIResult(params_out, losses, guide)

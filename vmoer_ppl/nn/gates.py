@@ -2,14 +2,14 @@
 
 Each rule reproduces one transformers router (see ``../shared/HF_MOE_NOTES.md``):
 
-================================  =================================================  ======================
-rule                              weights of the selected experts                    models
-================================  =================================================  ======================
-``topk-softmax``                  softmax over the K selected logits                 GraniteMoe, GPT-OSS
-``softmax-topk``                  softmax over all E, the K selected, as they are    Qwen2/3-MoE, OLMoE
-``softmax-topk-norm``             softmax over all E, selected, renormalised to 1    Mixtral, norm_topk_prob
-``sigmoid-topk-norm``             sigmoid scores of the selected, renormalised       DeepSeek-V3 (no groups)
-================================  =================================================  ======================
+=====================  =================================================  =====================
+rule                   weights of the selected experts                    models
+=====================  =================================================  =====================
+``topk-softmax``       softmax over the K selected logits                 GraniteMoe, GPT-OSS
+``softmax-topk``       softmax over all E, the K selected, as they are    Qwen2/3-MoE, OLMoE
+``softmax-topk-norm``  softmax over all E, selected, renormalised to 1    Mixtral, norm_topk
+``sigmoid-topk-norm``  sigmoid scores of the selected, renormalised       DeepSeek-V3 (no group)
+=====================  =================================================  =====================
 
 Selection is always the top-K of the logits (all four score maps are monotone), unless a caller
 passes its own ``experts`` (stochastic selection, see :mod:`vmoer_ppl.nn.selection`).
