@@ -18,6 +18,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
+from pyro.poutine.util import site_is_subsample
 from torch import nn
 from vmoer_ppl.models.dims import RouteContext, make_context, token_plates
 from vmoer_ppl.models.likelihoods import CategoricalLikelihood, Likelihood
@@ -174,5 +175,9 @@ class RouterModel(ABC):
     def site_names(self) -> set[str]:
         """Names of all latent sample sites, by tracing the model once on one token."""
         ids = torch.zeros(1, 1, dtype=torch.long, device=self.sites[0].weight.device)
-        tr = poutine.trace(self).get_trace(ids)
-        return {n for n, s in tr.nodes.items() if s["type"] == "sample" and n != "obs"}
+        tr = poutine.trace(poutine.block(self, hide=["obs"])).get_trace(ids)
+        return {
+            n
+            for n, s in tr.nodes.items()
+            if s["type"] == "sample" and not site_is_subsample(s) and not s["is_observed"]
+        }

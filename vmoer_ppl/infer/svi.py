@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -48,6 +49,8 @@ class SVIConfig:
     path: ELBOPath = ELBOPath.FUSED  # fused is the fast path; reference is the spec
     seed: int = 0  # fixes minibatch order and every draw
     clip_norm: float | None = 10.0  # gradient clipping of guide parameters, None for off
+    schedule: str = "cosine"  # "cosine" (VMoER App. D.2: cosine decay with warm-up) or "constant"
+    warmup_ratio: float = 0.05  # fraction of steps with linear warm-up (cosine schedule)
     progress: bool = True  # tqdm bar
 
 
@@ -89,6 +92,22 @@ def minibatches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[torch
     """
     while True:
         yield from torch.randperm(n, generator=gen).split(batch_size)
+
+
+def lr_factor(cfg: SVIConfig) -> Callable[[int], float]:
+    """Multiplier of the learning rate at each step (``LambdaLR``): cosine with warm-up, or 1."""
+    if cfg.schedule == "constant":
+        return lambda step: 1.0
+    if cfg.schedule != "cosine":
+        raise ValueError(f"schedule={cfg.schedule!r}: use 'cosine' or 'constant'")
+    warm = max(1, int(cfg.warmup_ratio * cfg.num_steps))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, cfg.num_steps - warm)))
+
+    return factor
 
 
 def _minibatch(data: Mapping[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -157,6 +176,7 @@ def fit_svi(
         step_loss = functools.partial(fused_loss, model, guide)
     check_only_guide_trains(model.net, guide, params)
     optim = torch.optim.Adam(params, lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_factor(cfg))
     losses: list[float] = []
     batches = minibatches(n, min(cfg.batch_size, n), gen)
     for _ in tqdm(range(cfg.num_steps), desc=f"SVI ({path.value})", disable=not cfg.progress):
@@ -166,6 +186,7 @@ def fit_svi(
         if cfg.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
         optim.step()
+        sched.step()
         losses.append(loss.item())
     if set(pyro.get_param_store().keys()) - store_before:
         raise RuntimeError("the guide registered parameters in Pyro's global param store")

@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from tests.common import FAMILIES, toy_batch, toy_net, toy_pair
+from vmoer_ppl import bayesianize, predict
+
+
+@pytest.mark.parametrize("mode", ["mean", "mc", "sample"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_predictive_shapes_and_signals(family, mode):
+    model, guide = toy_pair(family)
+    ids, mask, _ = toy_batch()
+    out = predict(model, guide, ids, mask, mode=mode, num_samples=35)
+    assert out.logits.shape == out.probs.shape == (3, 4)
+    torch.testing.assert_close(out.probs.sum(-1), torch.ones(3))
+    assert set(out.routing) == {"layers.0.moe.router", "layers.1.moe.router"}
+    r = out.routing["layers.1.moe.router"]
+    assert r.probs.shape == (3, 6, 4) and r.experts.shape == (3, 6, 2)
+    assert r.entropy.shape == r.mutual_information.shape == r.ilv.shape == (3, 6)
+    assert (r.mutual_information > -1e-9).all() and (r.ilv >= 0).all()
+    assert out.routing_entropy.shape == out.ilv.shape == (3,)
+
+
+@pytest.mark.parametrize("family", ["logit-mf", "logit-fc", "temperature", "weight"])
+def test_mean_mode_at_initialisation_reproduces_the_deterministic_network(family):
+    net = toy_net()
+    ids, mask, _ = toy_batch()
+    want = net(ids, mask)
+    model, guide = bayesianize(net, family=family)
+    torch.testing.assert_close(predict(model, guide, ids, mask, mode="mean").logits, want)
+
+
+def test_closed_form_ilv_matches_the_sample_variance():
+    model, guide = toy_pair("logit-fc", perturb=0.1)
+    ids, mask, _ = toy_batch()
+    exact = predict(model, guide, ids, mask, num_samples=2).routing["layers.0.moe.router"].ilv
+    site = model.sites[0]
+    draws = []
+
+    def grab(u, l_det):
+        q = guide.q_dists(site, u, l_det)["logits"]
+        draws.append(q.rsample((20_000,)).var(0).sum(-1))
+        return model.route_latents(site, u, l_det, {"logits": q.mean})
+
+    site.router.routing_fn = grab
+    try:
+        model.net(ids, mask)
+    finally:
+        site.router.routing_fn = None
+    torch.testing.assert_close(draws[0], exact, rtol=0.05, atol=0)
+
+
+def test_unknown_mode_is_refused():
+    model, guide = toy_pair("logit-mf")
+    with pytest.raises(ValueError, match="unknown mode 'ensemble'"):
+        predict(model, guide, *toy_batch()[:2], mode="ensemble")
