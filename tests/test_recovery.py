@@ -16,12 +16,12 @@ import pytest
 import torch
 from pyro import poutine
 from torch import nn
+from vmoer_ppl.models import Likelihood
 
 from vmoer_ppl import SVIConfig, bayesianize, fit_svi, predict
-from vmoer_ppl.models import Likelihood
 from vmoer_ppl.nn import Router
 
-D, E, O, M = 4, 3, 2, 3
+D, E, N_OUT, M = 4, 3, 2, 3
 SIGMA_Y, S = 0.5, 1.0
 
 
@@ -39,7 +39,7 @@ class LinearGaussianNet(nn.Module):
 
 class GaussianObs(Likelihood):
     def __init__(self, A):
-        self.A = A  # (O, E)
+        self.A = A  # (N_OUT, E)
 
     def forward(self, outputs, labels=None, plate=None):
         B, T, _ = outputs.shape
@@ -48,14 +48,14 @@ class GaussianObs(Likelihood):
             pyro.plate("obs_token", T, dim=-1),
             poutine.scale(scale=1.0 / (B * T)),
         ):
-            mean = outputs @ self.A.T  # (B, T, O)
+            mean = outputs @ self.A.T  # (B, T, N_OUT)
             return pyro.sample("obs", dist.Normal(mean, SIGMA_Y).to_event(1), obs=labels)
 
 
 def _problem():
     torch.manual_seed(0)
     net = LinearGaussianNet()
-    A = torch.randn(O, E)
+    A = torch.randn(N_OUT, E)
     return net, A
 
 
@@ -76,7 +76,7 @@ def test_guide_recovers_linear_gaussian_posterior(family):
     # (iii) simulate the data by calling the model with labels=None
     ids = torch.arange(M).unsqueeze(0)  # (1, M)
     tr = poutine.trace(model).get_trace(ids)
-    Y = tr.nodes["obs"]["value"][0].detach()  # (M, O)
+    Y = tr.nodes["obs"]["value"][0].detach()  # (M, N_OUT)
     assert tr.nodes["router.logits"]["value"].shape == (1, M, E)
     ids = torch.randint(M, (64, 12))
     data = {"input_ids": ids, "labels": Y[ids]}

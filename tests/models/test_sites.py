@@ -33,6 +33,11 @@ def test_trace_shapes_snapshot(family):
     assert _shapes(family) == want.rstrip("\n")
 
 
+def _latents(tr):
+    skip = ("obs", "batch", "token")
+    return [n for n, s in tr.nodes.items() if s["type"] == "sample" and n not in skip]
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("prior", [None, HierarchicalGaussianPrior()], ids=["gaussian", "hier"])
 def test_model_and_guide_have_the_same_latent_sites(family, prior):
@@ -40,16 +45,11 @@ def test_model_and_guide_have_the_same_latent_sites(family, prior):
     ids, mask, y = toy_batch()
     m = poutine.trace(model).get_trace(ids, mask, y)
     g = poutine.trace(guide).get_trace(ids, mask, y)
-    latents = lambda tr: [
-        n
-        for n, s in tr.nodes.items()
-        if s["type"] == "sample" and n not in ("obs", "batch", "token")
-    ]  # noqa: E731
-    assert latents(m) == latents(g)  # same sites in the same order (mean-field check)
+    assert _latents(m) == _latents(g)  # same sites in the same order (mean-field check)
     keys = LATENTS[family] + (["prior_scale"] if prior else [])
     routers = ["layers.0.moe.router", "layers.1.moe.router"]
-    assert set(latents(m)) == {f"{r}.{k}" for r in routers for k in keys}
-    assert model.site_names() == set(latents(m))
+    assert set(_latents(m)) == {f"{r}.{k}" for r in routers for k in keys}
+    assert model.site_names() == set(_latents(m))
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -12,16 +12,16 @@ def test_mc_logits_is_log_of_mean_softmax():
 
 
 def test_one_sample_routes_like_deterministic_top_k():
-    l = torch.randn(4, 6)
+    logits = torch.randn(4, 6)
     for rule in ["topk-softmax", "softmax-topk", "softmax-topk-norm"]:
-        a, b = mc_route(l.unsqueeze(0), 2, rule), route(l, 2, rule)
+        a, b = mc_route(logits.unsqueeze(0), 2, rule), route(logits, 2, rule)
         assert torch.equal(a.experts, b.experts)
         torch.testing.assert_close(a.weights, b.weights)
 
 
 def test_mutual_information_is_zero_for_identical_samples_and_positive_otherwise():
-    l = torch.randn(3, 5)
-    assert mutual_information(l.expand(10, 3, 5)).abs().max() < 1e-12
+    logits = torch.randn(3, 5)
+    assert mutual_information(logits.expand(10, 3, 5)).abs().max() < 1e-12
     assert (mutual_information(torch.randn(50, 3, 5) * 3) > 0).all()
 
 

@@ -59,8 +59,12 @@ def test_a_user_prior_in_one_short_cell_trains_without_library_changes():
 
     model, guide = bayesianize(toy_net(), family="logit-mf", prior=StudentTPrior())
     ids, mask, y = toy_batch(B=12)
-    res = fit_svi(model, guide, {"input_ids": ids, "attention_mask": mask, "labels": y},
-                  SVIConfig(num_steps=5, batch_size=4, progress=False))  # fmt: skip
+    res = fit_svi(
+        model,
+        guide,
+        {"input_ids": ids, "attention_mask": mask, "labels": y},
+        SVIConfig(num_steps=5, batch_size=4, progress=False),
+    )
     # -------------------------------------------------------------------------------------
     assert len(res.losses) == 5 and all(torch.isfinite(torch.tensor(res.losses)))
     # No closed-form KL(Normal || StudentT): both paths fall back to the same MC estimate.

@@ -12,6 +12,7 @@ import functools
 from dataclasses import dataclass, field
 from enum import Enum
 
+import pyro.distributions as dist
 import torch
 
 from vmoer_ppl.guides.base import RouterGuide
@@ -81,10 +82,34 @@ class PredictiveOutput:
     ilv: torch.Tensor | None = None
 
 
+def draw(d: dist.Distribution, num_samples: int) -> torch.Tensor:
+    """``num_samples`` draws along a new leading dim; full-covariance Gaussians by one einsum.
+
+    ``MultivariateNormal.rsample`` broadcasts its `(..., E, E)` factor against the sample dim
+    (a batched matmul over copies); ``loc + einsum(L, ε)`` is about twice as fast on CPU.
+
+    Parameters
+    ----------
+    d : Distribution
+        A guide distribution with batch shape `(...)`.
+    num_samples : int
+        S.
+
+    Returns
+    -------
+    torch.Tensor
+        `(S, ...)` + event shape.
+    """
+    if isinstance(d, dist.MultivariateNormal):
+        eps = torch.randn((num_samples, *d.loc.shape), dtype=d.loc.dtype, device=d.loc.device)
+        return d.loc + torch.einsum("...ij,s...j->s...i", d.scale_tril, eps)  # (S, ..., E)
+    return d.rsample((num_samples,))
+
+
 def _route(model, guide, mode, num_samples, store, site, u, l_det):
     check_router_input(site, u)
     q = guide.q_dists(site, u, l_det)
-    draws = {k: d.rsample((num_samples,)) for k, d in q.items()}  # (S, ...) each
+    draws = {k: draw(d, num_samples) for k, d in q.items()}  # (S, ...) each
     samples = model.logit_samples(site, u, l_det, draws)  # (S, B, T, E)
     if mode is PredictMode.MC:
         out = route(mc_logits(samples), site.top_k, site.gate_rule)  # log p̄ -> gate rule

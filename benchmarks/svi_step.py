@@ -1,0 +1,160 @@
+"""Benchmark: fused vs reference SVI step, vectorised vs looped MC routing (S = 35), toy MoE.
+
+Prints the two ratios measured in one run and writes them as JSON. Goals (issue 3):
+fused / reference <= 0.5, vectorised / looped <= 0.1.
+
+    python benchmarks/svi_step.py --out benchmarks/results/svi_step.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import pyro
+import torch
+from pyro.infer import TraceMeanField_ELBO
+
+from vmoer_ppl import bayesianize
+from vmoer_ppl.data import make_counting_task
+from vmoer_ppl.infer import fused_loss
+from vmoer_ppl.infer.predictive import draw
+from vmoer_ppl.nn import ToyMoEClassifier, ToyMoEConfig, mc_logits, route
+from vmoer_ppl.nn.mc import softmax
+from vmoer_ppl.sites import install_routing
+
+
+def timed(fn, repeats: int) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def svi_steps(model, guide, batch, repeats):
+    params = list(guide.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    elbo = TraceMeanField_ELBO(max_plate_nesting=2)
+
+    def step(loss_fn):
+        def run():
+            loss = loss_fn()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        return run
+
+    ref = step(lambda: elbo.differentiable_loss(model, guide, **batch))
+    fus = step(lambda: fused_loss(model, guide, **batch))
+    t_ref, t_fus = timed(ref, repeats), timed(fus, repeats)
+    return t_ref, t_fus
+
+
+def mc_routing(model, guide, batch, num_samples, repeats):
+    """Time MC routing inside every Bayesian router: one vectorised draw vs a loop over S."""
+    captured = {}
+
+    def capture(site):
+        def fn(u, l_det):
+            captured[site.name] = (site, u.detach(), l_det.detach())
+            return route(l_det, site.top_k, site.gate_rule)
+
+        return fn
+
+    with torch.no_grad(), install_routing(model.sites, capture):
+        model.net(batch["input_ids"], batch["attention_mask"])
+
+    with torch.no_grad():
+        qs = [
+            (s, u, l_det, guide.q_dists(s, u, l_det)["logits"]) for s, u, l_det in captured.values()
+        ]
+
+    def vectorised(with_q: bool):
+        for site, u, l_det, q in qs:
+            q = guide.q_dists(site, u, l_det)["logits"] if with_q else q
+            route(mc_logits(draw(q, num_samples)), site.top_k, site.gate_rule)
+
+    def looped(with_q: bool):
+        for site, u, l_det, q in qs:
+            q = guide.q_dists(site, u, l_det)["logits"] if with_q else q
+            p_bar = torch.zeros_like(l_det)
+            for _ in range(num_samples):  # same primitives, one sample at a time
+                p_bar += softmax(draw(q, 1)[0]) / num_samples
+            route(p_bar.log(), site.top_k, site.gate_rule)
+
+    with torch.no_grad():
+        return {
+            "looped_mc_s": timed(lambda: looped(False), repeats),
+            "vectorised_mc_s": timed(lambda: vectorised(False), repeats),
+            "looped_with_q_s": timed(lambda: looped(True), repeats),
+            "vectorised_with_q_s": timed(lambda: vectorised(True), repeats),
+        }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", default="logit-fc")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--num-samples", type=int, default=35)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--experts", type=int, default=8)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    pyro.set_rng_seed(0)
+    cfg = ToyMoEConfig(
+        hidden_size=args.hidden,
+        intermediate_size=2 * args.hidden,
+        num_local_experts=args.experts,
+        num_hidden_layers=args.layers,
+    )
+    model, guide = bayesianize(ToyMoEClassifier(cfg), family=args.family, layers="all")
+    batch = make_counting_task(args.batch_size, max_len=16, seed=0)
+    t_ref, t_fus = svi_steps(model, guide, batch, args.repeats)
+    mc = mc_routing(model, guide, batch, args.num_samples, args.repeats)
+    t_loop, t_vec = mc["looped_mc_s"], mc["vectorised_mc_s"]
+    r_q = mc["vectorised_with_q_s"] / mc["looped_with_q_s"]
+    result = {
+        "machine": f"{platform.machine()} {platform.processor() or ''} "
+        f"threads={torch.get_num_threads()} torch={torch.__version__}",
+        "config": vars(args),
+        "reference_step_s": t_ref,
+        "fused_step_s": t_fus,
+        "fused_over_reference": t_fus / t_ref,
+        **mc,
+        "vectorised_over_looped": t_vec / t_loop,
+        "vectorised_over_looped_with_q": r_q,
+    }
+    print(
+        f"SVI step ({args.family}, B={args.batch_size}, {args.layers} Bayesian layers, "
+        f"E={args.experts}):"
+    )
+    print(
+        f"  reference {t_ref * 1e3:8.2f} ms   fused {t_fus * 1e3:8.2f} ms   "
+        f"fused/reference = {t_fus / t_ref:.3f}  (goal <= 0.5)"
+    )
+    print(f"MC routing, S={args.num_samples}, all Bayesian routers (draw + average + gate):")
+    print(
+        f"  looped    {t_loop * 1e3:8.2f} ms   vectorised {t_vec * 1e3:8.2f} ms   "
+        f"vectorised/looped = {t_vec / t_loop:.3f}  (goal <= 0.1)"
+    )
+    print(f"  including the amortised net that builds q: vectorised/looped = {r_q:.3f}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
