@@ -22,7 +22,7 @@ from torch import nn
 from torch.distributions import biject_to, constraints
 from vmoer_ppl.models.base import RouterModel, sample_latents
 
-from vmoer_ppl.sites import RouterSite, check_router_input, install_routing
+from vmoer_ppl.sites import RouterSite, install_routing, router_grid
 
 
 class HyperGuide(nn.Module):
@@ -80,7 +80,7 @@ class RouterGuide(nn.Module):
         """``q`` of each latent at ``site``, in the model's order and with the model's shapes."""
 
     def _route(self, site, ctx, u, l_det):
-        check_router_input(site, u)
+        u, l_det = router_grid(site, u, l_det, ctx.batch_size, ctx.seq_len)
         hyper = self.hyper.dists(site)  # sampled first at each router, in the model's order
         sample_latents(site, hyper, ctx, frozenset(hyper))
         values = sample_latents(site, self.q_dists(site, u, l_det), ctx, self.model.global_latents)
@@ -106,6 +106,12 @@ class RouterGuide(nn.Module):
         ctx = self.model.context(input_ids, attention_mask)
         with install_routing(self.model.sites, lambda s: functools.partial(self._route, s, ctx)):
             self.model.net(input_ids, attention_mask)
+
+    def save_pretrained(self, directory, *, overwrite: bool = False):
+        """Write the router adapter (safetensors + JSON); see :mod:`vmoer_ppl.adapter_io`."""
+        from vmoer_ppl.adapter_io import save_pretrained
+
+        return save_pretrained(self, directory, overwrite=overwrite)
 
     def point_values(self, q: Mapping[str, dist.Distribution]) -> dict[str, torch.Tensor]:
         """A point value of each latent for ``mean`` mode: the mean (median for log-normals)."""

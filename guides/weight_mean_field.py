@@ -31,7 +31,9 @@ class MeanFieldWeightGuide(RouterGuide):
 
     def __init__(self, model: WeightRouterModel, *, init_scale: float = 1e-3) -> None:
         super().__init__(model)
-        self.loc = nn.ParameterList(nn.Parameter(s.weight.detach().clone()) for s in model.sites)
+        self.loc = nn.ParameterList(
+            nn.Parameter(s.weight.detach().to(s.dtype).clone()) for s in model.sites
+        )
         self.log_scale = nn.ParameterList(
             nn.Parameter(torch.full_like(s.weight.detach(), math.log(init_scale)))
             for s in model.sites

@@ -25,7 +25,7 @@ from vmoer_ppl.models.likelihoods import CategoricalLikelihood, Likelihood
 
 from vmoer_ppl.nn.outputs import RoutingOutput
 from vmoer_ppl.priors.base import Prior
-from vmoer_ppl.sites import RouterSite, check_router_input, install_routing
+from vmoer_ppl.sites import RouterSite, install_routing, router_grid
 
 
 def declare_batch(d: dist.Distribution, batch_ndim: int) -> dist.Distribution:
@@ -139,7 +139,7 @@ class RouterModel(ABC):
         return sample_latents(site, dists, ctx, frozenset(dists))
 
     def _route(self, site, ctx, u, l_det):
-        check_router_input(site, u)
+        u, l_det = router_grid(site, u, l_det, ctx.batch_size, ctx.seq_len)
         dists = self.prior_dists(site, u, l_det, self.sample_hyper(site, ctx))
         return self.route_latents(
             site, u, l_det, sample_latents(site, dists, ctx, self.global_latents)

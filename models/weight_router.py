@@ -38,7 +38,8 @@ class WeightRouterModel(RouterModel):
 
     def weight_dist(self, site, hyper) -> dist.Distribution:
         """Prior over ``W`` centred on the pretrained weight, event `(E, D)`."""
-        return declare_batch(self.prior.prior_dist(site, site.weight.detach(), hyper), 0)
+        loc = site.weight.detach().to(site.dtype)  # (E, D)
+        return declare_batch(self.prior.prior_dist(site, loc, hyper), 0)
 
     def prior_dists(self, site, u, l_det, hyper) -> dict[str, dist.Distribution]:
         """``{"weight": prior(W_r)}``."""

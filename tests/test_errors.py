@@ -6,6 +6,7 @@ import torch
 from tests.common import toy_batch, toy_net, toy_pair
 from vmoer_ppl import bayesianize, predict
 from vmoer_ppl.nn import Router, ToyMoEConfig
+from vmoer_ppl.sites import router_grid
 
 
 def test_k_larger_than_e():
@@ -25,10 +26,12 @@ def test_non_finite_router_inputs():
 
 
 def test_router_input_width_mismatch():
-    model, guide = toy_pair("logit-mf")
+    model, _ = toy_pair("logit-mf")
     site = model.sites[0]
     with pytest.raises(ValueError, match=r"width 8 but W_r has shape \(4, 16\)"):
-        guide._route(site, None, torch.randn(1, 2, 8), torch.randn(1, 2, 4))
+        router_grid(site, torch.randn(1, 2, 8), torch.randn(1, 2, 4), 1, 2)
+    with pytest.raises(ValueError, match=r"router saw \(6,\) tokens but the batch is \(1, 2\)"):
+        router_grid(site, torch.randn(6, 16), torch.randn(6, 4), 1, 2)
 
 
 def test_unknown_family_lists_the_known_ones():

@@ -1,5 +1,6 @@
 """vmoer_ppl: Variational (Bayesian) MoE routing as Pyro models, guides and SVI."""
 
+from vmoer_ppl.adapter_io import from_pretrained, save_pretrained
 from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.families import FAMILIES, RouterFamily, as_family
 from vmoer_ppl.infer import PredictMode, SVIConfig, SVIResult, fit_svi, fused_loss, predict
@@ -21,8 +22,10 @@ __all__ = [
     "as_family",
     "bayesianize",
     "find_routers",
+    "from_pretrained",
     "fit_svi",
     "fused_loss",
     "predict",
+    "save_pretrained",
     "select_layers",
 ]

@@ -13,7 +13,25 @@ from vmoer_ppl.models.base import RouterModel
 from vmoer_ppl.models.likelihoods import Likelihood
 from vmoer_ppl.priors.gaussian import GaussianPrior
 from vmoer_ppl.priors.shorthands import as_prior
-from vmoer_ppl.sites import find_routers, select_layers
+from vmoer_ppl.sites import RouterSite, find_routers, select_layers
+
+
+def _network(net: nn.Module, option_token_ids) -> tuple[nn.Module, list[RouterSite]]:
+    """The answer network and every router site; transformers models get their adapter."""
+    if getattr(getattr(net, "config", None), "model_type", None) is not None:
+        from vmoer_ppl.integrations.hf import NextTokenHead, install_adapter
+
+        routers = install_adapter(net)
+        net.eval()  # frozen backbone: no dropout, no router jitter
+        sites = [RouterSite(name, i, module) for i, (name, module) in enumerate(routers)]
+        return NextTokenHead(net, option_token_ids), sites
+    routers = find_routers(net)
+    if not routers:
+        raise ValueError(
+            f"{type(net).__name__} has no vmoer_ppl Router module and is not a transformers "
+            "model; build the network from vmoer_ppl.nn.Router or pass a transformers MoE model"
+        )
+    return net, routers
 
 
 def bayesianize(
@@ -26,6 +44,7 @@ def bayesianize(
     likelihood: Likelihood | None = None,
     num_data: int = 1,
     trunk_dim: int | None = None,
+    option_token_ids=None,
 ) -> tuple[RouterModel, RouterGuide]:
     """Make the routers of a frozen MoE network Bayesian.
 
@@ -34,7 +53,9 @@ def bayesianize(
     Parameters
     ----------
     net : nn.Module
-        An MoE network whose routers are :class:`vmoer_ppl.nn.Router` modules.
+        A transformers MoE model (Mixtral, Qwen2/3-MoE, OLMoE, GraniteMoe(Shared),
+        DeepSeek-V3, or one whose router generic detection recognises), or a network whose
+        routers are :class:`vmoer_ppl.nn.Router` modules.
     family : RouterFamily or str
         ``"logit-mf"``, ``"logit-fc"``, ``"temperature"``, ``"temperature-expert"`` or ``"weight"``.
     layers : str, int or sequence of int
@@ -49,6 +70,9 @@ def bayesianize(
         Training-set size (scales the KL of global latents).
     trunk_dim : int, optional
         Width of the amortisation trunk (default D/4); ignored by the weight family.
+    option_token_ids : sequence of int, optional
+        transformers models only: the answer is the next token at the last real position,
+        restricted to these ids (e.g. the option letters); the whole vocabulary if None.
 
     Returns
     -------
@@ -64,12 +88,8 @@ def bayesianize(
     ['layers.1.moe.router']
     """
     spec = FAMILIES[as_family(family)]
-    routers = find_routers(net)
-    if not routers:
-        raise ValueError(
-            f"{type(net).__name__} has no vmoer_ppl Router module; build the network from "
-            "vmoer_ppl.nn.Router (transformers MoE models need an integration adapter)"
-        )
+    original = net
+    net, routers = _network(net, option_token_ids)
     sites = select_layers(routers, layers)
     freeze(net)
     prior = as_prior(prior, spec.default_prior())
@@ -85,4 +105,28 @@ def bayesianize(
     guide_kwargs = {} if spec.model_cls.family == "weight" else {"trunk_dim": trunk_dim}
     if isinstance(prior, GaussianPrior):
         guide_kwargs["init_scale"] = prior.scale if spec.model_cls.family != "weight" else 1e-3
-    return model, spec.guide_cls(model, **guide_kwargs)
+    model.spec = {
+        "architecture": getattr(getattr(original, "config", None), "model_type", None)
+        or type(original).__name__,
+        "num_routers": len(routers),
+        "family": as_family(family).value,
+        "beta": float(beta),
+        "num_data": int(num_data),
+        "trunk_dim": trunk_dim,
+        "option_token_ids": None
+        if option_token_ids is None
+        else [int(i) for i in option_token_ids],
+    }
+    guide = spec.guide_cls(model, **guide_kwargs)
+    place_guide(guide)
+    return model, guide
+
+
+def place_guide(guide: RouterGuide) -> None:
+    """Put each router's amortisation net on that router's device, in the router-math dtype.
+
+    Weight guides already create their parameters beside the router weight.
+    """
+    for i, site in enumerate(guide.model.sites):
+        if hasattr(guide, "nets"):
+            guide.nets[i].to(device=site.weight.device, dtype=site.dtype)

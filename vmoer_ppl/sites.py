@@ -56,6 +56,11 @@ class RouterSite:
         return self.router.gate_rule
 
     @property
+    def dtype(self) -> torch.dtype:
+        """Dtype of router math and guide parameters: the weight's, promoted to float32 at least."""
+        return torch.promote_types(self.router.weight.dtype, torch.float32)
+
+    @property
     def weight(self) -> torch.Tensor:
         """The frozen pretrained router weight ``W_r`` `(E, D)`."""
         return self.router.weight
@@ -65,19 +70,25 @@ class RouterSite:
         return f"{self.name}.{key}"
 
 
+def is_router(module: nn.Module) -> bool:
+    """A :class:`~vmoer_ppl.nn.Router`, or a transformers router patched by an adapter."""
+    return isinstance(module, Router) or getattr(module, "_vmoer_router", False)
+
+
 def find_routers(net: nn.Module) -> list[RouterSite]:
     """All routers of a network, in module order.
 
     Parameters
     ----------
     net : nn.Module
-        A network containing :class:`~vmoer_ppl.nn.Router` modules.
+        A network containing :class:`~vmoer_ppl.nn.Router` modules or adapter-patched
+        transformers routers.
 
     Returns
     -------
     list of RouterSite
     """
-    routers = [(n, m) for n, m in net.named_modules() if isinstance(m, Router)]
+    routers = [(n, m) for n, m in net.named_modules() if is_router(m)]
     return [RouterSite(name, i, module) for i, (name, module) in enumerate(routers)]
 
 
@@ -111,6 +122,42 @@ def select_layers(
     return [sites[i % n] for i in sorted({i % n for i in idx})]
 
 
+def router_grid(
+    site: RouterSite, u: torch.Tensor, l_det: torch.Tensor, batch_size: int, seq_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a router's input and bring it and ``l_det`` to `(B, T, ·)` in the logits' dtype.
+
+    transformers routers see flattened tokens `(B*T, D)`; the plates need `(B, T)`. Router math
+    runs in the dtype of ``l_det`` (float32 for half-precision models).
+
+    Parameters
+    ----------
+    site : RouterSite
+        The router.
+    u : torch.Tensor
+        `(B, T, D)` or `(B*T, D)` router input.
+    l_det : torch.Tensor
+        `(B, T, E)` or `(B*T, E)` deterministic logits.
+    batch_size, seq_len : int
+        B and T of the current forward.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``u`` `(B, T, D)` and ``l_det`` `(B, T, E)`.
+    """
+    check_router_input(site, u)
+    if u.shape[:-1] != (batch_size, seq_len):
+        if u.shape[:-1].numel() != batch_size * seq_len:
+            raise ValueError(
+                f"{site.name}: router saw {tuple(u.shape[:-1])} tokens but the batch is "
+                f"({batch_size}, {seq_len}); call the model with the same input_ids it routes"
+            )
+        u = u.reshape(batch_size, seq_len, u.shape[-1])
+        l_det = l_det.reshape(batch_size, seq_len, l_det.shape[-1])
+    return u.to(l_det.dtype), l_det
+
+
 def check_router_input(site: RouterSite, u: torch.Tensor) -> None:
     """Reject router inputs that would give a silently wrong answer.
 
@@ -119,7 +166,7 @@ def check_router_input(site: RouterSite, u: torch.Tensor) -> None:
     site : RouterSite
         The router receiving ``u``.
     u : torch.Tensor
-        `(B, T, D)` router input.
+        `(B, T, D)` or `(B*T, D)` router input.
     """
     if u.shape[-1] != site.hidden_size:
         raise ValueError(

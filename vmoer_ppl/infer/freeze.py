@@ -38,3 +38,19 @@ def check_only_guide_trains(
     for p in trainable:
         if id(p) in net_ids or id(p) not in guide_ids:
             raise RuntimeError("the optimiser would train a tensor that is not a guide parameter")
+
+
+def check_no_active_checkpointing(net: nn.Module) -> None:
+    """Refuse activation checkpointing that would recompute routing without the Bayesian router.
+
+    transformers checkpoints a decoder layer only in training mode; the recomputation in the
+    backward pass would run the router with no routing function installed and give silently
+    wrong gradients. :func:`vmoer_ppl.bayesianize` puts the frozen backbone in eval mode, where
+    checkpointing is inactive.
+    """
+    if any(getattr(m, "gradient_checkpointing", False) and m.training for m in net.modules()):
+        raise RuntimeError(
+            "activation checkpointing is active (model in training mode): its backward "
+            "recomputation would bypass the Bayesian routers; call model.eval() (the frozen "
+            "backbone needs no training mode) or disable checkpointing"
+        )

@@ -17,7 +17,7 @@ from torch.distributions import kl_divergence
 from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.infer import kl as _kl  # noqa: F401  (registers the MVN-Independent KL)
 from vmoer_ppl.models.base import RouterModel
-from vmoer_ppl.sites import check_router_input, install_routing
+from vmoer_ppl.sites import install_routing, router_grid
 
 
 def kl_term(q: dist.Distribution, p: dist.Distribution, value: torch.Tensor) -> torch.Tensor:
@@ -79,7 +79,7 @@ def fused_loss(
 
     def route(site, u, l_det):
         nonlocal kl_total
-        check_router_input(site, u)
+        u, l_det = router_grid(site, u, l_det, ctx.batch_size, ctx.seq_len)
         q_h, p_h = guide.hyper.dists(site), model.prior.hyper_priors(site)
         hyper = {k: q.rsample() for k, q in q_h.items()}  # same draws, same order as the guide
         for k, q in q_h.items():

@@ -19,7 +19,7 @@ from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.models.base import RouterModel
 from vmoer_ppl.nn.gates import route
 from vmoer_ppl.nn.mc import entropy, mc_logits, mean_probs, mutual_information
-from vmoer_ppl.sites import check_router_input, install_routing
+from vmoer_ppl.sites import install_routing, router_grid
 
 
 class PredictMode(str, Enum):
@@ -106,13 +106,15 @@ def draw(d: dist.Distribution, num_samples: int) -> torch.Tensor:
     return d.rsample((num_samples,))
 
 
-def _route(model, guide, mode, num_samples, store, site, u, l_det):
-    check_router_input(site, u)
+def _route(model, guide, ctx, mode, num_samples, store, site, u, l_det):
+    u, l_det = router_grid(site, u, l_det, ctx.batch_size, ctx.seq_len)
     q = guide.q_dists(site, u, l_det)
     draws = {k: draw(d, num_samples) for k, d in q.items()}  # (S, ...) each
     samples = model.logit_samples(site, u, l_det, draws)  # (S, B, T, E)
     if mode is PredictMode.MC:
-        out = route(mc_logits(samples), site.top_k, site.gate_rule)  # log p̄ -> gate rule
+        out = route(
+            mc_logits(samples, site.gate_rule), site.top_k, site.gate_rule
+        )  # log p̄ -> gate rule
     elif mode is PredictMode.MEAN:
         out = model.route_latents(site, u, l_det, guide.point_values(q))
     else:
@@ -172,7 +174,7 @@ def predict(
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     ctx = model.context(input_ids, attention_mask)
     store: dict = {}
-    fn = functools.partial(_route, model, guide, mode, num_samples, store)
+    fn = functools.partial(_route, model, guide, ctx, mode, num_samples, store)
     with install_routing(model.sites, lambda s: functools.partial(fn, s)):
         logits = model.net(input_ids, attention_mask)  # (B, C)
     B = input_ids.shape[0]

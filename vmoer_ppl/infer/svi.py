@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.infer import kl as _kl  # noqa: F401  (registers the MVN-Independent KL)
-from vmoer_ppl.infer.freeze import check_only_guide_trains
+from vmoer_ppl.infer.freeze import check_no_active_checkpointing, check_only_guide_trains
 from vmoer_ppl.infer.fused import fused_loss
 from vmoer_ppl.models.base import RouterModel
 
@@ -175,6 +175,7 @@ def fit_svi(
         params = list(guide.parameters())
         step_loss = functools.partial(fused_loss, model, guide)
     check_only_guide_trains(model.net, guide, params)
+    check_no_active_checkpointing(model.net)
     optim = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_factor(cfg))
     losses: list[float] = []

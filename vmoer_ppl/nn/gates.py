@@ -101,7 +101,7 @@ def gate_weights(logits: torch.Tensor, experts: torch.Tensor, rule: GateRule | s
         `(..., E)` router logits.
     experts : torch.Tensor
         `(..., K)` int64 indices of the selected experts.
-    rule : GateRule or str
+    rule : GateRule, str or rule object
         The architecture's gate rule.
 
     Returns
@@ -109,13 +109,15 @@ def gate_weights(logits: torch.Tensor, experts: torch.Tensor, rule: GateRule | s
     torch.Tensor
         `(..., K)` gate values, in the dtype of ``logits``.
     """
+    if hasattr(rule, "route"):
+        return rule.route(logits, experts.shape[-1], experts).weights
     return GATE_RULES[as_gate_rule(rule)](logits, experts)
 
 
 def route(
     logits: torch.Tensor,
     k: int,
-    rule: GateRule | str,
+    rule,
     *,
     experts: torch.Tensor | None = None,
 ) -> RoutingOutput:
@@ -127,8 +129,9 @@ def route(
         `(..., E)` router logits.
     k : int
         Number of experts per token (``num_experts_per_tok``).
-    rule : GateRule or str
-        The architecture's gate rule.
+    rule : GateRule, str or rule object
+        The architecture's gate rule, or an object with ``route(logits, k, experts)`` such as
+        :class:`~vmoer_ppl.nn.rules.GroupLimitedSigmoidRule`.
     experts : torch.Tensor, optional
         `(..., K)` a selection made elsewhere (e.g. Gumbel-top-K); default: top-K of ``logits``.
 
@@ -144,6 +147,8 @@ def route(
     [[1, 2]]
     """
     check_top_k(k, logits.shape[-1])
+    if hasattr(rule, "route"):
+        return rule.route(logits, k, experts)
     if experts is None:
         experts = torch.topk(logits, k, dim=-1).indices  # (..., K)
     return RoutingOutput(logits, gate_weights(logits, experts, rule), experts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from vmoer_ppl.nn.gates import GateRule, route
+from vmoer_ppl.nn.gates import route
 from vmoer_ppl.nn.outputs import RoutingOutput
 
 
@@ -49,24 +49,28 @@ def mean_probs(samples: torch.Tensor) -> torch.Tensor:
     return softmax(samples).mean(0)  # (..., E)
 
 
-def mc_logits(samples: torch.Tensor) -> torch.Tensor:
+def mc_logits(samples: torch.Tensor, rule=None) -> torch.Tensor:
     """``log p̄``, floored at the smallest normal float so that unused experts stay finite.
 
     Parameters
     ----------
     samples : torch.Tensor
         `(S, ..., E)` logit samples.
+    rule : optional
+        A rule object with its own ``mc_logits`` (sigmoid routers average sigmoid scores).
 
     Returns
     -------
     torch.Tensor
         `(..., E)` ``log((1/S) Σ_s softmax(l_s))``.
     """
+    if hasattr(rule, "mc_logits"):
+        return rule.mc_logits(samples)
     p_bar = mean_probs(samples)  # (..., E)
     return p_bar.clamp_min(torch.finfo(p_bar.dtype).tiny).log()
 
 
-def mc_route(samples: torch.Tensor, k: int, rule: GateRule | str) -> RoutingOutput:
+def mc_route(samples: torch.Tensor, k: int, rule) -> RoutingOutput:
     """Route with MC-averaged probabilities: ``log p̄`` through the gate rule.
 
     Parameters
@@ -83,7 +87,7 @@ def mc_route(samples: torch.Tensor, k: int, rule: GateRule | str) -> RoutingOutp
     RoutingOutput
         ``logits`` = ``log p̄`` `(..., E)`, ``weights`` and ``experts`` `(..., K)`.
     """
-    return route(mc_logits(samples), k, rule)
+    return route(mc_logits(samples, rule), k, rule)
 
 
 def entropy(probs: torch.Tensor) -> torch.Tensor:

@@ -33,8 +33,7 @@ class HierarchicalGaussianPrior(Prior):
 
     def hyper_priors(self, site: RouterSite) -> dict[str, dist.Distribution]:
         """``{"prior_scale": LogNormal(log scale, hyper_scale)}``."""
-        w = site.weight
-        loc = torch.tensor(math.log(self.scale), dtype=w.dtype, device=w.device)
+        loc = torch.tensor(math.log(self.scale), dtype=site.dtype, device=site.weight.device)
         return {"prior_scale": dist.LogNormal(loc, torch.tensor(self.hyper_scale).to(loc))}
 
     def prior_dist(

@@ -1,0 +1,174 @@
+"""Save and load a trained router adapter: safetensors weights plus a JSON config, no pickle.
+
+The JSON records what the adapter was fitted to (architecture, router count, the Bayesian
+routers with their E and K, and a SHA-256 of each frozen router weight ``W_r``), how it was built
+(family, prior, β, trunk width) and the library versions. Loading refuses a model that differs
+in any of these, with a message that says what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from vmoer_ppl.priors.base import Prior
+from vmoer_ppl.priors.gaussian import GaussianPrior
+from vmoer_ppl.priors.hierarchical import HierarchicalGaussianPrior
+
+WEIGHTS_NAME, CONFIG_NAME = "router_adapter.safetensors", "router_adapter.json"
+FORMAT_VERSION = 1
+
+
+def weight_hash(weight: torch.Tensor) -> str:
+    """SHA-256 of a router weight's float32 bytes."""
+    return hashlib.sha256(weight.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("vmoer_ppl", "torch", "pyro-ppl", "transformers"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def prior_to_json(prior: Prior) -> dict:
+    """A JSON description of the shipped priors; custom priors are recorded by ``repr`` only."""
+    if isinstance(prior, HierarchicalGaussianPrior):
+        return {"type": "hierarchical", "scale": prior.scale, "hyper_scale": prior.hyper_scale}
+    if isinstance(prior, GaussianPrior):
+        return {"type": "gaussian", "scale": prior.scale}
+    return {"type": "custom", "repr": repr(prior)}
+
+
+def prior_from_json(spec: dict) -> Prior:
+    """Rebuild a shipped prior; a custom one must be passed to :func:`from_pretrained`."""
+    if spec["type"] == "gaussian":
+        return GaussianPrior(spec["scale"])
+    if spec["type"] == "hierarchical":
+        return HierarchicalGaussianPrior(spec["scale"], spec["hyper_scale"])
+    raise ValueError(f"the adapter was trained with a custom prior ({spec['repr']}); pass prior=")
+
+
+def _architecture(net: nn.Module) -> str:
+    config = getattr(net, "config", None)
+    return getattr(config, "model_type", None) or type(net).__name__
+
+
+def save_pretrained(guide, directory: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``router_adapter.safetensors`` and ``router_adapter.json`` into ``directory``.
+
+    Parameters
+    ----------
+    guide : RouterGuide
+        A guide built by :func:`vmoer_ppl.bayesianize` (its model carries the build spec).
+    directory : str or Path
+        Target directory (created if missing).
+    overwrite : bool
+        Replace an adapter already there.
+
+    Returns
+    -------
+    Path
+        The directory.
+    """
+    model, out = guide.model, Path(directory)
+    if (out / CONFIG_NAME).exists() and not overwrite:
+        raise FileExistsError(f"{out / CONFIG_NAME} exists; pass overwrite=True to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    spec = dict(model.spec)
+    config = {
+        "format_version": FORMAT_VERSION,
+        "architecture": spec.pop("architecture"),
+        "num_routers": spec.pop("num_routers"),
+        "routers": [
+            {"name": s.name, "index": s.layer, "num_experts": s.num_experts, "top_k": s.top_k,
+             "hidden_size": s.hidden_size, "router_weight_sha256": weight_hash(s.weight)}
+            for s in model.sites
+        ],
+        **spec,
+        "prior": prior_to_json(model.prior),
+        "versions": _versions(),
+    }  # fmt: skip
+    tensors = {k: v.detach().cpu().contiguous() for k, v in guide.state_dict().items()}
+    save_file(tensors, out / WEIGHTS_NAME, metadata={"format": "pt"})
+    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    return out
+
+
+def check_compatible(config: dict, net: nn.Module, routers) -> None:
+    """Raise a ValueError naming every difference between an adapter and a network."""
+    problems = []
+    if config["architecture"] != _architecture(net):
+        problems.append(
+            f"architecture: adapter {config['architecture']!r}, model {_architecture(net)!r}"
+        )
+    if config["num_routers"] != len(routers):
+        problems.append(f"MoE router count: adapter {config['num_routers']}, model {len(routers)}")
+    by_name = {s.name: s for s in routers}
+    for r in config["routers"]:
+        site = by_name.get(r["name"])
+        if site is None:
+            problems.append(f"{r['name']}: no such router in the model")
+            continue
+        for key, have in (("num_experts", site.num_experts), ("top_k", site.top_k)):
+            if r[key] != have:
+                problems.append(f"{r['name']}: {key} adapter {r[key]}, model {have}")
+        if r["router_weight_sha256"] != weight_hash(site.weight):
+            problems.append(
+                f"{r['name']}: router weight W_r differs from the one the adapter was fitted to"
+            )
+    if problems:
+        raise ValueError("router adapter does not match this model:\n  " + "\n  ".join(problems))
+
+
+def from_pretrained(net: nn.Module, directory: str | Path, *, prior: Prior | None = None):
+    """Rebuild ``(model, guide)`` on ``net`` from a saved adapter, after checking it matches.
+
+    Parameters
+    ----------
+    net : nn.Module
+        The same pretrained network (transformers model or toy) the adapter was fitted to.
+    directory : str or Path
+        Where :func:`save_pretrained` wrote the adapter.
+    prior : Prior, optional
+        Required when the adapter was trained with a custom prior.
+
+    Returns
+    -------
+    tuple
+        ``(model, guide)`` with the trained guide parameters loaded.
+    """
+    from vmoer_ppl.bayesianize import _network, bayesianize
+
+    path = Path(directory)
+    if not (path / CONFIG_NAME).exists():
+        raise FileNotFoundError(f"no {CONFIG_NAME} in {path}; save one with guide.save_pretrained")
+    config = json.loads((path / CONFIG_NAME).read_text())
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"adapter format {config.get('format_version')} unsupported (need {FORMAT_VERSION})"
+        )
+    _, routers = _network(net, config.get("option_token_ids"))
+    check_compatible(config, net, routers)
+    model, guide = bayesianize(
+        net,
+        family=config["family"],
+        layers=[r["index"] for r in config["routers"]],
+        prior=prior or prior_from_json(config["prior"]),
+        beta=config["beta"],
+        num_data=config["num_data"],
+        trunk_dim=config["trunk_dim"],
+        option_token_ids=config.get("option_token_ids"),
+    )
+    state = load_file(path / WEIGHTS_NAME)
+    guide.load_state_dict({k: v.to(guide.state_dict()[k]) for k, v in state.items()}, strict=True)
+    return model, guide

@@ -1,0 +1,85 @@
+"""Adapter base: find a transformers model's routers and give each a ``routing_fn`` slot.
+
+The adapter patches ``forward`` on each original router instance (it does not replace the
+module): transformers records router logits with hooks that match the router class by
+``isinstance`` (``OutputRecorder``), so the patched instance keeps ``output_router_logits`` and
+the auxiliary loss working. With no routing function installed the original ``forward`` runs,
+bit for bit. With one installed, the patched forward computes ``l_det = u W_rᵀ`` in float32 and
+returns ``(logits, weights, experts)`` in the upstream contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+
+class HFAdapter:
+    """How vmoer_ppl reaches the routers of one transformers architecture family.
+
+    Subclasses set ``model_types`` and ``router_suffix`` and implement :meth:`gate_rule`.
+    """
+
+    model_types: ClassVar[tuple[str, ...]] = ()
+    router_suffix: ClassVar[str] = ".mlp.gate"  # module path of a router below a decoder layer
+    weights_in_float32: ClassVar[bool] = True  # dtype of the gate values upstream returns
+
+    def routers(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
+        """``(module path, router)`` of every MoE router, in layer order."""
+        return [
+            (name, m)
+            for name, m in model.named_modules()
+            if name.endswith(self.router_suffix) and hasattr(m, "weight") and m.weight.dim() == 2
+        ]
+
+    def gate_rule(self, router: nn.Module, config):
+        """The exact upstream gate rule of ``router`` (a GateRule or a rule object)."""
+        raise NotImplementedError
+
+    def weights_dtype(self, hidden: torch.Tensor) -> torch.dtype:
+        """Dtype of the gate values handed to the experts (as upstream)."""
+        return torch.float32 if self.weights_in_float32 else hidden.dtype
+
+    def install(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
+        """Patch every router once (idempotent); return ``(path, router)`` pairs."""
+        found = self.routers(model)
+        for _, router in found:
+            if not getattr(router, "_vmoer_router", False):
+                patch_router(router, self.gate_rule(router, model.config), self.weights_dtype)
+        return found
+
+
+def patch_router(
+    router: nn.Module, rule, weights_dtype: Callable[[torch.Tensor], torch.dtype]
+) -> None:
+    """Give an upstream router the ``routing_fn`` slot of :class:`vmoer_ppl.nn.Router`.
+
+    Parameters
+    ----------
+    router : nn.Module
+        An upstream router with ``weight`` `(E, D)` and ``top_k``.
+    rule : GateRule or rule object
+        Its exact gate rule.
+    weights_dtype : callable
+        ``hidden -> dtype`` of the returned gate values.
+    """
+    original = router.forward
+
+    def forward(hidden_states, *args, **kwargs):
+        fn = router.routing_fn
+        if fn is None:  # deterministic: the untouched upstream code
+            return original(hidden_states, *args, **kwargs)
+        h = hidden_states.reshape(-1, hidden_states.shape[-1])  # (B*T, D)
+        l_det = nn.functional.linear(h.float(), router.weight.float())  # (B*T, E), float32 math
+        out = fn(h, l_det)  # (B, T, ·)
+        n = h.shape[0]
+        weights = out.weights.reshape(n, -1).to(weights_dtype(h))  # (B*T, K)
+        return out.logits.reshape(n, -1), weights, out.experts.reshape(n, -1)
+
+    router.forward = forward
+    router.routing_fn = None
+    router.gate_rule = rule
+    router._vmoer_router = True

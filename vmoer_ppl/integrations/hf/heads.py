@@ -1,0 +1,57 @@
+"""Answer heads: a transformers causal LM seen as ``(input_ids, attention_mask) -> answer logits``.
+
+The router models observe answers through such a network; the letter and cloze scorers of the
+pipeline build on :class:`NextTokenHead`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last real token per row, for right or left padding; `(B, T) -> (B,)`."""
+    T = attention_mask.shape[1]
+    return T - 1 - attention_mask.flip(-1).long().argmax(-1)
+
+
+class NextTokenHead(nn.Module):
+    """Next-token logits at the last real token, optionally restricted to answer tokens.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A transformers causal LM.
+    token_ids : sequence of int, optional
+        Token ids of the options (e.g. the letters ``A``-``D``); all of the vocabulary if None.
+    """
+
+    def __init__(self, model: nn.Module, token_ids=None) -> None:
+        super().__init__()
+        self.model = model
+        ids = None if token_ids is None else torch.as_tensor(list(token_ids), dtype=torch.long)
+        self.register_buffer("token_ids", ids, persistent=False)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Answer logits.
+
+        Parameters
+        ----------
+        input_ids : torch.Tensor
+            `(B, T)` prompt token ids.
+        attention_mask : torch.Tensor, optional
+            `(B, T)` 1 at tokens, 0 at padding (left or right).
+
+        Returns
+        -------
+        torch.Tensor
+            `(B, C)` float32 logits (C = number of options, or V).
+        """
+        B, T = input_ids.shape
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        logits = self.model(input_ids=input_ids, attention_mask=mask).logits  # (B, T, V)
+        last = logits[torch.arange(B), last_token_index(mask)].float()  # (B, V)
+        return last if self.token_ids is None else last[:, self.token_ids]
