@@ -80,18 +80,13 @@ class RouterGuide(nn.Module):
         """``q`` of each latent at ``site``, in the model's order and with the model's shapes."""
 
     def _route(self, site, ctx, u, l_det):
-        u, l_det = router_grid(site, u, l_det, ctx.batch_size, ctx.seq_len)
+        u, l_det = router_grid(site, u, l_det, *ctx.grid().shape)
         hyper = self.hyper.dists(site)  # sampled first at each router, in the model's order
         sample_latents(site, hyper, ctx, frozenset(hyper))
         values = sample_latents(site, self.q_dists(site, u, l_det), ctx, self.model.global_latents)
         return self.model.route_latents(site, u, l_det, values)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-    ) -> None:
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **inputs) -> None:
         """Run the network with ``q`` sampled at each Bayesian router (same signature as the model).
 
         Parameters
@@ -102,10 +97,13 @@ class RouterGuide(nn.Module):
             `(B, T)` 1 at tokens, 0 at padding.
         labels : torch.Tensor, optional
             `(B,)` answers; unused (the guide is amortised on router inputs only).
+        **inputs
+            Further network inputs, as for the model.
         """
-        ctx = self.model.context(input_ids, attention_mask)
+        net_inputs = self.model.net_inputs(input_ids, attention_mask, **inputs)
+        ctx = self.model.context(net_inputs)
         with install_routing(self.model.sites, lambda s: functools.partial(self._route, s, ctx)):
-            self.model.net(input_ids, attention_mask)
+            self.model.net(**net_inputs)
 
     def save_pretrained(self, directory, *, overwrite: bool = False):
         """Write the router adapter (safetensors + JSON); see :mod:`vmoer_ppl.adapter_io`."""

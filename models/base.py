@@ -20,7 +20,7 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 from torch import nn
-from vmoer_ppl.models.dims import RouteContext, make_context, token_plates
+from vmoer_ppl.models.dims import RouteContext, default_grids, make_context, token_plates
 from vmoer_ppl.models.likelihoods import CategoricalLikelihood, Likelihood
 
 from vmoer_ppl.nn.outputs import RoutingOutput
@@ -42,14 +42,17 @@ def sample_latents(
 ) -> dict[str, torch.Tensor]:
     """Sample each latent of ``site`` under the right plates and scales (model and guide alike).
 
+    Local latents are sampled per routed grid, under its plates; global latents once per forward
+    (the first grid that reaches the router samples them, later grids reuse the value).
+
     Parameters
     ----------
     site : RouterSite
         The router.
     dists : mapping
-        Latent key -> distribution; local ones have batch shape `(B, T)`, global ones `()`.
+        Latent key -> distribution; local ones have batch shape `(S, T)`, global ones `()`.
     ctx : RouteContext
-        Plates, mask and scales of this minibatch.
+        Grids, plates and scales of this minibatch.
     global_keys : frozenset of str
         Keys of global (not per-token) latents.
 
@@ -58,14 +61,16 @@ def sample_latents(
     dict
         Latent key -> sampled value.
     """
-    values = {}
+    values, grid = {}, ctx.grid()
     for key, d in dists.items():
         if key in global_keys:
-            with poutine.scale(scale=ctx.global_scale):
-                values[key] = pyro.sample(site.latent(key), d)
+            if (site.name, key) not in ctx.cache:
+                with poutine.scale(scale=ctx.global_scale):
+                    ctx.cache[site.name, key] = pyro.sample(site.latent(key), d)
+            values[key] = ctx.cache[site.name, key]
         else:
-            with token_plates(ctx):
-                values[key] = pyro.sample(site.latent(key), d)
+            with token_plates(grid, ctx):
+                values[key] = pyro.sample(site.latent(key, grid.name), d)
     return values
 
 
@@ -129,48 +134,54 @@ class RouterModel(ABC):
         """Routing logits `(S, B, T, E)` from latents with a leading sample dim S."""
 
     # -- the model ---------------------------------------------------------------------------
-    def context(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> RouteContext:
-        """Plates, mask and scales of one minibatch."""
-        return make_context(input_ids, attention_mask, beta=self.beta, num_data=self.num_data)
+    def net_inputs(self, input_ids=None, attention_mask=None, **inputs) -> dict[str, torch.Tensor]:
+        """The network's keyword inputs (``None`` dropped)."""
+        named = {"input_ids": input_ids, "attention_mask": attention_mask, **inputs}
+        return {k: v for k, v in named.items() if v is not None}
+
+    def context(self, inputs: Mapping[str, torch.Tensor]) -> RouteContext:
+        """Grids, plates and scales of one minibatch of network inputs."""
+        if hasattr(self.net, "routing_grids"):
+            grids = self.net.routing_grids(**inputs)
+        else:
+            grids = default_grids(inputs["input_ids"], inputs.get("attention_mask"))
+        return make_context(grids, beta=self.beta, num_data=self.num_data)
 
     def sample_hyper(self, site: RouterSite, ctx: RouteContext) -> dict[str, torch.Tensor]:
-        """Sample the prior's hyper-latents at ``site`` (global sites)."""
+        """Sample the prior's hyper-latents at ``site`` (global sites, once per forward)."""
         dists = self.prior.hyper_priors(site)
         return sample_latents(site, dists, ctx, frozenset(dists))
 
     def _route(self, site, ctx, u, l_det):
-        u, l_det = router_grid(site, u, l_det, ctx.batch_size, ctx.seq_len)
+        u, l_det = router_grid(site, u, l_det, *ctx.grid().shape)
         dists = self.prior_dists(site, u, l_det, self.sample_hyper(site, ctx))
-        return self.route_latents(
-            site, u, l_det, sample_latents(site, dists, ctx, self.global_latents)
-        )
+        values = sample_latents(site, dists, ctx, self.global_latents)
+        return self.route_latents(site, u, l_det, values)
 
-    def __call__(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def __call__(self, input_ids=None, attention_mask=None, labels=None, **inputs) -> torch.Tensor:
         """Run the network with prior sites at the Bayesian routers and observe the answers.
 
         Parameters
         ----------
         input_ids : torch.Tensor
-            `(B, T)` token ids.
+            `(B, T)` token ids (networks with other inputs take them as keywords instead).
         attention_mask : torch.Tensor, optional
-            `(B, T)` 1 at tokens, 0 at right padding.
+            `(B, T)` 1 at tokens, 0 at padding.
         labels : torch.Tensor, optional
             `(B,)` answer indices; ``None`` simulates answers (prior/posterior predictive).
+        **inputs
+            Further network inputs, e.g. the cloze scorer's ``prompt_ids`` and ``option_ids``.
 
         Returns
         -------
         torch.Tensor
             `(B,)` observed or simulated answers.
         """
-        ctx = self.context(input_ids, attention_mask)
+        net_inputs = self.net_inputs(input_ids, attention_mask, **inputs)
+        ctx = self.context(net_inputs)
         with install_routing(self.sites, lambda s: functools.partial(self._route, s, ctx)):
-            outputs = self.net(input_ids, attention_mask)
-        return self.likelihood(outputs, labels, ctx.batch_plate)
+            outputs = self.net(**net_inputs)
+        return self.likelihood(outputs, labels, ctx.batch_plate(outputs.shape[0]))
 
     def site_names(self) -> set[str]:
         """Names of all latent sample sites, by tracing the model once on one token."""

@@ -90,14 +90,20 @@ def save_pretrained(guide, directory: str | Path, *, overwrite: bool = False) ->
         "architecture": spec.pop("architecture"),
         "num_routers": spec.pop("num_routers"),
         "routers": [
-            {"name": s.name, "index": s.layer, "num_experts": s.num_experts, "top_k": s.top_k,
-             "hidden_size": s.hidden_size, "router_weight_sha256": weight_hash(s.weight)}
+            {
+                "name": s.name,
+                "index": s.layer,
+                "num_experts": s.num_experts,
+                "top_k": s.top_k,
+                "hidden_size": s.hidden_size,
+                "router_weight_sha256": weight_hash(s.weight),
+            }
             for s in model.sites
         ],
         **spec,
         "prior": prior_to_json(model.prior),
         "versions": _versions(),
-    }  # fmt: skip
+    }
     tensors = {k: v.detach().cpu().contiguous() for k, v in guide.state_dict().items()}
     save_file(tensors, out / WEIGHTS_NAME, metadata={"format": "pt"})
     (out / CONFIG_NAME).write_text(json.dumps(config, indent=2))
@@ -157,7 +163,7 @@ def from_pretrained(net: nn.Module, directory: str | Path, *, prior: Prior | Non
         raise ValueError(
             f"adapter format {config.get('format_version')} unsupported (need {FORMAT_VERSION})"
         )
-    _, routers = _network(net, config.get("option_token_ids"))
+    _, routers = _network(net, config.get("option_token_ids"), config.get("scorer", "next-token"))
     check_compatible(config, net, routers)
     model, guide = bayesianize(
         net,
@@ -168,6 +174,7 @@ def from_pretrained(net: nn.Module, directory: str | Path, *, prior: Prior | Non
         num_data=config["num_data"],
         trunk_dim=config["trunk_dim"],
         option_token_ids=config.get("option_token_ids"),
+        scorer=config.get("scorer", "next-token"),
     )
     state = load_file(path / WEIGHTS_NAME)
     guide.load_state_dict({k: v.to(guide.state_dict()[k]) for k, v in state.items()}, strict=True)

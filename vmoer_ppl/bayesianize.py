@@ -16,14 +16,23 @@ from vmoer_ppl.priors.shorthands import as_prior
 from vmoer_ppl.sites import RouterSite, find_routers, select_layers
 
 
-def _network(net: nn.Module, option_token_ids) -> tuple[nn.Module, list[RouterSite]]:
+def _network(
+    net: nn.Module, option_token_ids, scorer: str = "next-token"
+) -> tuple[nn.Module, list[RouterSite]]:
     """The answer network and every router site; transformers models get their adapter."""
     if getattr(getattr(net, "config", None), "model_type", None) is not None:
         from vmoer_ppl.integrations.hf import NextTokenHead, install_adapter
+        from vmoer_ppl.scoring.cloze import ClozeHead
 
         routers = install_adapter(net)
         net.eval()  # frozen backbone: no dropout, no router jitter
         sites = [RouterSite(name, i, module) for i, (name, module) in enumerate(routers)]
+        if scorer.startswith("cloze"):
+            return ClozeHead(net, scorer.partition(":")[2] or "char"), sites
+        if scorer != "next-token":
+            raise ValueError(
+                f"scorer={scorer!r}: use 'next-token' (letter format) or 'cloze[:sum|token|char]'"
+            )
         return NextTokenHead(net, option_token_ids), sites
     routers = find_routers(net)
     if not routers:
@@ -45,6 +54,7 @@ def bayesianize(
     num_data: int = 1,
     trunk_dim: int | None = None,
     option_token_ids=None,
+    scorer: str = "next-token",
 ) -> tuple[RouterModel, RouterGuide]:
     """Make the routers of a frozen MoE network Bayesian.
 
@@ -73,6 +83,10 @@ def bayesianize(
     option_token_ids : sequence of int, optional
         transformers models only: the answer is the next token at the last real position,
         restricted to these ids (e.g. the option letters); the whole vocabulary if None.
+    scorer : str
+        transformers models only: ``"next-token"`` (the paper's letter format, with
+        ``option_token_ids``) or ``"cloze"`` / ``"cloze:sum|token|char"`` (each option scored as a
+        continuation; inputs from :func:`vmoer_ppl.scoring.encode_cloze`).
 
     Returns
     -------
@@ -89,7 +103,7 @@ def bayesianize(
     """
     spec = FAMILIES[as_family(family)]
     original = net
-    net, routers = _network(net, option_token_ids)
+    net, routers = _network(net, option_token_ids, scorer)
     sites = select_layers(routers, layers)
     freeze(net)
     prior = as_prior(prior, spec.default_prior())

@@ -8,6 +8,7 @@ router's module path plus the latent, e.g. ``layers.1.moe.router.logits``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -65,9 +66,12 @@ class RouterSite:
         """The frozen pretrained router weight ``W_r`` `(E, D)`."""
         return self.router.weight
 
-    def latent(self, key: str) -> str:
-        """Sample-site name of one latent of this router, e.g. ``"layers.1.moe.router.logits"``."""
-        return f"{self.name}.{key}"
+    def latent(self, key: str, grid: str = "") -> str:
+        """Sample-site name of a latent, e.g. ``layers.1.moe.router.logits``.
+
+        With a grid: ``model.layers.29.mlp.gate.prompt.logits``.
+        """
+        return f"{self.name}.{grid}.{key}" if grid else f"{self.name}.{key}"
 
 
 def is_router(module: nn.Module) -> bool:
@@ -179,6 +183,24 @@ def check_router_input(site: RouterSite, u: torch.Tensor) -> None:
             f"{site.name}: router input contains NaN or inf; check the inputs and the dtype "
             "(run the backbone in float32 or bf16, not fp16, if activations overflow)"
         )
+
+
+_GRID: contextvars.ContextVar[str] = contextvars.ContextVar("vmoer_routing_grid", default="")
+
+
+def current_grid() -> str:
+    """Name of the token grid the network is routing now (``""`` unless a head says otherwise)."""
+    return _GRID.get()
+
+
+@contextlib.contextmanager
+def routing_grid(name: str) -> Iterator[None]:
+    """Declare, inside a network's forward, which grid of tokens the next calls route."""
+    token = _GRID.set(name)
+    try:
+        yield
+    finally:
+        _GRID.reset(token)
 
 
 @contextlib.contextmanager

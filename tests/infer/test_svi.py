@@ -63,7 +63,7 @@ def test_optimiser_may_only_see_guide_parameters():
 
 def test_bad_data_is_refused():
     model, guide = toy_pair("logit-mf")
-    with pytest.raises(ValueError, match="needs 'input_ids' and 'labels'"):
+    with pytest.raises(ValueError, match="data needs 'labels' and the network's inputs"):
         fit_svi(model, guide, {"input_ids": torch.zeros(2, 3, dtype=torch.long)})
     bad = _data()
     bad["labels"] = bad["labels"][:3]

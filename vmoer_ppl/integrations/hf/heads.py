@@ -23,14 +23,22 @@ class NextTokenHead(nn.Module):
     ----------
     model : nn.Module
         A transformers causal LM.
-    token_ids : sequence of int, optional
-        Token ids of the options (e.g. the letters ``A``-``D``); all of the vocabulary if None.
+    token_ids : sequence of int or of sequences of int, optional
+        Token ids of the options (e.g. the letters ``A``-``D``); an option with several ids
+        (``"A"`` and ``" A"``) gets the log-sum-exp of their logits. All of the vocabulary if None.
     """
 
     def __init__(self, model: nn.Module, token_ids=None) -> None:
         super().__init__()
         self.model = model
-        ids = None if token_ids is None else torch.as_tensor(list(token_ids), dtype=torch.long)
+        ids = None
+        if token_ids is not None:
+            variants = [[int(t)] if isinstance(t, int) else [int(v) for v in t] for t in token_ids]
+            width = max(map(len, variants))
+            ids = torch.tensor([v + [v[0]] * (width - len(v)) for v in variants])  # (C, W)
+            self.register_buffer(
+                "unique", torch.tensor([len(set(v)) for v in variants]), persistent=False
+            )
         self.register_buffer("token_ids", ids, persistent=False)
 
     def forward(
@@ -52,6 +60,11 @@ class NextTokenHead(nn.Module):
         """
         B, T = input_ids.shape
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
-        logits = self.model(input_ids=input_ids, attention_mask=mask).logits  # (B, T, V)
+        pos = (mask.long().cumsum(-1) - 1).clamp_min(0)  # left padding: positions of real tokens
+        logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos).logits
         last = logits[torch.arange(B), last_token_index(mask)].float()  # (B, V)
-        return last if self.token_ids is None else last[:, self.token_ids]
+        if self.token_ids is None:
+            return last
+        variants = last[:, self.token_ids]  # (B, C, W), duplicates pad options with fewer ids
+        first = torch.arange(variants.shape[-1]) < self.unique.unsqueeze(-1)  # (C, W)
+        return torch.logsumexp(variants.masked_fill(~first, float("-inf")), -1)  # (B, C)

@@ -1,0 +1,82 @@
+"""The MCQA record: a question, its options, the index of the right one, and its source."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class MCQARecord:
+    """One multiple-choice question.
+
+    Attributes
+    ----------
+    question : str
+        The question text.
+    choices : tuple of str
+        Option texts, in presentation order.
+    answer : int
+        Index of the correct option in ``choices``.
+    source : str
+        Data-set name, e.g. ``"arc_easy"``.
+    id : str
+        Identifier unique within ``source``.
+    context : str
+        Optional supporting passage (SciQ's ``support``); empty if none.
+    """
+
+    question: str
+    choices: tuple[str, ...]
+    answer: int
+    source: str
+    id: str
+    context: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.choices) < 2:
+            raise ValueError(f"{self.source}/{self.id}: a question needs at least 2 choices")
+        if not 0 <= self.answer < len(self.choices):
+            raise ValueError(
+                f"{self.source}/{self.id}: answer index {self.answer} out of range for "
+                f"{len(self.choices)} choices"
+            )
+
+
+def shuffle_choices(records: Sequence[MCQARecord], seed: int = 0) -> list[MCQARecord]:
+    """Permute each question's options with a fixed seed (keys each question by source and id).
+
+    Parameters
+    ----------
+    records : sequence of MCQARecord
+        Questions.
+    seed : int
+        Seed; the same seed gives the same permutation of the same question.
+
+    Returns
+    -------
+    list of MCQARecord
+    """
+    out = []
+    for r in records:
+        order = list(range(len(r.choices)))
+        random.Random(f"{seed}/{r.source}/{r.id}").shuffle(order)
+        out.append(
+            replace(r, choices=tuple(r.choices[i] for i in order), answer=order.index(r.answer))
+        )
+    return out
+
+
+def gold_position_counts(records: Sequence[MCQARecord]) -> dict[int, int]:
+    """How often the correct answer sits at each position."""
+    return dict(sorted(Counter(r.answer for r in records).items()))
+
+
+def check_gold_balance(records: Sequence[MCQARecord], *, max_share: float = 0.4) -> None:
+    """Raise if one position holds more than ``max_share`` of the answers (a biased set)."""
+    counts = gold_position_counts(records)
+    top, n = max(counts.values()), len(records)
+    if n >= 50 and top / n > max_share:
+        raise ValueError(f"answer positions are unbalanced: {counts}; shuffle the choices")

@@ -1,0 +1,148 @@
+"""Build the embedded default MoE from SmolLM2-135M-Instruct, once, into the user's cache.
+
+Steps (each with a progress bar): load the dense GGUF model; record MLP activations on LAMBADA
+passages; per layer, group neurons into experts, fit the router, choose its scale; write a
+Mixtral model with ``save_pretrained``. The result is an ordinary transformers model directory,
+loadable with ``AutoModelForCausalLM.from_pretrained(path)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from vmoer_ppl.embedded.activations import collect_mlp_activations
+from vmoer_ppl.embedded.clustering import cluster_neurons
+from vmoer_ppl.embedded.convert import dense_to_mixtral
+from vmoer_ppl.embedded.routers import choose_alpha, expert_outputs, train_router
+from vmoer_ppl.embedded.source import GGUF_FILE, gguf_dir, lambada_passages, load_dense
+
+log = logging.getLogger(__name__)
+CONVERSION_VERSION = 1  # bump when the conversion changes what it writes
+HELDOUT_PASSAGES = 400  # the last LAMBADA passages, never used by the build (perplexity)
+
+
+@dataclass(frozen=True)
+class EmbeddedConfig:
+    """Settings of the MoEfication build (all part of the cache key)."""
+
+    num_experts: int = 16  # E; divides SmolLM2's FFN width 1536
+    top_k: int = 4  # K
+    build_tokens: int = 8192  # LAMBADA tokens used for clustering and router fitting
+    max_length: int = 128  # passage truncation
+    kmeans_iters: int = 10  # balanced k-means iterations per layer
+    router_steps: int = 300  # full-batch Adam steps per router
+    seed: int = 0
+
+
+def cache_root() -> Path:
+    """``$VMOER_PPL_CACHE``, else ``$XDG_CACHE_HOME/vmoer_ppl``, else ``~/.cache/vmoer_ppl``."""
+    if os.environ.get("VMOER_PPL_CACHE"):
+        return Path(os.environ["VMOER_PPL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vmoer_ppl"
+
+
+def cache_key(cfg: EmbeddedConfig) -> str:
+    """Hash of the build inputs: config, conversion version, and the GGUF file's bytes."""
+    h = hashlib.sha256(
+        json.dumps({**asdict(cfg), "v": CONVERSION_VERSION}, sort_keys=True).encode()
+    )
+    with open(gguf_dir() / GGUF_FILE, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def moefy_layers(dense, acts, cfg: EmbeddedConfig) -> tuple[list, list, list[dict]]:
+    """Groups, routers and a per-layer report for every layer."""
+    groups, routers, report = [], [], []
+    for i, (layer, a) in enumerate(
+        tqdm(list(zip(dense.model.layers, acts, strict=True)), desc="experts+routers")
+    ):
+        g = cluster_neurons(a["h"], cfg.num_experts, iters=cfg.kmeans_iters, seed=cfg.seed + i)
+        outs = expert_outputs(a["h"], layer.mlp.down_proj.weight, g)  # (N, E, D)
+        n_fit = int(0.8 * len(outs))
+        w = train_router(
+            a["x"][:n_fit],
+            outs[:n_fit].norm(dim=-1),
+            cfg.top_k,
+            steps=cfg.router_steps,
+            seed=cfg.seed,
+        )
+        alpha, err = choose_alpha(w, a["x"][n_fit:], outs[n_fit:], cfg.top_k)
+        groups.append(g)
+        routers.append(alpha * w)
+        report.append({"layer": i, "alpha": alpha, "held_out_relative_error": err})
+    return groups, routers, report
+
+
+@torch.no_grad()
+def build_embedded(cfg: EmbeddedConfig, out: Path) -> Path:
+    """Run the whole conversion and write it to ``out``."""
+    t0 = time.perf_counter()
+    dense, tokenizer = load_dense()
+    texts = lambada_passages()[:-HELDOUT_PASSAGES]
+    with torch.enable_grad():
+        acts = collect_mlp_activations(
+            dense, tokenizer, texts, max_tokens=cfg.build_tokens, max_length=cfg.max_length
+        )
+        groups, routers, report = moefy_layers(dense, acts, cfg)
+    moe = dense_to_mixtral(dense, groups, routers, cfg.top_k)
+    moe.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    info = {
+        "config": asdict(cfg),
+        "conversion_version": CONVERSION_VERSION,
+        "layers": report,
+        "build_seconds": time.perf_counter() - t0,
+        "source": f"{gguf_dir().name}/{GGUF_FILE}",
+    }
+    (out / "build_info.json").write_text(json.dumps(info, indent=2))
+    return out
+
+
+def embedded_path(cfg: EmbeddedConfig | None = None) -> Path:
+    """Directory of the embedded MoE, building it on first use (atomic: a temp dir renamed).
+
+    Parameters
+    ----------
+    cfg : EmbeddedConfig, optional
+        Build settings; the default E = 16, K = 4.
+
+    Returns
+    -------
+    Path
+        A transformers model directory (config, safetensors weights, tokenizer, build_info.json).
+    """
+    cfg = cfg or EmbeddedConfig()
+    path = cache_root() / f"smollm2-moe-e{cfg.num_experts}k{cfg.top_k}-{cache_key(cfg)}"
+    if (path / "build_info.json").exists():
+        return path
+    log.info("building the embedded MoE into %s (first use; a few minutes)", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".building-"))
+    try:
+        build_embedded(cfg, tmp)
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def load_embedded(cfg: EmbeddedConfig | None = None):
+    """The embedded MoE (``MixtralForCausalLM``, eval mode) and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = embedded_path(cfg)
+    return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)

@@ -1,0 +1,85 @@
+"""Stage 1: deterministic routers that predict which experts contribute most.
+
+Per layer, the target of a token is the set of K experts with the largest output norm
+``‖down_e h_e‖`` on the dense model's own activations; the router ``W_r`` `(E, D)` is a linear
+multi-label classifier of that set (binary cross-entropy), as MoEfication's routers are. A final
+per-layer scale ``α`` on ``W_r`` (which leaves the selection unchanged) sets how far the gate
+values depart from uniform; it is chosen to minimise the block's reconstruction error of the
+dense MLP output on held-out tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ALPHAS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # > 0: a zero router would tie every logit
+
+
+def expert_outputs(h: torch.Tensor, down: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Each expert's (unscaled) output, `(N, E, D)`, from activations `(N, F)` and down `(D, F)`."""
+    return torch.einsum("nef,edf->ned", h[:, groups], down[:, groups].permute(1, 0, 2))
+
+
+def train_router(
+    x, contrib, top_k: int, *, steps: int = 300, lr: float = 1e-2, seed: int = 0
+) -> torch.Tensor:
+    """Fit ``W_r`` `(E, D)` to predict the top-K experts by contribution.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        `(N, D)` MLP inputs.
+    contrib : torch.Tensor
+        `(N, E)` expert output norms.
+    top_k : int
+        K.
+    steps, lr : int, float
+        Full-batch Adam steps and learning rate.
+    seed : int
+        Initialisation seed.
+
+    Returns
+    -------
+    torch.Tensor
+        `(E, D)`.
+    """
+    torch.manual_seed(seed)
+    N, E = contrib.shape
+    target = torch.zeros(N, E, dtype=x.dtype).scatter_(1, contrib.topk(top_k, -1).indices, 1.0)
+    w = nn.Parameter(torch.randn(E, x.shape[1], dtype=x.dtype) * 0.01)
+    b = nn.Parameter(
+        torch.zeros(E, dtype=x.dtype)
+    )  # a bias only during fitting: Mixtral routers have none
+    opt = torch.optim.Adam([w, b], lr=lr)
+    for _ in range(steps):
+        loss = nn.functional.binary_cross_entropy_with_logits(x @ w.T + b, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return w.detach()
+
+
+@torch.no_grad()
+def choose_alpha(w, x, outputs, top_k: int) -> tuple[float, float]:
+    """Scale of ``W_r`` minimising the relative error of the MoE block against the dense MLP.
+
+    Returns
+    -------
+    tuple of float
+        ``(alpha, relative_error)``.
+    """
+    dense = outputs.sum(1)  # (N, D)
+    best = (1.0, float("inf"))
+    for a in ALPHAS:
+        logits = a * (x @ w.T)
+        idx = (x @ w.T).topk(top_k, -1).indices  # selection does not depend on a > 0
+        gates = torch.softmax(logits.gather(1, idx), -1)  # (N, K), renormalised softmax
+        y = top_k * (
+            gates.unsqueeze(-1)
+            * outputs.gather(1, idx.unsqueeze(-1).expand(-1, -1, outputs.shape[-1]))
+        ).sum(1)
+        err = ((y - dense).norm() / dense.norm()).item()
+        if err < best[1]:
+            best = (a, err)
+    return best

@@ -1,0 +1,69 @@
+"""Tokenised MCQA batches for the cloze scorer: a shared question prefix and C continuations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from vmoer_ppl.data.records import MCQARecord
+
+
+def cloze_context(record: MCQARecord, *, with_context: bool = False) -> str:
+    r"""The prompt prefix, as in OLMES/oe_eval "rc" format: ``Question: …\nAnswer:``."""
+    prefix = f"{record.context.strip()}\n" if with_context and record.context else ""
+    return f"{prefix}Question: {record.question.strip()}\nAnswer:"
+
+
+def encode_cloze(
+    records: Sequence[MCQARecord], tokenizer, *, with_context: bool = False, max_prefix: int = 256
+) -> dict[str, torch.Tensor]:
+    """Tokenise questions for cloze scoring.
+
+    The prefix is left-padded so that every question ends at the same position; options are
+    right-padded. Questions with fewer options than the widest one get empty, masked options.
+
+    Parameters
+    ----------
+    records : sequence of MCQARecord
+        B questions.
+    tokenizer : PreTrainedTokenizerBase
+        The model's tokenizer.
+    with_context : bool
+        Prepend the supporting passage (SciQ's ``support``).
+    max_prefix : int
+        Prefixes longer than this are cut from the left.
+
+    Returns
+    -------
+    dict
+        ``prompt_ids``, ``prompt_mask`` `(B, Tp)`; ``option_ids``, ``option_mask`` `(B, C, Tc)`;
+        ``option_chars`` `(B, C)`; ``labels`` `(B,)`.
+    """
+    prefixes = [
+        tokenizer(cloze_context(r, with_context=with_context)).input_ids[-max_prefix:]
+        for r in records
+    ]
+    options = [
+        [tokenizer(" " + c.strip(), add_special_tokens=False).input_ids or [0] for c in r.choices]
+        for r in records
+    ]
+    B, C = len(records), max(len(r.choices) for r in records)
+    Tp, Tc = max(map(len, prefixes)), max(len(o) for opts in options for o in opts)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out = {
+        "prompt_ids": torch.full((B, Tp), pad, dtype=torch.long),
+        "prompt_mask": torch.zeros(B, Tp, dtype=torch.long),
+        "option_ids": torch.full((B, C, Tc), pad, dtype=torch.long),
+        "option_mask": torch.zeros(B, C, Tc, dtype=torch.long),
+        "option_chars": torch.zeros(B, C),
+        "labels": torch.tensor([r.answer for r in records]),
+    }
+    for b, (p, opts, r) in enumerate(zip(prefixes, options, records, strict=True)):
+        out["prompt_ids"][b, Tp - len(p) :] = torch.tensor(p)
+        out["prompt_mask"][b, Tp - len(p) :] = 1
+        for c, (o, text) in enumerate(zip(opts, r.choices, strict=True)):
+            out["option_ids"][b, c, : len(o)] = torch.tensor(o)
+            out["option_mask"][b, c, : len(o)] = 1
+            out["option_chars"][b, c] = len(" " + text.strip())
+    return out
