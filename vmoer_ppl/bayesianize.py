@@ -105,6 +105,8 @@ def bayesianize(
     original = net
     net, routers = _network(net, option_token_ids, scorer)
     sites = select_layers(routers, layers)
+    if hasattr(net, "first_layer"):  # cloze head: the frozen-prefix cache starts at this layer
+        net.first_layer = decoder_layer_index(sites[0].name)
     freeze(net)
     prior = as_prior(prior, spec.default_prior())
     model = spec.model_cls(
@@ -134,6 +136,15 @@ def bayesianize(
     guide = spec.guide_cls(model, **guide_kwargs)
     place_guide(guide)
     return model, guide
+
+
+def decoder_layer_index(name: str) -> int:
+    """Decoder-layer index in a router path such as ``model.layers.27.mlp.gate``."""
+    parts = name.split(".")
+    for a, b in zip(parts, parts[1:], strict=False):
+        if a == "layers" and b.isdigit():
+            return int(b)
+    raise ValueError(f"cannot read a decoder-layer index from router path {name!r}")
 
 
 def place_guide(guide: RouterGuide) -> None:

@@ -8,6 +8,7 @@ from vmoer_ppl import bayesianize, predict
 from vmoer_ppl.embedded.build import EmbeddedConfig, moefy_layers
 from vmoer_ppl.embedded.clustering import balanced_assign, cluster_neurons
 from vmoer_ppl.embedded.convert import dense_to_mixtral
+from vmoer_ppl.embedded.routers import expert_outputs, refit_down
 
 
 def tiny_llama():
@@ -64,9 +65,10 @@ def test_balanced_assignment_respects_capacity_and_prefers_best_scores():
 def test_moefied_model_routes_top_k_and_is_bayesianizable():
     dense = tiny_llama()
     cfg = EmbeddedConfig(num_experts=4, top_k=2, router_steps=20, kmeans_iters=3)
-    groups, routers, report = moefy_layers(dense, activations(dense), cfg)
+    groups, routers, downs, report = moefy_layers(dense, activations(dense), cfg)
     assert len(report) == 2 and all(r["alpha"] > 0 for r in report)
-    moe = dense_to_mixtral(dense, groups, routers, top_k=2)
+    assert all("held_out_relative_error_refit" in r for r in report)
+    moe = dense_to_mixtral(dense, groups, routers, top_k=2, downs=downs)
     assert moe.config.model_type == "mixtral" and moe.config.num_experts_per_tok == 2
     ids, mask = torch.randint(3, 64, (2, 6)), torch.ones(2, 6, dtype=torch.long)
     with torch.no_grad():
@@ -75,3 +77,27 @@ def test_moefied_model_routes_top_k_and_is_bayesianizable():
     torch.testing.assert_close(
         predict(model, guide, ids, mask, mode="mean").logits, want, atol=1e-5, rtol=0
     )
+
+
+def test_refit_is_the_least_squares_optimum_on_its_fit_tokens():
+    dense = tiny_llama()
+    a = activations(dense, 1024)[0]
+    layer = dense.model.layers[0].mlp
+    g = cluster_neurons(a["h"], 4)
+    w = torch.randn(4, 32, dtype=torch.float32)
+    y = layer.down_proj(a["h"]).detach()  # (N, D) dense output
+
+    def error(down):
+        outs = expert_outputs(a["h"], down, g)
+        idx = (a["x"] @ w.T).topk(2, -1).indices
+        gates = torch.softmax((a["x"] @ w.T).gather(1, idx), -1)
+        pred = 2 * (gates.unsqueeze(-1) * outs.gather(1, idx.unsqueeze(-1).expand(-1, -1, 32))).sum(
+            1
+        )
+        return ((pred - y).norm() / y.norm()).item()
+
+    refit = refit_down(a["x"], a["h"], w, g, y, 2, ridge=1e-8)
+    raw = layer.down_proj.weight.detach()
+    assert error(refit) < error(raw)
+    for _ in range(3):  # and no nearby down projection does better
+        assert error(refit) <= error(refit + 1e-2 * torch.randn_like(refit)) + 1e-6

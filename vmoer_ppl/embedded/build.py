@@ -24,11 +24,11 @@ from tqdm.auto import tqdm
 from vmoer_ppl.embedded.activations import collect_mlp_activations
 from vmoer_ppl.embedded.clustering import cluster_neurons
 from vmoer_ppl.embedded.convert import dense_to_mixtral
-from vmoer_ppl.embedded.routers import choose_alpha, expert_outputs, train_router
+from vmoer_ppl.embedded.routers import choose_alpha, expert_outputs, refit_down, train_router
 from vmoer_ppl.embedded.source import GGUF_FILE, gguf_dir, lambada_passages, load_dense
 
 log = logging.getLogger(__name__)
-CONVERSION_VERSION = 1  # bump when the conversion changes what it writes
+CONVERSION_VERSION = 2  # bump when the conversion changes what it writes
 HELDOUT_PASSAGES = 400  # the last LAMBADA passages, never used by the build (perplexity)
 
 
@@ -42,6 +42,7 @@ class EmbeddedConfig:
     max_length: int = 128  # passage truncation
     kmeans_iters: int = 10  # balanced k-means iterations per layer
     router_steps: int = 300  # full-batch Adam steps per router
+    refit_down: bool = True  # stage-1 fine-tune: least-squares down projections for the routing
     seed: int = 0
 
 
@@ -64,9 +65,9 @@ def cache_key(cfg: EmbeddedConfig) -> str:
     return h.hexdigest()[:16]
 
 
-def moefy_layers(dense, acts, cfg: EmbeddedConfig) -> tuple[list, list, list[dict]]:
-    """Groups, routers and a per-layer report for every layer."""
-    groups, routers, report = [], [], []
+def moefy_layers(dense, acts, cfg: EmbeddedConfig) -> tuple[list, list, list, list[dict]]:
+    """Groups, routers, refitted down projections (or None) and a per-layer report."""
+    groups, routers, downs, report = [], [], [], []
     for i, (layer, a) in enumerate(
         tqdm(list(zip(dense.model.layers, acts, strict=True)), desc="experts+routers")
     ):
@@ -81,10 +82,33 @@ def moefy_layers(dense, acts, cfg: EmbeddedConfig) -> tuple[list, list, list[dic
             seed=cfg.seed,
         )
         alpha, err = choose_alpha(w, a["x"][n_fit:], outs[n_fit:], cfg.top_k)
+        row = {"layer": i, "alpha": alpha, "held_out_relative_error": err}
+        if cfg.refit_down:
+            dense_out = outs.sum(1)  # (N, D)
+            down = refit_down(
+                a["x"][:n_fit], a["h"][:n_fit], alpha * w, g, dense_out[:n_fit], cfg.top_k
+            )
+            row["held_out_relative_error_refit"] = refit_error(
+                a, alpha * w, g, down, dense_out, n_fit, cfg.top_k
+            )
+            downs.append(down)
         groups.append(g)
         routers.append(alpha * w)
-        report.append({"layer": i, "alpha": alpha, "held_out_relative_error": err})
-    return groups, routers, report
+        report.append(row)
+    return groups, routers, (downs or None), report
+
+
+def refit_error(a, w, g, down, dense_out, n_fit: int, top_k: int) -> float:
+    """Held-out relative error of the routed block with a refitted down projection."""
+    x, h, y = a["x"][n_fit:], a["h"][n_fit:], dense_out[n_fit:]
+    outs = expert_outputs(h, down, g)  # (N, E, D)
+    logits = x @ w.T
+    idx = logits.topk(top_k, -1).indices
+    gates = torch.softmax(logits.gather(1, idx), -1)
+    pred = top_k * (
+        gates.unsqueeze(-1) * outs.gather(1, idx.unsqueeze(-1).expand(-1, -1, outs.shape[-1]))
+    ).sum(1)
+    return ((pred - y).norm() / y.norm()).item()
 
 
 @torch.no_grad()
@@ -97,8 +121,8 @@ def build_embedded(cfg: EmbeddedConfig, out: Path) -> Path:
         acts = collect_mlp_activations(
             dense, tokenizer, texts, max_tokens=cfg.build_tokens, max_length=cfg.max_length
         )
-        groups, routers, report = moefy_layers(dense, acts, cfg)
-    moe = dense_to_mixtral(dense, groups, routers, cfg.top_k)
+        groups, routers, downs, report = moefy_layers(dense, acts, cfg)
+    moe = dense_to_mixtral(dense, groups, routers, cfg.top_k, downs)
     moe.save_pretrained(out)
     tokenizer.save_pretrained(out)
     info = {

@@ -58,7 +58,11 @@ def mixtral_config(dense_config, num_experts: int, top_k: int):
 
 @torch.no_grad()
 def dense_to_mixtral(
-    dense: nn.Module, groups: list[torch.Tensor], routers: list[torch.Tensor], top_k: int
+    dense: nn.Module,
+    groups: list[torch.Tensor],
+    routers: list[torch.Tensor],
+    top_k: int,
+    downs: list[torch.Tensor] | None = None,
 ):
     """Build the Mixtral model.
 
@@ -72,6 +76,8 @@ def dense_to_mixtral(
         Per layer, router weight `(E, D)`.
     top_k : int
         K.
+    downs : list of torch.Tensor, optional
+        Per layer, a refitted down projection `(D, F)` in place of the dense one.
 
     Returns
     -------

@@ -83,3 +83,47 @@ def choose_alpha(w, x, outputs, top_k: int) -> tuple[float, float]:
         if err < best[1]:
             best = (a, err)
     return best
+
+
+@torch.no_grad()
+def refit_down(x, h, w, groups, dense_out, top_k: int, *, ridge: float = 1e-3) -> torch.Tensor:
+    """Least-squares down projection for the routed block (the optional stage-1 fine-tune).
+
+    With routing fixed, the block output ``Σ_{e∈S(x)} K w_e(x) down_e h_e(x)`` is linear in the
+    down projections; solving for them by ridge regression against the dense MLP output
+    compensates for the neuron groups each token no longer uses. Gate/up rows are unchanged.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        `(N, D)` MLP inputs.
+    h : torch.Tensor
+        `(N, F)` SwiGLU activations.
+    w : torch.Tensor
+        `(E, D)` router weight (scaled).
+    groups : torch.Tensor
+        `(E, F / E)` neuron groups.
+    dense_out : torch.Tensor
+        `(N, D)` dense MLP output.
+    top_k : int
+        K.
+    ridge : float
+        Ridge strength relative to the mean feature energy.
+
+    Returns
+    -------
+    torch.Tensor
+        `(D, F)` down projection in dense layout (the converter multiplies its columns by K).
+    """
+    logits = x @ w.T  # (N, E)
+    idx = logits.topk(top_k, -1).indices  # (N, K)
+    gates = torch.zeros_like(logits).scatter_(
+        1, idx, torch.softmax(logits.gather(1, idx), -1)
+    )  # (N, E)
+    feats = (top_k * gates[:, :, None] * h[:, groups]).reshape(len(x), -1)  # (N, F) in group order
+    gram = feats.T @ feats  # (F, F)
+    gram.diagonal().add_(ridge * gram.diagonal().mean())
+    sol = torch.linalg.solve(gram, feats.T @ dense_out).T  # (D, F), grouped order
+    down = torch.empty_like(sol)
+    down[:, groups.reshape(-1)] = sol  # back to dense neuron order
+    return down

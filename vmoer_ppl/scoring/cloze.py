@@ -16,6 +16,7 @@ from enum import Enum
 
 import torch
 from torch import nn
+from transformers import DynamicCache
 
 from vmoer_ppl.sites import routing_grid
 
@@ -35,6 +36,33 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp_min(0)
 
 
+def trim(prompt_mask: torch.Tensor, option_mask: torch.Tensor):
+    """Drop all-padding prompt columns on the left and option columns on the right."""
+    keep_p = prompt_mask.bool().any(0)
+    start = int(keep_p.float().argmax()) if keep_p.any() else 0
+    keep_o = option_mask.bool().flatten(0, 1).any(0)
+    stop = int(keep_o.nonzero().max()) + 1 if keep_o.any() else 1
+    return prompt_mask[:, start:], option_mask[..., :stop]
+
+
+def trim_batch(
+    prompt_ids, prompt_mask, option_ids, option_mask, prompt_states=None, option_states=None
+):
+    """:func:`trim` applied to ids, masks and cached states alike."""
+    p_mask, o_mask = trim(prompt_mask, option_mask)
+    Tp, Tc = p_mask.shape[1], o_mask.shape[-1]
+    cut_p = lambda x: None if x is None else x[:, x.shape[1] - Tp :]  # noqa: E731
+    cut_o = lambda x: None if x is None else x[:, :, :Tc]  # noqa: E731
+    return (
+        cut_p(prompt_ids),
+        p_mask,
+        cut_o(option_ids),
+        o_mask,
+        cut_p(prompt_states),
+        cut_o(option_states),
+    )
+
+
 class ClozeHead(nn.Module):
     """A causal LM as ``(prompt, options) -> option logits`` by cloze scoring.
 
@@ -46,47 +74,84 @@ class ClozeHead(nn.Module):
         Length normalisation.
     """
 
-    def __init__(self, model: nn.Module, norm: ClozeNorm | str = ClozeNorm.CHAR) -> None:
+    def __init__(
+        self, model: nn.Module, norm: ClozeNorm | str = ClozeNorm.CHAR, first_layer: int = 0
+    ) -> None:
         super().__init__()
-        self.model, self.norm = model, ClozeNorm(norm)
+        self.model, self.norm, self.first_layer = model, ClozeNorm(norm), first_layer
 
     def routing_grids(self, prompt_ids, prompt_mask, option_ids, option_mask, **_) -> dict:
         """The two token grids routed per forward: prompts `(B, Tp)`, options `(B·C, Tc)`."""
-        B, C, Tc = option_ids.shape
+        prompt_mask, option_mask = trim(prompt_mask, option_mask)
+        B, C, Tc = option_mask.shape
         return {"prompt": prompt_mask, "option": option_mask.reshape(B * C, Tc)}
 
-    def option_logprobs(self, prompt_ids, prompt_mask, option_ids, option_mask):
+    def _call(self, grid, first_layer, ids, states, **kw):
+        """One model call, on token ids or (suffix only) on cached states entering ``first_layer``."""
+        with routing_grid(grid):
+            if states is None:
+                return self.model(input_ids=ids, **kw)
+            from vmoer_ppl.embedded.prefix_cache import suffix_layers
+
+            with suffix_layers(self.model, first_layer):
+                return self.model(inputs_embeds=states, **kw)
+
+    def option_logprobs(self, prompt_ids, prompt_mask, option_ids, option_mask,
+                        prompt_states=None, option_states=None):  # fmt: skip
         """Log-probability of each option token, `(B, C, Tc)` (0 at padding)."""
         B, C, Tc = option_ids.shape
-        with routing_grid("prompt"):
-            out = self.model(
-                input_ids=prompt_ids,
-                attention_mask=prompt_mask,
-                position_ids=_positions(prompt_mask),
-                use_cache=True,
-            )
-        first = torch.log_softmax(out.logits[:, -1].float(), -1)  # (B, V)
+        first = self.first_layer if prompt_states is not None else 0
+        cache = None
+        if prompt_states is not None:
+            from vmoer_ppl.embedded.prefix_cache import SuffixCache
+
+            cache = SuffixCache(first, config=self.model.config)
+        out = self._call("prompt", first, prompt_ids, prompt_states, attention_mask=prompt_mask,
+                         position_ids=_positions(prompt_mask), use_cache=True, past_key_values=cache)  # fmt: skip
+        first_lp = torch.log_softmax(out.logits[:, -1].float(), -1)  # (B, V)
         cache = out.past_key_values
         cache.batch_repeat_interleave(C)
         mask = torch.cat([prompt_mask.repeat_interleave(C, 0), option_mask.reshape(B * C, Tc)], 1)
         pos = prompt_mask.sum(-1).repeat_interleave(C).unsqueeze(1) + torch.arange(Tc)  # (B*C, Tc)
         ids = option_ids.reshape(B * C, Tc)
-        with routing_grid("option"):
-            rest = self.model(
-                input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache
-            ).logits
+        o_states = None if option_states is None else option_states.reshape(B * C, Tc, -1)
+        rest = self._call("option", first, ids, o_states, attention_mask=mask, position_ids=pos,
+                          past_key_values=cache).logits  # fmt: skip
         logp = torch.log_softmax(rest.float(), -1)  # (B*C, Tc, V)
-        tok = torch.cat(
-            [
-                first.repeat_interleave(C, 0).gather(1, ids[:, :1]),  # first option token
-                logp[:, :-1].gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1),
-            ],
-            1,
-        )
+        first_tok = first_lp.repeat_interleave(C, 0).gather(1, ids[:, :1])  # first option token
+        later = logp[:, :-1].gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        tok = torch.cat([first_tok, later], 1)
         return (tok * option_mask.reshape(B * C, Tc)).reshape(B, C, Tc)
 
+    @torch.no_grad()
+    def states_entering(self, layer, prompt_ids, prompt_mask, option_ids, option_mask, **_):
+        """Hidden states entering decoder ``layer``: prompts `(B, Tp, D)`, options `(B, C, Tc, D)`."""
+        from vmoer_ppl.embedded.prefix_cache import capture_input
+
+        B, C, Tc = option_ids.shape
+        got: list = []
+        cache = DynamicCache(config=self.model.config)
+        with capture_input(self.model, layer, got):
+            self.model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=_positions(prompt_mask),
+                       use_cache=True, past_key_values=cache)  # fmt: skip
+        cache.batch_repeat_interleave(C)
+        mask = torch.cat([prompt_mask.repeat_interleave(C, 0), option_mask.reshape(B * C, Tc)], 1)
+        pos = prompt_mask.sum(-1).repeat_interleave(C).unsqueeze(1) + torch.arange(Tc)
+        with capture_input(self.model, layer, got):
+            self.model(input_ids=option_ids.reshape(B * C, Tc), attention_mask=mask, position_ids=pos,
+                       past_key_values=cache)  # fmt: skip
+        return got[0], got[1].reshape(B, C, Tc, -1)
+
     def forward(
-        self, prompt_ids, prompt_mask, option_ids, option_mask, option_chars, **_
+        self,
+        prompt_ids,
+        prompt_mask,
+        option_ids,
+        option_mask,
+        option_chars,
+        prompt_states=None,
+        option_states=None,
+        **_,
     ) -> torch.Tensor:
         """Option logits.
 
@@ -98,15 +163,20 @@ class ClozeHead(nn.Module):
             `(B, C, Tc)` right-padded option continuations.
         option_chars : torch.Tensor
             `(B, C)` option lengths in characters.
+        prompt_states, option_states : torch.Tensor, optional
+            Frozen-prefix cache: hidden states entering layer ``first_layer`` `(B, Tp, D)` and
+            `(B, C, Tc, D)`; then only the layers from ``first_layer`` on run.
 
         Returns
         -------
         torch.Tensor
             `(B, C)` normalised log-probabilities; −inf for absent options.
         """
-        total = self.option_logprobs(prompt_ids, prompt_mask, option_ids, option_mask).sum(
-            -1
-        )  # (B, C)
+        cut = trim_batch(
+            prompt_ids, prompt_mask, option_ids, option_mask, prompt_states, option_states
+        )
+        total = self.option_logprobs(*cut).sum(-1)  # (B, C)
+        option_mask, option_chars = cut[3], option_chars
         n_tok = option_mask.sum(-1).clamp_min(1)
         if self.norm is ClozeNorm.TOKEN:
             total = total / n_tok

@@ -1,0 +1,158 @@
+"""Frozen-prefix cache: hidden states entering the first Bayesian layer, computed once.
+
+Only the last N MoE layers get Bayesian routers, so everything below the first Bayesian layer is
+deterministic. For each question the cache stores the hidden states that enter that layer, for
+the prompt tokens and for each option's tokens (the latter computed with the prompt's key/value
+cache of the lower layers), in one safetensors file under the user's cache directory (read back
+memory-mapped), keyed by model, layer and data. SVI epochs and every evaluation then run only
+the Bayesian suffix: the layer list is narrowed to the suffix and the cached states are fed as
+``inputs_embeds``; :class:`SuffixCache` answers the mask-size questions for the first suffix layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import DynamicCache
+
+#: Decoder-only families whose model loop adds nothing to ``inputs_embeds`` (no multipliers).
+SUFFIX_SAFE = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "olmoe"}
+
+
+class SuffixCache(DynamicCache):
+    """A DynamicCache whose layers below ``first_layer`` stay empty; sizes read at ``first_layer``."""
+
+    def __init__(self, first_layer: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.first_layer = first_layer
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        """Cached length at the first suffix layer."""
+        return super().get_seq_length(max(layer_idx, self.first_layer))
+
+    def get_mask_sizes(self, query_length: int, layer_idx: int) -> tuple[int, int]:
+        """Mask sizes at the first suffix layer."""
+        return super().get_mask_sizes(query_length, max(layer_idx, self.first_layer))
+
+    def get_query_offset(self, layer_idx: int = 0):
+        """Query offset at the first suffix layer."""
+        return super().get_query_offset(max(layer_idx, self.first_layer))
+
+
+@contextlib.contextmanager
+def suffix_layers(model: nn.Module, first_layer: int) -> Iterator[None]:
+    """Run only decoder layers ``first_layer..`` of a transformers causal LM."""
+    if model.config.model_type not in SUFFIX_SAFE:
+        raise ValueError(
+            f"the frozen-prefix cache supports {sorted(SUFFIX_SAFE)}, not {model.config.model_type!r}"
+        )
+    inner = model.model
+    full = inner.layers
+    inner.layers = nn.ModuleList(list(full)[first_layer:])
+    try:
+        yield
+    finally:
+        inner.layers = full
+
+
+class _Stop(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def capture_input(model: nn.Module, layer: int, store: list) -> Iterator[None]:
+    """Record the hidden states entering decoder layer ``layer`` and stop the forward there."""
+
+    def hook(module, args, kwargs):
+        store.append(args[0] if args else kwargs["hidden_states"])
+        raise _Stop
+
+    handle = model.model.layers[layer].register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+
+
+def data_key(model_id: str, first_layer: int, batch_fingerprint: str) -> str:
+    """Cache key of one (model, first Bayesian layer, data) triple."""
+    raw = json.dumps({"model": model_id, "layer": first_layer, "data": batch_fingerprint, "v": 1})
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+def fingerprint(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the token tensors of a data set."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        h.update(k.encode())
+        h.update(tensors[k].contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+@torch.no_grad()
+def compute_prefix_states(
+    head, data: dict[str, torch.Tensor], first_layer: int, *, batch_size: int = 16
+):
+    """Hidden states entering ``first_layer`` for prompts `(N, Tp, D)` and options `(N, C, Tc, D)`."""
+    prompts, options = [], []
+    N = len(data["labels"])
+    for s in tqdm(range(0, N, batch_size), desc=f"frozen prefix (layers < {first_layer})"):
+        batch = {k: v[s : s + batch_size] for k, v in data.items()}
+        p, o = head.states_entering(first_layer, **batch)
+        prompts.append(p)
+        options.append(o)
+    return torch.cat(prompts), torch.cat(options)
+
+
+def cached_prefix_states(head, data: dict[str, torch.Tensor], first_layer: int, model_id: str,
+                         cache_dir: Path) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The prefix states of ``data``, from the cache or computed and stored there.
+
+    Parameters
+    ----------
+    head : ClozeHead
+        The scorer over the (frozen) model.
+    data : dict of str to torch.Tensor
+        Output of :func:`vmoer_ppl.scoring.encode_cloze` for the whole set (global padding).
+    first_layer : int
+        Index of the first Bayesian decoder layer.
+    model_id : str
+        Identifies the model weights (e.g. the embedded build's cache key).
+    cache_dir : Path
+        Where cache files live.
+
+    Returns
+    -------
+    dict
+        ``data`` plus ``prompt_states`` and ``option_states``.
+    """
+    tokens = {k: v for k, v in data.items() if k != "labels"}
+    path = (
+        Path(cache_dir)
+        / f"prefix-{data_key(model_id, first_layer, fingerprint(tokens))}.safetensors"
+    )
+    if not path.exists():
+        p, o = compute_prefix_states(head, data, first_layer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({"prompt_states": p.contiguous(), "option_states": o.contiguous()}, tmp)
+        tmp.rename(path)
+    return {**data, **load_file(path)}
+
+
+def subset(
+    data: dict[str, torch.Tensor], rows: Sequence[int] | torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Rows of every tensor in a data dict."""
+    idx = torch.as_tensor(rows)
+    return {k: v[idx] for k, v in data.items()}
