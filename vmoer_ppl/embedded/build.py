@@ -38,7 +38,7 @@ class EmbeddedConfig:
 
     num_experts: int = 16  # E; divides SmolLM2's FFN width 1536
     top_k: int = 4  # K
-    build_tokens: int = 8192  # LAMBADA tokens used for clustering and router fitting
+    build_tokens: int = 24576  # LAMBADA tokens: clustering, routers, refit (~13 per feature)
     max_length: int = 128  # passage truncation
     kmeans_iters: int = 10  # balanced k-means iterations per layer
     router_steps: int = 300  # full-batch Adam steps per router

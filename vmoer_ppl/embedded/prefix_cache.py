@@ -28,7 +28,7 @@ SUFFIX_SAFE = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qw
 
 
 class SuffixCache(DynamicCache):
-    """A DynamicCache whose layers below ``first_layer`` stay empty; sizes read at ``first_layer``."""
+    """A DynamicCache whose layers below ``first_layer`` stay empty; sizes read there."""
 
     def __init__(self, first_layer: int, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -52,7 +52,8 @@ def suffix_layers(model: nn.Module, first_layer: int) -> Iterator[None]:
     """Run only decoder layers ``first_layer..`` of a transformers causal LM."""
     if model.config.model_type not in SUFFIX_SAFE:
         raise ValueError(
-            f"the frozen-prefix cache supports {sorted(SUFFIX_SAFE)}, not {model.config.model_type!r}"
+            f"the frozen-prefix cache supports {sorted(SUFFIX_SAFE)}, "
+            f"not {model.config.model_type!r}"
         )
     inner = model.model
     full = inner.layers
@@ -103,7 +104,7 @@ def fingerprint(tensors: dict[str, torch.Tensor]) -> str:
 def compute_prefix_states(
     head, data: dict[str, torch.Tensor], first_layer: int, *, batch_size: int = 16
 ):
-    """Hidden states entering ``first_layer`` for prompts `(N, Tp, D)` and options `(N, C, Tc, D)`."""
+    """States entering ``first_layer``: prompts `(N, Tp, D)`, options `(N, C, Tc, D)`."""
     prompts, options = [], []
     N = len(data["labels"])
     for s in tqdm(range(0, N, batch_size), desc=f"frozen prefix (layers < {first_layer})"):
@@ -114,8 +115,9 @@ def compute_prefix_states(
     return torch.cat(prompts), torch.cat(options)
 
 
-def cached_prefix_states(head, data: dict[str, torch.Tensor], first_layer: int, model_id: str,
-                         cache_dir: Path) -> dict[str, torch.Tensor]:  # fmt: skip
+def cached_prefix_states(
+    head, data: dict[str, torch.Tensor], first_layer: int, model_id: str, cache_dir: Path
+) -> dict[str, torch.Tensor]:
     """The prefix states of ``data``, from the cache or computed and stored there.
 
     Parameters

@@ -87,7 +87,7 @@ class ClozeHead(nn.Module):
         return {"prompt": prompt_mask, "option": option_mask.reshape(B * C, Tc)}
 
     def _call(self, grid, first_layer, ids, states, **kw):
-        """One model call, on token ids or (suffix only) on cached states entering ``first_layer``."""
+        """One model call on token ids, or (suffix only) on cached states entering a layer."""
         with routing_grid(grid):
             if states is None:
                 return self.model(input_ids=ids, **kw)
@@ -96,8 +96,15 @@ class ClozeHead(nn.Module):
             with suffix_layers(self.model, first_layer):
                 return self.model(inputs_embeds=states, **kw)
 
-    def option_logprobs(self, prompt_ids, prompt_mask, option_ids, option_mask,
-                        prompt_states=None, option_states=None):  # fmt: skip
+    def option_logprobs(
+        self,
+        prompt_ids,
+        prompt_mask,
+        option_ids,
+        option_mask,
+        prompt_states=None,
+        option_states=None,
+    ):
         """Log-probability of each option token, `(B, C, Tc)` (0 at padding)."""
         B, C, Tc = option_ids.shape
         first = self.first_layer if prompt_states is not None else 0
@@ -106,8 +113,16 @@ class ClozeHead(nn.Module):
             from vmoer_ppl.embedded.prefix_cache import SuffixCache
 
             cache = SuffixCache(first, config=self.model.config)
-        out = self._call("prompt", first, prompt_ids, prompt_states, attention_mask=prompt_mask,
-                         position_ids=_positions(prompt_mask), use_cache=True, past_key_values=cache)  # fmt: skip
+        out = self._call(
+            "prompt",
+            first,
+            prompt_ids,
+            prompt_states,
+            attention_mask=prompt_mask,
+            position_ids=_positions(prompt_mask),
+            use_cache=True,
+            past_key_values=cache,
+        )
         first_lp = torch.log_softmax(out.logits[:, -1].float(), -1)  # (B, V)
         cache = out.past_key_values
         cache.batch_repeat_interleave(C)
@@ -115,8 +130,15 @@ class ClozeHead(nn.Module):
         pos = prompt_mask.sum(-1).repeat_interleave(C).unsqueeze(1) + torch.arange(Tc)  # (B*C, Tc)
         ids = option_ids.reshape(B * C, Tc)
         o_states = None if option_states is None else option_states.reshape(B * C, Tc, -1)
-        rest = self._call("option", first, ids, o_states, attention_mask=mask, position_ids=pos,
-                          past_key_values=cache).logits  # fmt: skip
+        rest = self._call(
+            "option",
+            first,
+            ids,
+            o_states,
+            attention_mask=mask,
+            position_ids=pos,
+            past_key_values=cache,
+        ).logits
         logp = torch.log_softmax(rest.float(), -1)  # (B*C, Tc, V)
         first_tok = first_lp.repeat_interleave(C, 0).gather(1, ids[:, :1])  # first option token
         later = logp[:, :-1].gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
@@ -125,21 +147,30 @@ class ClozeHead(nn.Module):
 
     @torch.no_grad()
     def states_entering(self, layer, prompt_ids, prompt_mask, option_ids, option_mask, **_):
-        """Hidden states entering decoder ``layer``: prompts `(B, Tp, D)`, options `(B, C, Tc, D)`."""
+        """States entering decoder ``layer``: prompts `(B, Tp, D)`, options `(B, C, Tc, D)`."""
         from vmoer_ppl.embedded.prefix_cache import capture_input
 
         B, C, Tc = option_ids.shape
         got: list = []
         cache = DynamicCache(config=self.model.config)
         with capture_input(self.model, layer, got):
-            self.model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=_positions(prompt_mask),
-                       use_cache=True, past_key_values=cache)  # fmt: skip
+            self.model(
+                input_ids=prompt_ids,
+                attention_mask=prompt_mask,
+                position_ids=_positions(prompt_mask),
+                use_cache=True,
+                past_key_values=cache,
+            )
         cache.batch_repeat_interleave(C)
         mask = torch.cat([prompt_mask.repeat_interleave(C, 0), option_mask.reshape(B * C, Tc)], 1)
         pos = prompt_mask.sum(-1).repeat_interleave(C).unsqueeze(1) + torch.arange(Tc)
         with capture_input(self.model, layer, got):
-            self.model(input_ids=option_ids.reshape(B * C, Tc), attention_mask=mask, position_ids=pos,
-                       past_key_values=cache)  # fmt: skip
+            self.model(
+                input_ids=option_ids.reshape(B * C, Tc),
+                attention_mask=mask,
+                position_ids=pos,
+                past_key_values=cache,
+            )
         return got[0], got[1].reshape(B, C, Tc, -1)
 
     def forward(
