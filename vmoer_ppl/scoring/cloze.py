@@ -122,6 +122,7 @@ class ClozeHead(nn.Module):
             position_ids=_positions(prompt_mask),
             use_cache=True,
             past_key_values=cache,
+            logits_to_keep=1,  # only the last prompt position predicts (the first option token)
         )
         first_lp = torch.log_softmax(out.logits[:, -1].float(), -1)  # (B, V)
         cache = out.past_key_values
