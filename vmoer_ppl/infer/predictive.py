@@ -18,7 +18,8 @@ import torch
 from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.models.base import RouterModel
 from vmoer_ppl.nn.gates import route
-from vmoer_ppl.nn.mc import entropy, mc_logits, mean_probs, mutual_information
+from vmoer_ppl.nn.masks import last_token_index
+from vmoer_ppl.nn.mc import entropy, mc_logits, mutual_information, softmax
 from vmoer_ppl.sites import install_routing, router_grid
 
 
@@ -112,26 +113,29 @@ def _route(model, guide, ctx, mode, num_samples, store, site, u, l_det):
     q = guide.q_dists(site, u, l_det)
     draws = {k: draw(d, num_samples) for k, d in q.items()}  # (S, ...) each
     samples = model.logit_samples(site, u, l_det, draws)  # (S, B, T, E)
+    probs = softmax(samples)  # (S, B, T, E), once for routing and every signal
     if mode is PredictMode.MC:
-        out = route(
-            mc_logits(samples, site.gate_rule), site.top_k, site.gate_rule
-        )  # log p̄ -> gate rule
+        gate_logits = mc_logits(samples, site.gate_rule, probs=probs)  # log p̄ -> gate rule
+        out = route(gate_logits, site.top_k, site.gate_rule)
     elif mode is PredictMode.MEAN:
         out = model.route_latents(site, u, l_det, guide.point_values(q))
     else:
         out = model.route_latents(site, u, l_det, {k: v[0] for k, v in draws.items()})
-    ilv = (
-        samples.var(0, unbiased=True).sum(-1)
-        if num_samples > 1
-        else torch.zeros_like(l_det[..., 0])
-    )
     if "logits" in q:  # closed form tr Σ for the logit families
         ilv = q["logits"].variance.sum(-1)
-    p_bar = mean_probs(samples)
-    store[site.latent("routing", grid.name).removesuffix(".routing")] = LayerRouting(
-        p_bar, out.experts, entropy(p_bar), mutual_information(samples), ilv
-    )
+    elif num_samples > 1:
+        ilv = samples.var(0, unbiased=True).sum(-1)
+    else:
+        ilv = torch.zeros_like(l_det[..., 0])
+    p_bar = probs.mean(0)
+    mi = mutual_information(samples, probs=probs)
+    store[routing_key(site, grid.name)] = LayerRouting(p_bar, out.experts, entropy(p_bar), mi, ilv)
     return out
+
+
+def routing_key(site, grid: str) -> str:
+    """Key in :attr:`PredictiveOutput.routing`: ``router``, or ``router.grid`` for named grids."""
+    return f"{site.name}.{grid}" if grid else site.name
 
 
 @torch.no_grad()
@@ -187,10 +191,8 @@ def predict(
         logits = model.net(**net_inputs)  # (B, C)
     first = ctx.first
     rows = torch.arange(first.shape[0])
-    last = (
-        first.shape[1] - 1 - first.mask.flip(-1).long().argmax(-1)
-    )  # last real token, any padding
-    keys = [s.latent("routing", first.name).removesuffix(".routing") for s in model.sites]
+    last = last_token_index(first.mask)  # (B,)
+    keys = [routing_key(s, first.name) for s in model.sites]
 
     def at_last(name: str) -> torch.Tensor:
         return torch.stack([getattr(store[k], name)[rows, last] for k in keys]).mean(0)

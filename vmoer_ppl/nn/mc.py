@@ -49,7 +49,9 @@ def mean_probs(samples: torch.Tensor) -> torch.Tensor:
     return softmax(samples).mean(0)  # (..., E)
 
 
-def mc_logits(samples: torch.Tensor, rule=None) -> torch.Tensor:
+def mc_logits(
+    samples: torch.Tensor, rule=None, *, probs: torch.Tensor | None = None
+) -> torch.Tensor:
     """``log p̄``, floored at the smallest normal float so that unused experts stay finite.
 
     Parameters
@@ -58,6 +60,8 @@ def mc_logits(samples: torch.Tensor, rule=None) -> torch.Tensor:
         `(S, ..., E)` logit samples.
     rule : optional
         A rule object with its own ``mc_logits`` (sigmoid routers average sigmoid scores).
+    probs : torch.Tensor, optional
+        `(S, ..., E)` ``softmax(samples)`` when the caller has it already.
 
     Returns
     -------
@@ -66,7 +70,7 @@ def mc_logits(samples: torch.Tensor, rule=None) -> torch.Tensor:
     """
     if hasattr(rule, "mc_logits"):
         return rule.mc_logits(samples)
-    p_bar = mean_probs(samples)  # (..., E)
+    p_bar = mean_probs(samples) if probs is None else probs.mean(0)  # (..., E)
     return p_bar.clamp_min(torch.finfo(p_bar.dtype).tiny).log()
 
 
@@ -106,18 +110,20 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))).sum(-1)
 
 
-def mutual_information(samples: torch.Tensor) -> torch.Tensor:
+def mutual_information(samples: torch.Tensor, *, probs: torch.Tensor | None = None) -> torch.Tensor:
     """Routing mutual information ``H[p̄] - mean_s H[softmax(l_s)]`` (BALD).
 
     Parameters
     ----------
     samples : torch.Tensor
         `(S, ..., E)` logit samples.
+    probs : torch.Tensor, optional
+        `(S, ..., E)` ``softmax(samples)`` when the caller has it already.
 
     Returns
     -------
     torch.Tensor
         `(...)`, non-negative up to rounding.
     """
-    probs = softmax(samples)  # (S, ..., E)
+    probs = softmax(samples) if probs is None else probs  # (S, ..., E)
     return entropy(probs.mean(0)) - entropy(probs).mean(0)

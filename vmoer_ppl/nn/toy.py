@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from vmoer_ppl.nn.gates import GateRule
+from vmoer_ppl.nn.masks import last_token_index
 from vmoer_ppl.nn.router import Router
 
 
@@ -141,5 +142,4 @@ class ToyMoEClassifier(nn.Module):
         mask = mask.to(x.dtype)
         for layer in self.layers:
             x = layer(x, mask)
-        last = (mask.sum(-1).long() - 1).clamp_min(0)  # (B,)
-        return self.head(self.norm(x[torch.arange(B), last]))  # (B, C)
+        return self.head(self.norm(x[torch.arange(B), last_token_index(mask)]))  # (B, C)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
+from vmoer_ppl.nn.masks import position_ids
 from vmoer_ppl.sites import routing_grid
 
 
@@ -30,10 +31,6 @@ class ClozeNorm(str, Enum):
     """Mean log-probability per token."""
     CHAR = "char"
     """Total log-probability divided by the option's length in characters (OLMES default)."""
-
-
-def _positions(mask: torch.Tensor) -> torch.Tensor:
-    return (mask.long().cumsum(-1) - 1).clamp_min(0)
 
 
 def trim(prompt_mask: torch.Tensor, option_mask: torch.Tensor):
@@ -119,7 +116,7 @@ class ClozeHead(nn.Module):
             prompt_ids,
             prompt_states,
             attention_mask=prompt_mask,
-            position_ids=_positions(prompt_mask),
+            position_ids=position_ids(prompt_mask),
             use_cache=True,
             past_key_values=cache,
             logits_to_keep=1,  # only the last prompt position predicts (the first option token)
@@ -158,7 +155,7 @@ class ClozeHead(nn.Module):
             self.model(
                 input_ids=prompt_ids,
                 attention_mask=prompt_mask,
-                position_ids=_positions(prompt_mask),
+                position_ids=position_ids(prompt_mask),
                 use_cache=True,
                 past_key_values=cache,
             )

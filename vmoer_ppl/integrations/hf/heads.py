@@ -9,11 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Index of the last real token per row, for right or left padding; `(B, T) -> (B,)`."""
-    T = attention_mask.shape[1]
-    return T - 1 - attention_mask.flip(-1).long().argmax(-1)
+from vmoer_ppl.nn.masks import last_token_index, position_ids
 
 
 class NextTokenHead(nn.Module):
@@ -60,8 +56,9 @@ class NextTokenHead(nn.Module):
         """
         B, T = input_ids.shape
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
-        pos = (mask.long().cumsum(-1) - 1).clamp_min(0)  # left padding: positions of real tokens
-        logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos).logits
+        logits = self.model(
+            input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask)
+        ).logits
         last = logits[torch.arange(B), last_token_index(mask)].float()  # (B, V)
         if self.token_ids is None:
             return last
