@@ -8,7 +8,7 @@ from vmoer_ppl import bayesianize, predict
 from vmoer_ppl.embedded.build import EmbeddedConfig, moefy_layers
 from vmoer_ppl.embedded.clustering import balanced_assign, cluster_neurons
 from vmoer_ppl.embedded.convert import dense_to_mixtral
-from vmoer_ppl.embedded.routers import expert_outputs, refit_down
+from vmoer_ppl.embedded.routers import expert_outputs, refit_down, relative_error, routed_output
 
 
 def tiny_llama():
@@ -88,13 +88,7 @@ def test_refit_is_the_least_squares_optimum_on_its_fit_tokens():
     y = layer.down_proj(a["h"]).detach()  # (N, D) dense output
 
     def error(down):
-        outs = expert_outputs(a["h"], down, g)
-        idx = (a["x"] @ w.T).topk(2, -1).indices
-        gates = torch.softmax((a["x"] @ w.T).gather(1, idx), -1)
-        pred = 2 * (gates.unsqueeze(-1) * outs.gather(1, idx.unsqueeze(-1).expand(-1, -1, 32))).sum(
-            1
-        )
-        return ((pred - y).norm() / y.norm()).item()
+        return relative_error(routed_output(a["x"], w, expert_outputs(a["h"], down, g), 2), y)
 
     refit = refit_down(a["x"], a["h"], w, g, y, 2, ridge=1e-8)
     raw = layer.down_proj.weight.detach()

@@ -24,7 +24,14 @@ from tqdm.auto import tqdm
 from vmoer_ppl.embedded.activations import collect_mlp_activations
 from vmoer_ppl.embedded.clustering import cluster_neurons
 from vmoer_ppl.embedded.convert import dense_to_mixtral
-from vmoer_ppl.embedded.routers import choose_alpha, expert_outputs, refit_down, train_router
+from vmoer_ppl.embedded.routers import (
+    choose_alpha,
+    expert_outputs,
+    refit_down,
+    relative_error,
+    routed_output,
+    train_router,
+)
 from vmoer_ppl.embedded.source import GGUF_FILE, gguf_dir, lambada_passages, load_dense
 
 log = logging.getLogger(__name__)
@@ -101,14 +108,7 @@ def moefy_layers(dense, acts, cfg: EmbeddedConfig) -> tuple[list, list, list, li
 def refit_error(a, w, g, down, dense_out, n_fit: int, top_k: int) -> float:
     """Held-out relative error of the routed block with a refitted down projection."""
     x, h, y = a["x"][n_fit:], a["h"][n_fit:], dense_out[n_fit:]
-    outs = expert_outputs(h, down, g)  # (N, E, D)
-    logits = x @ w.T
-    idx = logits.topk(top_k, -1).indices
-    gates = torch.softmax(logits.gather(1, idx), -1)
-    pred = top_k * (
-        gates.unsqueeze(-1) * outs.gather(1, idx.unsqueeze(-1).expand(-1, -1, outs.shape[-1]))
-    ).sum(1)
-    return ((pred - y).norm() / y.norm()).item()
+    return relative_error(routed_output(x, w, expert_outputs(h, down, g), top_k), y)
 
 
 @torch.no_grad()

@@ -60,6 +60,27 @@ def train_router(
     return w.detach()
 
 
+def select(x: torch.Tensor, w: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixtral routing of `(N, D)` by router `(E, D)`: experts and renormalised gates `(N, K)`."""
+    logits = x @ w.T  # (N, E)
+    idx = logits.topk(top_k, -1).indices  # (N, K)
+    return idx, torch.softmax(logits.gather(1, idx), -1)
+
+
+def routed_output(
+    x: torch.Tensor, w: torch.Tensor, outputs: torch.Tensor, top_k: int
+) -> torch.Tensor:
+    """The MoE block's output ``K Σ_k g_k out_k`` `(N, D)` from expert outputs `(N, E, D)`."""
+    idx, gates = select(x, w, top_k)
+    picked = outputs.gather(1, idx.unsqueeze(-1).expand(-1, -1, outputs.shape[-1]))  # (N, K, D)
+    return top_k * (gates.unsqueeze(-1) * picked).sum(1)
+
+
+def relative_error(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """``‖pred − target‖ / ‖target‖``."""
+    return ((pred - target).norm() / target.norm()).item()
+
+
 @torch.no_grad()
 def choose_alpha(w, x, outputs, top_k: int) -> tuple[float, float]:
     """Scale of ``W_r`` minimising the relative error of the MoE block against the dense MLP.
@@ -71,15 +92,8 @@ def choose_alpha(w, x, outputs, top_k: int) -> tuple[float, float]:
     """
     dense = outputs.sum(1)  # (N, D)
     best = (1.0, float("inf"))
-    for a in ALPHAS:
-        logits = a * (x @ w.T)
-        idx = (x @ w.T).topk(top_k, -1).indices  # selection does not depend on a > 0
-        gates = torch.softmax(logits.gather(1, idx), -1)  # (N, K), renormalised softmax
-        y = top_k * (
-            gates.unsqueeze(-1)
-            * outputs.gather(1, idx.unsqueeze(-1).expand(-1, -1, outputs.shape[-1]))
-        ).sum(1)
-        err = ((y - dense).norm() / dense.norm()).item()
+    for a in ALPHAS:  # a > 0: the selection is the same, only the gate values change
+        err = relative_error(routed_output(x, a * w, outputs, top_k), dense)
         if err < best[1]:
             best = (a, err)
     return best
@@ -115,11 +129,8 @@ def refit_down(x, h, w, groups, dense_out, top_k: int, *, ridge: float = 1e-3) -
     torch.Tensor
         `(D, F)` down projection in dense layout (the converter multiplies its columns by K).
     """
-    logits = x @ w.T  # (N, E)
-    idx = logits.topk(top_k, -1).indices  # (N, K)
-    gates = torch.zeros_like(logits).scatter_(
-        1, idx, torch.softmax(logits.gather(1, idx), -1)
-    )  # (N, E)
+    idx, selected = select(x, w, top_k)
+    gates = torch.zeros(len(x), w.shape[0], dtype=x.dtype).scatter_(1, idx, selected)  # (N, E)
     feats = (top_k * gates[:, :, None] * h[:, groups]).reshape(len(x), -1)  # (N, F) in group order
     gram = feats.T @ feats  # (F, F)
     gram.diagonal().add_(ridge * gram.diagonal().mean())
