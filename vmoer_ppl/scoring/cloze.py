@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
+from vmoer_ppl.embedded.prefix_cache import SuffixCache, capture_input, suffix_layers
 from vmoer_ppl.nn.masks import position_ids
 from vmoer_ppl.sites import routing_grid
 
@@ -31,6 +32,14 @@ class ClozeNorm(str, Enum):
     """Mean log-probability per token."""
     CHAR = "char"
     """Total log-probability divided by the option's length in characters (OLMES default)."""
+
+
+def option_pass_inputs(prompt_mask: torch.Tensor, option_mask: torch.Tensor):
+    """Attention mask `(B·C, Tp + Tc)` and positions `(B·C, Tc)` of the options after the prompt."""
+    B, C, Tc = option_mask.shape
+    mask = torch.cat([prompt_mask.repeat_interleave(C, 0), option_mask.reshape(B * C, Tc)], 1)
+    pos = prompt_mask.sum(-1).repeat_interleave(C).unsqueeze(1) + torch.arange(Tc)
+    return mask, pos
 
 
 def trim(prompt_mask: torch.Tensor, option_mask: torch.Tensor):
@@ -88,8 +97,6 @@ class ClozeHead(nn.Module):
         with routing_grid(grid):
             if states is None:
                 return self.model(input_ids=ids, **kw)
-            from vmoer_ppl.embedded.prefix_cache import suffix_layers
-
             with suffix_layers(self.model, first_layer):
                 return self.model(inputs_embeds=states, **kw)
 
@@ -105,11 +112,7 @@ class ClozeHead(nn.Module):
         """Log-probability of each option token, `(B, C, Tc)` (0 at padding)."""
         B, C, Tc = option_ids.shape
         first = self.first_layer if prompt_states is not None else 0
-        cache = None
-        if prompt_states is not None:
-            from vmoer_ppl.embedded.prefix_cache import SuffixCache
-
-            cache = SuffixCache(first, config=self.model.config)
+        cache = None if prompt_states is None else SuffixCache(first, config=self.model.config)
         out = self._call(
             "prompt",
             first,
@@ -124,8 +127,7 @@ class ClozeHead(nn.Module):
         first_lp = torch.log_softmax(out.logits[:, -1].float(), -1)  # (B, V)
         cache = out.past_key_values
         cache.batch_repeat_interleave(C)
-        mask = torch.cat([prompt_mask.repeat_interleave(C, 0), option_mask.reshape(B * C, Tc)], 1)
-        pos = prompt_mask.sum(-1).repeat_interleave(C).unsqueeze(1) + torch.arange(Tc)  # (B*C, Tc)
+        mask, pos = option_pass_inputs(prompt_mask, option_mask)
         ids = option_ids.reshape(B * C, Tc)
         o_states = None if option_states is None else option_states.reshape(B * C, Tc, -1)
         rest = self._call(
@@ -146,8 +148,6 @@ class ClozeHead(nn.Module):
     @torch.no_grad()
     def states_entering(self, layer, prompt_ids, prompt_mask, option_ids, option_mask, **_):
         """States entering decoder ``layer``: prompts `(B, Tp, D)`, options `(B, C, Tc, D)`."""
-        from vmoer_ppl.embedded.prefix_cache import capture_input
-
         B, C, Tc = option_ids.shape
         got: list = []
         cache = DynamicCache(config=self.model.config)
@@ -160,8 +160,7 @@ class ClozeHead(nn.Module):
                 past_key_values=cache,
             )
         cache.batch_repeat_interleave(C)
-        mask = torch.cat([prompt_mask.repeat_interleave(C, 0), option_mask.reshape(B * C, Tc)], 1)
-        pos = prompt_mask.sum(-1).repeat_interleave(C).unsqueeze(1) + torch.arange(Tc)
+        mask, pos = option_pass_inputs(prompt_mask, option_mask)
         with capture_input(self.model, layer, got):
             self.model(
                 input_ids=option_ids.reshape(B * C, Tc),
