@@ -36,7 +36,7 @@ class HFAdapter:
         ]
 
     def gate_rule(self, router: nn.Module, config):
-        """The exact upstream gate rule of ``router`` (a GateRule or a rule object)."""
+        """The exact upstream gate rule of ``router`` (a GateRule or a rule object), or None."""
         raise NotImplementedError
 
     def weights_dtype(self, hidden: torch.Tensor) -> torch.dtype:
@@ -44,11 +44,18 @@ class HFAdapter:
         return torch.float32 if self.weights_in_float32 else hidden.dtype
 
     def install(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
-        """Patch every router once (idempotent); return ``(path, router)`` pairs."""
-        found = self.routers(model)
-        for _, router in found:
+        """Patch every router once (idempotent); return ``(path, router)`` pairs.
+
+        A router whose gate rule :meth:`gate_rule` cannot identify (``None``) is left alone.
+        """
+        found = []
+        for name, router in self.routers(model):
             if not getattr(router, "_vmoer_router", False):
-                patch_router(router, self.gate_rule(router, model.config), self.weights_dtype)
+                rule = self.gate_rule(router, model.config)
+                if rule is None:
+                    continue
+                patch_router(router, rule, self.weights_dtype)
+            found.append((name, router))
         return found
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vmoer_ppl.integrations.hf.base import HFAdapter, patch_router
+from vmoer_ppl.integrations.hf.base import HFAdapter
 from vmoer_ppl.nn.gates import GateRule, route
 
 EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
@@ -66,13 +66,3 @@ class GenericAdapter(HFAdapter):
                 ):
                     return rule
         return None
-
-    def install(self, model):
-        """Patch the routers whose rule was identified; refuse if none was."""
-        found = [
-            (n, m) for n, m in self.routers(model) if self.gate_rule(m, model.config) is not None
-        ]
-        for _, router in found:
-            if not getattr(router, "_vmoer_router", False):
-                patch_router(router, self.gate_rule(router, model.config), self.weights_dtype)
-        return found
