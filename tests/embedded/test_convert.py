@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig
 
+from tests.integrations.tiny_hf import COMMON
 from vmoer_ppl import bayesianize, predict
 from vmoer_ppl.embedded.build import EmbeddedConfig, moefy_layers
 from vmoer_ppl.embedded.clustering import balanced_assign, cluster_neurons
@@ -13,18 +14,7 @@ from vmoer_ppl.embedded.routers import expert_outputs, refit_down, relative_erro
 
 def tiny_llama():
     torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
+    cfg = LlamaConfig(**{**COMMON, "intermediate_size": 64, "num_hidden_layers": 2})
     return AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
 
 

@@ -7,7 +7,8 @@ from tests.integrations.tiny_hf import tiny_model
 from tests.scoring.test_scorers import RECORDS
 from tests.scoring.tiny_tokenizer import tiny_tokenizer
 from vmoer_ppl import bayesianize, fused_loss, predict
-from vmoer_ppl.embedded.prefix_cache import cached_prefix_states, subset
+from vmoer_ppl.data.tensors import subset
+from vmoer_ppl.embedded.prefix_cache import cached_prefix_states
 from vmoer_ppl.scoring import ClozeHead, encode_cloze
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from tests.integrations.tiny_hf import CONFIGS, ROUTERS_PER_MODEL, tiny_model
+from tests.integrations.tiny_hf import COMMON, CONFIGS, ROUTERS_PER_MODEL, tiny_model
 from vmoer_ppl import SVIConfig, bayesianize, fit_svi, from_pretrained, predict
 from vmoer_ppl.integrations.hf import last_token_index
 from vmoer_ppl.sites import install_routing
@@ -126,13 +126,7 @@ def test_load_refuses_mismatched_models_and_says_what_differs(tmp_path):
 
 @pytest.mark.parametrize("model_type", ["llama", "gpt2"])
 def test_non_moe_models_get_a_clear_error(model_type):
-    kw = dict(
-        vocab_size=64,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=32,
-    )
+    kw = {**COMMON, "num_hidden_layers": 2}
     if model_type == "gpt2":
         kw = dict(vocab_size=64, n_embd=32, n_layer=2, n_head=4)
     hf = AutoModelForCausalLM.from_config(
@@ -146,21 +140,8 @@ def test_non_moe_models_get_a_clear_error(model_type):
 
 @pytest.mark.parametrize("model_type", ["flex_olmo", "minimax"])
 def test_generic_detection_finds_standard_routers_and_keeps_parity(model_type):
-    kw = dict(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_experts=4,
-        num_local_experts=4,
-        num_experts_per_tok=2,
-        head_dim=8,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
+    experts = dict(num_experts=4, num_local_experts=4, num_experts_per_tok=2, head_dim=8)
+    kw = {**COMMON, "num_hidden_layers": 2, **experts}
     if model_type == "minimax":
         kw.update(layer_types=["full_attention"] * 2, block_size=8)
     torch.manual_seed(0)

@@ -16,7 +16,6 @@ def collect_mlp_activations(
     max_tokens: int,
     max_length: int = 128,
     batch_size: int = 16,
-    seed: int = 0,
 ) -> list[dict[str, torch.Tensor]]:
     """Per layer, MLP inputs ``x`` `(N, D)` and SwiGLU activations ``h`` `(N, F)` at real tokens.
 
@@ -34,8 +33,6 @@ def collect_mlp_activations(
         Truncation length of a passage.
     batch_size : int
         Passages per forward.
-    seed : int
-        Unused; kept for a stable signature of the build inputs.
 
     Returns
     -------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -22,6 +22,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import DynamicCache
+
+from vmoer_ppl.data.tensors import batches
 
 #: Decoder-only families whose model loop adds nothing to ``inputs_embeds`` (no multipliers).
 SUFFIX_SAFE = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "olmoe"}
@@ -106,9 +108,9 @@ def compute_prefix_states(
 ):
     """States entering ``first_layer``: prompts `(N, Tp, D)`, options `(N, C, Tc, D)`."""
     prompts, options = [], []
-    N = len(data["labels"])
-    for s in tqdm(range(0, N, batch_size), desc=f"frozen prefix (layers < {first_layer})"):
-        batch = {k: v[s : s + batch_size] for k, v in data.items()}
+    n_batches = -(-len(data["labels"]) // batch_size)
+    desc = f"frozen prefix (layers < {first_layer})"
+    for batch in tqdm(batches(data, batch_size), total=n_batches, desc=desc):
         p, o = head.states_entering(first_layer, **batch)
         prompts.append(p)
         options.append(o)
@@ -150,11 +152,3 @@ def cached_prefix_states(
         save_file({"prompt_states": p.contiguous(), "option_states": o.contiguous()}, tmp)
         tmp.rename(path)
     return {**data, **load_file(path)}
-
-
-def subset(
-    data: dict[str, torch.Tensor], rows: Sequence[int] | torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """Rows of every tensor in a data dict."""
-    idx = torch.as_tensor(rows)
-    return {k: v[idx] for k, v in data.items()}

@@ -21,6 +21,7 @@ import torch
 from pyro.infer import TraceMeanField_ELBO
 from tqdm.auto import tqdm
 
+from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.infer import kl as _kl  # noqa: F401  (registers the MVN-Independent KL)
 from vmoer_ppl.infer.freeze import check_no_active_checkpointing, check_only_guide_trains
@@ -110,10 +111,6 @@ def lr_factor(cfg: SVIConfig) -> Callable[[int], float]:
     return factor
 
 
-def _minibatch(data: Mapping[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {k: v[idx] for k, v in data.items() if v is not None}
-
-
 def check_data(data: Mapping[str, torch.Tensor]) -> int:
     """Validate an SVI data dict and return its size N."""
     if "labels" not in data or len(data) < 2:
@@ -182,7 +179,7 @@ def fit_svi(
     losses: list[float] = []
     batches = minibatches(n, min(cfg.batch_size, n), gen)
     for _ in tqdm(range(cfg.num_steps), desc=f"SVI ({path.value})", disable=not cfg.progress):
-        loss = step_loss(**_minibatch(data, next(batches)))
+        loss = step_loss(**subset(data, next(batches)))
         optim.zero_grad()
         loss.backward()
         if cfg.clip_norm is not None:

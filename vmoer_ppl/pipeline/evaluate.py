@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from vmoer_ppl.data.tensors import batches
 from vmoer_ppl.evaluation.metrics import accuracy, auroc, calibration_errors, nll
 from vmoer_ppl.infer.predictive import predict
 from vmoer_ppl.nn.mc import entropy
-
-
-def batches(data: dict[str, torch.Tensor], size: int):
-    """Consecutive row slices of a data dict."""
-    n = len(data["labels"])
-    for s in range(0, n, size):
-        yield {k: v[s : s + size] for k, v in data.items()}
 
 
 @torch.no_grad()
