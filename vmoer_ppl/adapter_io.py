@@ -58,7 +58,8 @@ def prior_from_json(spec: dict) -> Prior:
     raise ValueError(f"the adapter was trained with a custom prior ({spec['repr']}); pass prior=")
 
 
-def _architecture(net: nn.Module) -> str:
+def architecture_name(net: nn.Module) -> str:
+    """``config.model_type`` of a transformers model, else the network's class name."""
     config = getattr(net, "config", None)
     return getattr(config, "model_type", None) or type(net).__name__
 
@@ -113,9 +114,9 @@ def save_pretrained(guide, directory: str | Path, *, overwrite: bool = False) ->
 def check_compatible(config: dict, net: nn.Module, routers) -> None:
     """Raise a ValueError naming every difference between an adapter and a network."""
     problems = []
-    if config["architecture"] != _architecture(net):
+    if config["architecture"] != architecture_name(net):
         problems.append(
-            f"architecture: adapter {config['architecture']!r}, model {_architecture(net)!r}"
+            f"architecture: adapter {config['architecture']!r}, model {architecture_name(net)!r}"
         )
     if config["num_routers"] != len(routers):
         problems.append(f"MoE router count: adapter {config['num_routers']}, model {len(routers)}")

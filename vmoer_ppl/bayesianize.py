@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from vmoer_ppl.adapter_io import architecture_name
 from vmoer_ppl.families import FAMILIES, RouterFamily, as_family
 from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.infer.freeze import freeze
@@ -118,12 +119,13 @@ def bayesianize(
         num_data=num_data,
         **spec.model_kwargs,
     )
-    guide_kwargs = {} if spec.model_cls.family == "weight" else {"trunk_dim": trunk_dim}
-    if isinstance(prior, GaussianPrior):
-        guide_kwargs["init_scale"] = prior.scale if spec.model_cls.family != "weight" else 1e-3
+    guide_kwargs = {}
+    if spec.model_cls.family != "weight":  # amortised guides: trunk width, start at the prior scale
+        guide_kwargs["trunk_dim"] = trunk_dim
+        if isinstance(prior, GaussianPrior):
+            guide_kwargs["init_scale"] = prior.scale
     model.spec = {
-        "architecture": getattr(getattr(original, "config", None), "model_type", None)
-        or type(original).__name__,
+        "architecture": architecture_name(original),
         "num_routers": len(routers),
         "family": as_family(family).value,
         "beta": float(beta),
