@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.infer import kl as _kl  # noqa: F401  (registers the MVN-Independent KL)
+from vmoer_ppl.infer.checkpoint import load_state, save_state
+from vmoer_ppl.infer.early_stop import EarlyStopping, validation_nll
 from vmoer_ppl.infer.freeze import check_no_active_checkpointing, check_only_guide_trains
 from vmoer_ppl.infer.fused import fused_loss
 from vmoer_ppl.models.base import RouterModel
@@ -53,6 +55,12 @@ class SVIConfig:
     schedule: str = "cosine"  # "cosine" (VMoER App. D.2: cosine decay with warm-up) or "constant"
     warmup_ratio: float = 0.05  # fraction of steps with linear warm-up (cosine schedule)
     progress: bool = True  # tqdm bar
+    eval_every: int = 0  # validate every N steps (needs val_data); 0: only at the end
+    patience: int | None = None  # stop after N validations without improvement; None: never
+    val_samples: int = 8  # S of the MC validation NLL
+    checkpoint_dir: str | None = None  # save the whole training state here (resumable)
+    checkpoint_every: int = 10  # steps between checkpoints (also written at each validation)
+    resume: bool = True  # continue from checkpoint_dir's state when there is one
 
 
 @dataclass
@@ -66,33 +74,52 @@ class SVIResult:
     losses : list of float
         Loss per step.
     guide : RouterGuide
-        The trained guide.
+        The trained guide (the best one at validation when ``val_data`` was given).
+    val_history : list of (int, float)
+        (step, validation NLL) at every validation.
+    best_step : int or None
+        Step of the lowest validation NLL, whose parameters were restored.
+    stopped_early : bool
+        Whether patience ran out before ``num_steps``.
+    resumed_from : int or None
+        Step at which a checkpoint was picked up.
     """
 
     params: dict[str, torch.Tensor]
     losses: list[float] = field(default_factory=list)
     guide: RouterGuide | None = None
+    val_history: list[tuple[int, float]] = field(default_factory=list)
+    best_step: int | None = None
+    stopped_early: bool = False
+    resumed_from: int | None = None
 
 
-def minibatches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
-    """Endless shuffled epochs of row indices; every row once per epoch, the last batch shorter.
+def batch_at(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
+    """Row indices of the minibatch at ``step``: a pure function of (seed, step), so resumable.
+
+    Every row appears once per epoch (the last batch of an epoch is shorter); each epoch has its
+    own seeded permutation.
 
     Parameters
     ----------
+    step : int
+        Optimiser step (0-based).
     n : int
         Data-set size N.
     batch_size : int
         Rows per batch.
-    gen : torch.Generator
-        Seeded generator (fixes the order).
+    seed : int
+        Seed of the permutations.
 
-    Yields
-    ------
+    Returns
+    -------
     torch.Tensor
         `(batch_size,)` or shorter int64 row indices.
     """
-    while True:
-        yield from torch.randperm(n, generator=gen).split(batch_size)
+    per_epoch = math.ceil(n / batch_size)
+    epoch, pos = divmod(step, per_epoch)
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)[pos * batch_size : (pos + 1) * batch_size]
 
 
 def lr_factor(cfg: SVIConfig) -> Callable[[int], float]:
@@ -130,8 +157,19 @@ def fit_svi(
     guide: RouterGuide,
     data: Mapping[str, torch.Tensor],
     cfg: SVIConfig | None = None,
+    *,
+    val_data: Mapping[str, torch.Tensor] | None = None,
+    validate: Callable[[], float] | None = None,
+    callback: Callable[[int, float], None] | None = None,
 ) -> SVIResult:
     """Fit the guide by stochastic variational inference; the network stays frozen.
+
+    With ``val_data`` the validation NLL is measured every ``cfg.eval_every`` steps and at the
+    end; the guide ends at the parameters of the best validation (early stopping with
+    ``cfg.patience``). With ``cfg.checkpoint_dir`` the whole training state is saved every
+    ``cfg.checkpoint_every`` steps and at each validation, and a later call with the same
+    settings resumes from it: a run killed at any point and resumed ends with exactly the
+    parameters of an uninterrupted run.
 
     Parameters
     ----------
@@ -142,12 +180,18 @@ def fit_svi(
     data : mapping of str to torch.Tensor
         ``input_ids`` `(N, T)`, ``labels`` `(N,)`, optional ``attention_mask`` `(N, T)`.
     cfg : SVIConfig, optional
-        Steps, batch size, learning rate, ELBO path.
+        Steps, batch size, learning rate, ELBO path, validation and checkpoints.
+    val_data : mapping of str to torch.Tensor, optional
+        Validation questions, same keys as ``data``.
+    validate : callable, optional
+        ``() -> float`` replacing the default validation metric (lower is better).
+    callback : callable, optional
+        ``(step, loss) -> None`` after every optimiser step.
 
     Returns
     -------
     SVIResult
-        Trained parameters and the loss history.
+        Trained parameters, the loss and validation histories.
 
     Examples
     --------
@@ -161,9 +205,14 @@ def fit_svi(
     """
     cfg = cfg or SVIConfig()
     n = check_data(data)
+    if val_data is not None:
+        check_data(val_data)
     path = ELBOPath(cfg.path)
+    if validate is None and val_data is not None:
+        validate = functools.partial(
+            validation_nll, model, guide, val_data, num_samples=cfg.val_samples, seed=cfg.seed
+        )
     pyro.set_rng_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
     store_before = set(pyro.get_param_store().keys())
     if path is ELBOPath.REFERENCE:
         elbo = TraceMeanField_ELBO(max_plate_nesting=2)(model, guide)
@@ -176,10 +225,41 @@ def fit_svi(
     check_no_active_checkpointing(model.net)
     optim = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_factor(cfg))
+    stopper = EarlyStopping(cfg.patience)
     losses: list[float] = []
-    batches = minibatches(n, min(cfg.batch_size, n), gen)
-    for _ in tqdm(range(cfg.num_steps), desc=f"SVI ({path.value})", disable=not cfg.progress):
-        loss = step_loss(**subset(data, next(batches)))
+    step, done, resumed = 0, False, None
+    state = load_state(cfg.checkpoint_dir) if cfg.checkpoint_dir and cfg.resume else None
+    if state is not None:
+        check_resumable(state, cfg, n)
+        guide.load_state_dict(state["guide"])
+        optim.load_state_dict(state["optim"])
+        sched.load_state_dict(state["sched"])
+        stopper.load_state_dict(state["stopper"])
+        losses, step, done, resumed = state["losses"], state["step"], state["done"], state["step"]
+        log.info("resuming SVI from %s at step %d", cfg.checkpoint_dir, step)
+
+    def checkpoint(finished: bool = False) -> None:
+        if cfg.checkpoint_dir:
+            save_state(
+                cfg.checkpoint_dir,
+                {
+                    "guide": guide.state_dict(),
+                    "optim": optim.state_dict(),
+                    "sched": sched.state_dict(),
+                    "stopper": stopper.state_dict(),
+                    "losses": losses,
+                    "step": step,
+                    "done": finished,
+                    "fingerprint": fingerprint(cfg, n),
+                },
+            )
+
+    bs = min(cfg.batch_size, n)
+    bar = tqdm(
+        total=cfg.num_steps, initial=step, desc=f"SVI ({path.value})", disable=not cfg.progress
+    )
+    while not done and step < cfg.num_steps:
+        loss = step_loss(**subset(data, batch_at(step, n, bs, cfg.seed)))
         optim.zero_grad()
         loss.backward()
         if cfg.clip_norm is not None:
@@ -187,8 +267,49 @@ def fit_svi(
         optim.step()
         sched.step()
         losses.append(loss.item())
+        step += 1
+        bar.update(1)
+        if callback is not None:
+            callback(step, losses[-1])
+        validating = validate is not None and cfg.eval_every and step % cfg.eval_every == 0
+        if validating:
+            done = stopper.update(step, validate(), guide)
+            bar.set_postfix(val=f"{stopper.history[-1][1]:.4f}", best=f"{stopper.best:.4f}")
+        if validating or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+            checkpoint()
+    bar.close()
+    if validate is not None and (not stopper.history or stopper.history[-1][0] != step):
+        stopper.update(step, validate(), guide)
+    if stopper.best_state is not None:
+        guide.load_state_dict(stopper.best_state)
+    checkpoint(finished=True)
     if set(pyro.get_param_store().keys()) - store_before:
         raise RuntimeError("the guide registered parameters in Pyro's global param store")
     log.info("SVI done: %d steps, final loss %.4f", len(losses), losses[-1] if losses else np.nan)
     params_out = {k: v.detach().clone() for k, v in guide.state_dict().items()}
-    return SVIResult(params_out, losses, guide)
+    return SVIResult(
+        params_out,
+        losses,
+        guide,
+        val_history=list(stopper.history),
+        best_step=stopper.best_step if stopper.best_state is not None else None,
+        stopped_early=step < cfg.num_steps,
+        resumed_from=resumed,
+    )
+
+
+def fingerprint(cfg: SVIConfig, n: int) -> dict:
+    """The settings a checkpoint must share with the run that resumes it."""
+    keys = ("num_steps", "batch_size", "lr", "path", "seed", "schedule", "warmup_ratio")
+    return {"n": n, **{k: str(getattr(cfg, k)) for k in keys}}
+
+
+def check_resumable(state: dict, cfg: SVIConfig, n: int) -> None:
+    """Refuse to resume a checkpoint written with other settings or data."""
+    want, got = fingerprint(cfg, n), state.get("fingerprint", {})
+    diff = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
+    if diff:
+        raise ValueError(
+            f"the checkpoint in {cfg.checkpoint_dir} was written with other settings "
+            f"(saved, now): {diff}; use the same settings, another checkpoint_dir, or resume=False"
+        )
