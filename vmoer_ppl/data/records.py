@@ -45,6 +45,31 @@ class MCQARecord:
             )
 
 
+@dataclass
+class Splits:
+    """Disjoint in-distribution splits: train (SVI), val (early stopping), test (evaluation)."""
+
+    train: list[MCQARecord]
+    val: list[MCQARecord]
+    test: list[MCQARecord]
+
+
+def check_disjoint(splits: Splits) -> Splits:
+    """Return ``splits`` after checking no question is in two of its parts.
+
+    Raises
+    ------
+    ValueError
+        Naming the overlapping parts and how many questions they share.
+    """
+    parts = {"train": splits.train, "val": splits.val, "test": splits.test}
+    ids = {k: {(r.source, r.id) for r in v} for k, v in parts.items()}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        if shared := ids[a] & ids[b]:
+            raise ValueError(f"{a} and {b} share {len(shared)} questions, e.g. {min(shared)}")
+    return splits
+
+
 def shuffle_choices(records: Sequence[MCQARecord], seed: int = 0) -> list[MCQARecord]:
     """Permute each question's options with a fixed seed (keys each question by source and id).
 

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, replace
 
 from vmoer_ppl.data.packaged import load_packaged
-from vmoer_ppl.data.records import MCQARecord
+from vmoer_ppl.data.records import MCQARecord, Splits, check_disjoint
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,6 @@ OOD_FOR["openbookqa"] = [
 ]
 
 
-@dataclass
-class Splits:
-    """Disjoint in-distribution splits."""
-
-    train: list[MCQARecord]
-    val: list[MCQARecord]
-    test: list[MCQARecord]
-
-
 def id_splits(spec: SetSpec, *, n_test: int, n_val: int, n_train: int, seed: int = 0) -> Splits:
     """Shuffle a set with a fixed seed and cut disjoint test / val / train parts (test first).
 
@@ -91,9 +82,7 @@ def id_splits(spec: SetSpec, *, n_test: int, n_val: int, n_train: int, seed: int
         )
     test, val = records[:n_test], records[n_test : n_test + n_val]
     train = records[n_test + n_val :][:n_train]
-    ids = [{(r.source, r.id) for r in part} for part in (train, val, test)]
-    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2]), "splits overlap"
-    return Splits(train, val, test)
+    return check_disjoint(Splits(train, val, test))
 
 
 def ood_records(spec: SetSpec, n: int, seed: int = 0) -> list[MCQARecord]:
