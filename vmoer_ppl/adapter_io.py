@@ -164,7 +164,7 @@ def from_pretrained(net: nn.Module, directory: str | Path, *, prior: Prior | Non
         raise ValueError(
             f"adapter format {config.get('format_version')} unsupported (need {FORMAT_VERSION})"
         )
-    _, routers = _network(net, config.get("option_token_ids"), config.get("scorer", "next-token"))
+    _, routers = _network(net, config.get("option_token_ids"), config.get("scorer") or "next-token")
     check_compatible(config, net, routers)
     model, guide = bayesianize(
         net,
@@ -175,7 +175,7 @@ def from_pretrained(net: nn.Module, directory: str | Path, *, prior: Prior | Non
         num_data=config["num_data"],
         trunk_dim=config["trunk_dim"],
         option_token_ids=config.get("option_token_ids"),
-        scorer=config.get("scorer", "next-token"),
+        scorer=config.get("scorer") or "next-token",
     )
     state = load_file(path / WEIGHTS_NAME)
     guide.load_state_dict({k: v.to(guide.state_dict()[k]) for k, v in state.items()}, strict=True)

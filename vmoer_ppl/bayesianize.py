@@ -131,9 +131,10 @@ def bayesianize(
         "beta": float(beta),
         "num_data": int(num_data),
         "trunk_dim": trunk_dim,
+        "scorer": scorer if getattr(original, "config", None) is not None else None,
         "option_token_ids": None
         if option_token_ids is None
-        else [int(i) for i in option_token_ids],
+        else [int(i) if isinstance(i, int) else [int(t) for t in i] for i in option_token_ids],
     }
     guide = spec.guide_cls(model, **guide_kwargs)
     place_guide(guide)

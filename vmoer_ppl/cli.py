@@ -1,47 +1,110 @@
-"""The ``vmoer`` command line: ``vmoer demo`` (the main job) and ``vmoer toy``."""
+"""The ``vmoer`` command line: ``demo``, ``fit``, ``evaluate`` and ``toy``.
+
+``fit`` and ``demo`` take one flag per field of :class:`vmoer_ppl.pipeline.FitConfig` (the help of
+each flag is the field's comment there); ``demo`` only changes the defaults.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
+import re
 import sys
 import time
+from dataclasses import MISSING, fields, replace
 
-from vmoer_ppl.pipeline.demo import DemoConfig, run_demo
+from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.pipeline.demo import DEMO, run_demo
+from vmoer_ppl.pipeline.fit import run_fit
 from vmoer_ppl.pipeline.report import summary_table
+from vmoer_ppl.pipeline.run_eval import evaluate_run
 from vmoer_ppl.toy_demo import ToyDemoConfig, format_table, run_toy_demo
+
+#: Errors that are the user's to fix: printed as one line, exit status 2.
+USER_ERRORS = (FileExistsError, FileNotFoundError, ValueError, ModuleNotFoundError)
+
+
+def field_help(cls) -> dict[str, str]:
+    """The trailing ``# comment`` of each dataclass field, read from the class source."""
+    src = inspect.getsource(cls)
+    return dict(re.findall(r"^\s+(\w+):[^#\n]*#\s*(.+)$", src, flags=re.M))
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.lower() == "none" else int(text)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, defaults: FitConfig) -> None:
+    """One flag per :class:`FitConfig` field (``n_train`` -> ``--n-train``), defaults shown."""
+    helps = field_help(FitConfig)
+    for f in fields(FitConfig):
+        if f.name == "embedded":
+            continue
+        flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
+        text = f"{helps.get(f.name, '')} (default: {default})"
+        if f.type == "bool":
+            parser.add_argument(flag, dest=f.name, action="store_true", help=text)
+        elif f.type.startswith("tuple"):
+            parser.add_argument(flag, dest=f.name, nargs="+", default=default, help=text)
+        elif f.type == "int | None":
+            parser.add_argument(flag, dest=f.name, type=_optional_int, default=default, help=text)
+        else:
+            kind = {"int": int, "float": float}.get(f.type, str)
+            parser.add_argument(flag, dest=f.name, type=kind, default=default, help=text)
+    assert all(f.default is not MISSING or f.name == "embedded" for f in fields(FitConfig))
+
+
+def config_from(args: argparse.Namespace, defaults: FitConfig) -> FitConfig:
+    """The :class:`FitConfig` of parsed flags."""
+    values = {f.name: getattr(args, f.name) for f in fields(FitConfig) if f.name != "embedded"}
+    for key in ("families", "ood"):
+        if values[key] is not None:
+            values[key] = tuple(values[key])
+    return replace(defaults, **values)
+
+
+def _print_summary(res: dict, out: str, took: float) -> None:
+    meta = res["meta"]
+    print(
+        f"\nmodel {meta['model']}, scorer {meta['scorer']}, ID set {meta['id_set']}, "
+        f"Bayesian routers {meta['layers']}, S={meta['num_samples']}; sizes {meta['sizes']}"
+    )
+    print(summary_table(res["results"]))
+    print(f"run directory: {out} (report.md, metrics.json, plots/); total {took:.0f} s")
 
 
 def _demo(args: argparse.Namespace) -> int:
-    cfg = DemoConfig(out=args.out, overwrite=args.overwrite, seed=args.seed, model=args.model)
-    for key in (
-        "id_set",
-        "svi_steps",
-        "n_train",
-        "n_val",
-        "n_test",
-        "n_ood",
-        "num_samples",
-        "layers",
-    ):
-        if getattr(args, key) is not None:
-            setattr(cfg, key, getattr(args, key))
-    if args.families:
-        cfg.families = tuple(args.families)
-    t0 = time.perf_counter()
-    try:
-        res = run_demo(cfg)
-    except (FileExistsError, ValueError, ModuleNotFoundError) as err:
-        print(f"vmoer demo: {err}", file=sys.stderr)
-        return 2
-    meta = res["meta"]
+    cfg, t0 = config_from(args, DEMO), time.perf_counter()
+    res = run_demo(cfg)
+    _print_summary(res, cfg.out, time.perf_counter() - t0)
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    cfg, t0 = config_from(args, FitConfig()), time.perf_counter()
+    res = run_fit(cfg)
     print(
-        f"\nvmoer demo: model {meta['model']}, scorer {meta['scorer']}, ID set {meta['id_set']}, "
-        f"Bayesian layers from {meta['first_bayesian_layer']}; sizes {meta['sizes']}"
+        f"\nfitted {', '.join(cfg.families)} on {res['run']['model']}; sizes {res['run']['sizes']}"
     )
-    print(summary_table(res["results"]))
+    print("| family | steps | best step | best val NLL | stopped early |\n|---|---|---|---|---|")
+    for family, r in res["families"].items():
+        best = min((v for _, v in r["val_history"]), default=float("nan"))
+        print(
+            f"| {family} | {len(r['losses'])} | {r['best_step']} | {best:.4f} | "
+            f"{r['stopped_early']} |"
+        )
     took = time.perf_counter() - t0
-    print(f"run directory: {cfg.out} (report.md, metrics.json); total {took:.0f} s")
+    print(f"run directory: {cfg.out}; evaluate with `vmoer evaluate {cfg.out}` ({took:.0f} s)")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    res = evaluate_run(
+        args.run_dir, overwrite=args.overwrite, num_samples=args.num_samples, model=args.model
+    )
+    _print_summary(res, args.run_dir, time.perf_counter() - t0)
     return 0
 
 
@@ -60,39 +123,29 @@ def _toy(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vmoer``."""
-    parser = argparse.ArgumentParser(prog="vmoer", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="vmoer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
-        "demo", help="the main job on the embedded MoE: deterministic vs VMoER routers"
+        "demo",
+        help="the main job on the embedded MoE: deterministic vs VMoER routers, fit + evaluate",
     )
-    demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
-    demo.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    demo.add_argument(
-        "--model",
-        default=None,
-        help="a saved transformers MoE + tokenizer instead of the embedded one",
-    )
-    demo.add_argument(
-        "--id-set", dest="id_set", default=None, help="arc_easy, sciq, sciq+support or openbookqa"
-    )
-    demo.add_argument("--families", nargs="+", default=None, help="router families to fit")
-    demo.add_argument("--layers", default=None, help="Bayesian layers: all, last:N or indices")
-    demo.add_argument(
-        "--svi-steps", dest="svi_steps", type=int, default=None, help="SVI steps per family"
-    )
-    demo.add_argument(
-        "--n-train", dest="n_train", type=int, default=None, help="ID questions for SVI"
-    )
-    demo.add_argument(
-        "--n-val", dest="n_val", type=int, default=None, help="ID validation questions"
-    )
-    demo.add_argument("--n-test", dest="n_test", type=int, default=None, help="ID test questions")
-    demo.add_argument("--n-ood", dest="n_ood", type=int, default=None, help="questions per OOD set")
-    demo.add_argument(
-        "--num-samples", dest="num_samples", type=int, default=None, help="S at prediction"
-    )
-    demo.add_argument("--seed", type=int, default=0, help="seed of splits, SVI and sampling")
+    add_config_flags(demo, DEMO)
     demo.set_defaults(func=_demo)
+    fit = sub.add_parser(
+        "fit", help="fit Bayesian routers of an MoE model on an MCQA set into a run directory"
+    )
+    add_config_flags(fit, FitConfig())
+    fit.set_defaults(func=_fit)
+    ev = sub.add_parser(
+        "evaluate", help="evaluate a fitted run: metrics.json, report.md and plots/ in RUN_DIR"
+    )
+    ev.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `vmoer fit`")
+    ev.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation")
+    ev.add_argument("--num-samples", dest="num_samples", type=int, help="S (default: the run's)")
+    ev.add_argument("--model", default=None, help="load this copy of the run's model instead")
+    ev.set_defaults(func=_evaluate)
     toy = sub.add_parser("toy", help="toy end-to-end example on a synthetic task")
     toy.add_argument("--smoke", action="store_true", help="tiny sizes, for tests")
     toy.add_argument("--seed", type=int, default=0, help="seed of data, training and sampling")
@@ -105,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vmoer`` script."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        print(f"vmoer {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

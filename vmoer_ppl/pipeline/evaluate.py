@@ -13,7 +13,8 @@ from vmoer_ppl.nn.mc import entropy
 @torch.no_grad()
 def deterministic_outputs(head, data, batch_size: int = 16) -> dict[str, torch.Tensor]:
     """Answer probabilities `(N, C)` and entropy `(N,)` of the untouched (deterministic) model."""
-    probs = torch.cat([torch.softmax(head(**b), -1) for b in batches(data, batch_size)])
+    inputs = {k: v for k, v in data.items() if k != "labels"}
+    probs = torch.cat([torch.softmax(head(**b), -1) for b in batches(inputs, batch_size)])
     return {"probs": probs, "answer_entropy": entropy(probs)}
 
 
@@ -53,4 +54,31 @@ def ood_metrics(id_out, ood_out) -> dict[str, float]:
             s = torch.cat([id_out[score], ood_out[score]])
             y = torch.cat([torch.zeros(len(id_out[score])), torch.ones(len(ood_out[score]))]).bool()
             res[f"auroc_{score}"] = auroc(s, y)
+    return res
+
+
+def evaluate_outputs(outs: dict, data: dict, id_key: str) -> dict:
+    """ID metrics on the ID test set, and accuracy plus OOD AUROCs against it for every other set.
+
+    Parameters
+    ----------
+    outs : dict
+        Set name -> outputs (``probs`` `(N, C)` and uncertainty scores `(N,)`).
+    data : dict
+        Set name -> encoded data with ``labels`` `(N,)`.
+    id_key : str
+        The in-distribution test set's name.
+
+    Returns
+    -------
+    dict
+        ``{"id": {...}, "<ood set>": {...}}``.
+    """
+    res = {"id": id_metrics(outs[id_key], data[id_key]["labels"])}
+    for k in outs:
+        if k != id_key:
+            res[k] = {
+                **ood_metrics(outs[id_key], outs[k]),
+                "acc": id_metrics(outs[k], data[k]["labels"])["acc"],
+            }
     return res

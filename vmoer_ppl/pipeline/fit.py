@@ -1,0 +1,173 @@
+"""``vmoer fit``: stage 1 (optional LoRA) and stage 2 (SVI of the routers) into a run directory.
+
+A run directory holds ``config.json`` (the :class:`FitConfig`), ``run.json`` (model identity,
+set sizes), ``stage1/`` (the LoRA adapter, when stage 1 ran), ``checkpoints/<family>/`` (the SVI
+state: a killed run resumes from it when the same command is run again), ``adapters/<family>/``
+(the trained router adapters) and ``fit.json`` (loss and validation histories, timings).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from vmoer_ppl.bayesianize import bayesianize
+from vmoer_ppl.embedded.build import cache_root
+from vmoer_ppl.embedded.prefix_cache import SUFFIX_SAFE, cached_prefix_states
+from vmoer_ppl.infer.svi import SVIConfig, fit_svi
+from vmoer_ppl.pipeline.config import CONFIG_FILE, FitConfig
+from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
+from vmoer_ppl.pipeline.run_data import encode_sets
+from vmoer_ppl.pipeline.stage1 import LoRASettings, adapt_backbone, apply_saved_lora
+from vmoer_ppl.scoring.letter import letter_token_ids
+
+log = logging.getLogger(__name__)
+
+RUN_FILE, FIT_FILE = "run.json", "fit.json"
+OUTPUTS = ("fit.json", "metrics.json", "report.md", "plots", "adapters", "checkpoints", "stage1")
+
+
+def scorer_kwargs(cfg: FitConfig, tokenizer, data: dict) -> dict:
+    """``bayesianize`` arguments of the run's scorer (letter: the option-letter token ids)."""
+    if cfg.scorer == "cloze":
+        return {"scorer": "cloze"}
+    num_options = int(data["train"]["num_options"][0])
+    return {"scorer": "next-token", "option_token_ids": letter_token_ids(tokenizer, num_options)}
+
+
+def prepare_run_dir(cfg: FitConfig) -> Path:
+    """Create or reuse the run directory: same settings resume; other settings need --overwrite."""
+    out = Path(cfg.out)
+    if (out / CONFIG_FILE).exists() and not cfg.overwrite:
+        saved = FitConfig.load(out)
+        mine = {**asdict(cfg), "overwrite": False}
+        if {**asdict(saved), "overwrite": False} != mine:
+            raise FileExistsError(
+                f"{out} holds a run with other settings; pass --overwrite to replace it or "
+                "choose another --out"
+            )
+        if (out / FIT_FILE).exists():
+            raise FileExistsError(
+                f"{out} holds a finished run; evaluate it with `vmoer evaluate {out}`, or pass "
+                "--overwrite to fit again"
+            )
+        log.info("resuming the unfinished run in %s", out)
+    elif cfg.overwrite:
+        for name in OUTPUTS + (CONFIG_FILE, RUN_FILE):
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    cfg.save(out)
+    return out
+
+
+def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
+    """The model after stage 1: trained now (given ``enc``) or re-applied from ``out/stage1``."""
+    if not cfg.lora_steps:
+        return model
+    if (out / "stage1" / "adapter_config.json").exists():
+        return apply_saved_lora(model, out / "stage1")
+    if enc is None:
+        raise FileNotFoundError(f"{out / 'stage1'}: the run's stage-1 adapter is missing")
+    from vmoer_ppl.bayesianize import _network
+
+    kwargs = scorer_kwargs(cfg, tok, enc)
+    settings = LoRASettings(steps=cfg.lora_steps, rank=cfg.lora_rank, lr=cfg.lora_lr, seed=cfg.seed)
+    train = {k: v for k, v in enc["train"].items() if k != "num_options"}
+    model, _ = adapt_backbone(
+        model,
+        lambda m: _network(m, kwargs.get("option_token_ids"), kwargs["scorer"])[0],
+        train,
+        settings,
+        out / "stage1",
+    )
+    return model
+
+
+def strip(data: dict) -> dict:
+    """The network's inputs and labels (drops bookkeeping tensors such as ``num_options``)."""
+    return {k: v for k, v in data.items() if k != "num_options"}
+
+
+def suffix_data(head, enc: dict, model, fingerprint: str) -> dict:
+    """Attach frozen-prefix states when the scorer and architecture allow it, else ``enc``."""
+    first = getattr(head, "first_layer", None)
+    if first is None or model.config.model_type not in SUFFIX_SAFE:
+        return enc
+    root = cache_root() / "prefix"
+    return {k: cached_prefix_states(head, v, first, fingerprint, root) for k, v in enc.items()}
+
+
+def run_fit(cfg: FitConfig) -> dict:
+    """Fit every family of ``cfg`` and write the run directory.
+
+    Parameters
+    ----------
+    cfg : FitConfig
+        The run's settings.
+
+    Returns
+    -------
+    dict
+        The content of ``fit.json``: per family the loss and validation histories.
+    """
+    t0, timings = time.perf_counter(), {}
+    out = prepare_run_dir(cfg)
+    torch.manual_seed(cfg.seed)
+    model, tok, label = load_model(cfg)
+    enc, sizes, id_label = encode_sets(cfg, tok)
+    timings["load_s"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    model = adapted(cfg, out, model, tok, enc)
+    timings["stage1_s"] = time.perf_counter() - t
+    kwargs = scorer_kwargs(cfg, tok, enc)
+    fp = model_fingerprint(model)
+    run = {"model": label, "fingerprint": fp, "sizes": sizes, "id_set": id_label, **kwargs}
+    (out / RUN_FILE).write_text(json.dumps(run, indent=2))
+    families = {}
+    data = None
+    for family in cfg.families:
+        t = time.perf_counter()
+        bm, guide = bayesianize(
+            model,
+            family=family,
+            layers=cfg.layers,
+            beta=cfg.beta,
+            num_data=sizes["train"],
+            **kwargs,
+        )
+        if data is None:
+            data = suffix_data(bm.net, enc, model, fp)
+            timings["frozen_prefix_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+        svi = SVIConfig(
+            num_steps=cfg.svi_steps,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            seed=cfg.seed,
+            eval_every=cfg.eval_every,
+            patience=cfg.patience,
+            checkpoint_dir=str(out / "checkpoints" / family),
+        )
+        res = fit_svi(bm, guide, strip(data["train"]), svi, val_data=strip(data["val"]))
+        guide.save_pretrained(out / "adapters" / family, overwrite=True)
+        families[family] = {
+            "losses": res.losses,
+            "val_history": res.val_history,
+            "best_step": res.best_step,
+            "stopped_early": res.stopped_early,
+            "resumed_from": res.resumed_from,
+        }
+        timings[f"fit_{family}_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    result = {"run": run, "families": families, "timings": timings}
+    (out / FIT_FILE).write_text(json.dumps(result, indent=2))
+    return result

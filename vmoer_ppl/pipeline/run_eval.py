@@ -1,0 +1,117 @@
+"""`vmoer evaluate RUN_DIR`: the deterministic router and each fitted family on ID and OOD sets."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from vmoer_ppl.adapter_io import from_pretrained
+from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.pipeline.evaluate import bayesian_outputs, deterministic_outputs, evaluate_outputs
+from vmoer_ppl.pipeline.fit import FIT_FILE, RUN_FILE, adapted, strip, suffix_data
+from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
+from vmoer_ppl.pipeline.plots import plot_reliability, plot_roc
+from vmoer_ppl.pipeline.report import write_run
+from vmoer_ppl.pipeline.run_data import encode_sets
+
+
+def check_run(out: Path, overwrite: bool) -> dict:
+    """The run's ``run.json`` after checking the run is finished and not yet evaluated."""
+    FitConfig.load(out)  # a clear error when this is not a run directory
+    if not (out / FIT_FILE).exists():
+        raise FileNotFoundError(
+            f"{out}: the fit did not finish (no {FIT_FILE}); run the same `vmoer fit` command "
+            "again to resume it"
+        )
+    if (out / "metrics.json").exists() and not overwrite:
+        raise FileExistsError(f"{out} is already evaluated; pass --overwrite to evaluate again")
+    return json.loads((out / RUN_FILE).read_text())
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    num_samples: int | None = None,
+    model: str | None = None,
+) -> dict:
+    """Evaluate a fitted run and write ``metrics.json``, ``report.md`` and ``plots/``.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A directory written by :func:`vmoer_ppl.pipeline.run_fit`.
+    overwrite : bool
+        Replace an earlier evaluation.
+    num_samples : int, optional
+        S at prediction (default: the run's).
+    model : str, optional
+        Load this model instead of the run's (it must be the same weights; checked).
+
+    Returns
+    -------
+    dict
+        ``{"meta": ..., "results": {router: {"id": ..., "<ood set>": ...}}}``.
+    """
+    out = Path(run_dir)
+    run = check_run(out, overwrite)
+    cfg = FitConfig.load(out)
+    if model is not None:
+        cfg.model = model
+    S = num_samples or cfg.num_samples
+    t0 = time.perf_counter()
+    net, tok, label = load_model(cfg)
+    net = adapted(cfg, out, net, tok)
+    if (fp := model_fingerprint(net)) != run["fingerprint"]:
+        raise ValueError(
+            f"{out} was fitted on model {run['model']!r} (weights {run['fingerprint']}), but "
+            f"{label!r} has weights {fp}; evaluate with the run's model"
+        )
+    enc, sizes, id_label = encode_sets(cfg, tok)
+    id_key = f"id:{id_label}"
+    eval_sets = [k for k in enc if ":" in k]
+    guides = {f: from_pretrained(net, out / "adapters" / f) for f in cfg.families}
+    head = next(iter(guides.values()))[0].net
+    data = {k: strip(v) for k, v in suffix_data(head, enc, net, fp).items()}
+    timings = {"load_s": time.perf_counter() - t0}
+    t = time.perf_counter()
+    outs = {"deterministic": {k: deterministic_outputs(head, data[k]) for k in eval_sets}}
+    timings["deterministic_s"] = time.perf_counter() - t
+    for family, (bm, guide) in guides.items():
+        t = time.perf_counter()
+        outs[f"vmoer-{family}"] = {
+            k: bayesian_outputs(bm, guide, data[k], num_samples=S) for k in eval_sets
+        }
+        timings[f"{family}_s"] = time.perf_counter() - t
+    results = {name: evaluate_outputs(o, data, id_key) for name, o in outs.items()}
+    plots = write_plots(out, outs, data, id_key)
+    timings["total_s"] = time.perf_counter() - t0
+    meta = {
+        "model": run["model"],
+        "scorer": cfg.scorer,
+        "id_set": id_label,
+        "layers": cfg.layers,
+        "num_samples": S,
+        "sizes": sizes,
+        "plots": plots,
+        "timings": timings,
+    }
+    write_run(out, meta, results)
+    return {"meta": meta, "results": results}
+
+
+def write_plots(out: Path, outs: dict, data: dict, id_key: str) -> list[str]:
+    """Reliability diagrams and per-router ROC curves under ``out/plots``; their file names."""
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    names = ["reliability_id.png"]
+    plot_reliability(
+        {r: o[id_key] for r, o in outs.items()}, data[id_key]["labels"], plots / names[0]
+    )
+    for router, o in outs.items():
+        ood = {k: v for k, v in o.items() if k != id_key}
+        if ood:
+            names.append(f"roc_{router}.png")
+            plot_roc(o[id_key], ood, router, plots / names[-1])
+    return names

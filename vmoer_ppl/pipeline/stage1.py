@@ -1,0 +1,146 @@
+"""Stage 1: deterministic adaptation of the backbone with LoRA through ``peft`` (PAPER.md §4).
+
+LoRA adapters on the attention Q/K/V projections and on the experts (VMoER App. D.2), trained on
+the answer NLL of the deterministic model, then merged into the weights so that stage 2 sees a
+plain transformers model. Routers are never adapted (stage 2 needs the pretrained ``W_r``).
+Fused expert tensors (transformers v5 ``experts.gate_up_proj`` / ``down_proj``) are adapted through
+peft's ``target_parameters``; per-expert ``nn.Linear`` layouts through ``target_modules``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from vmoer_ppl.data.tensors import subset
+from vmoer_ppl.infer.svi import batch_at
+
+log = logging.getLogger(__name__)
+
+ATTENTION = ("q_proj", "k_proj", "v_proj")
+
+
+@contextlib.contextmanager
+def quiet_peft() -> Iterator[None]:
+    """Silence the one deprecation warning peft 0.21 triggers in transformers v5 (not ours)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing", category=FutureWarning
+        )
+        yield
+
+
+@dataclass
+class LoRASettings:
+    """Stage-1 settings (thesis: r = 64, alpha = 16, dropout 0.01, lr 5e-5)."""
+
+    steps: int = 100
+    rank: int = 16
+    alpha: int = 16
+    dropout: float = 0.0
+    lr: float = 1e-4
+    batch_size: int = 8
+    seed: int = 0
+    progress: bool = True
+
+
+def lora_targets(model: nn.Module) -> tuple[list[str], list[str]]:
+    """Module names (attention, per-expert Linear) and fused expert parameter names to adapt."""
+    modules, params = set(), set()
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if isinstance(module, nn.Linear) and (
+            leaf in ATTENTION or (".experts." in name and "gate" != leaf)
+        ):
+            modules.add(leaf)
+    for name, p in model.named_parameters():
+        if ".experts." in name and p.ndim == 3:
+            params.add(".".join(name.split(".")[-2:]))  # e.g. experts.gate_up_proj
+    if not modules & set(ATTENTION):
+        raise ValueError(
+            f"{type(model).__name__}: found none of the attention projections {ATTENTION} for LoRA"
+        )
+    return sorted(modules), sorted(params)
+
+
+def adapt_backbone(
+    model: nn.Module, make_head, data: dict[str, torch.Tensor], settings: LoRASettings, out=None
+) -> tuple[nn.Module, list[float]]:
+    """Train LoRA adapters on the answer NLL and merge them into ``model``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A transformers MoE causal LM.
+    make_head : callable
+        ``nn.Module -> nn.Module`` building the answer scorer over a model (returns `(B, C)`
+        option logits from the encoded batch, without labels).
+    data : dict of str to torch.Tensor
+        Encoded training questions with ``labels`` `(N,)`.
+    settings : LoRASettings
+        Steps, rank, learning rate.
+    out : str or Path, optional
+        Where to save the LoRA adapter (``peft`` format) before merging.
+
+    Returns
+    -------
+    tuple
+        The merged model (plain transformers, frozen) and the loss per step.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    modules, params = lora_targets(model)
+    cfg = LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=modules,
+        target_parameters=params or None,
+    )
+    with quiet_peft():
+        peft_model = get_peft_model(model, cfg)
+    head = make_head(peft_model)
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.01)
+    n = len(data["labels"])
+    losses = []
+    peft_model.train()
+    for step in tqdm(range(settings.steps), desc="stage 1 (LoRA)", disable=not settings.progress):
+        batch = subset(data, batch_at(step, n, min(settings.batch_size, n), settings.seed))
+        labels = batch.pop("labels")
+        loss = nn.functional.cross_entropy(head(**batch), labels)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        losses.append(loss.item())
+        if not math.isfinite(losses[-1]):
+            raise FloatingPointError(
+                f"stage 1 loss is {losses[-1]} at step {step}; lower --lora-lr"
+            )
+    peft_model.eval()
+    if out is not None:
+        peft_model.save_pretrained(str(out))
+    merged = peft_model.merge_and_unload()
+    for p in merged.parameters():
+        p.requires_grad_(False)
+    return merged.eval(), losses
+
+
+def apply_saved_lora(model: nn.Module, directory: str | Path) -> nn.Module:
+    """Re-apply a stage-1 adapter saved by :func:`adapt_backbone` and merge it."""
+    from peft import PeftModel
+
+    with quiet_peft():
+        merged = PeftModel.from_pretrained(model, str(directory)).merge_and_unload()
+    for p in merged.parameters():
+        p.requires_grad_(False)
+    return merged.eval()
