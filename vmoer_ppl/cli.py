@@ -1,4 +1,4 @@
-"""The ``vmoer`` command line: ``demo``, ``fit``, ``evaluate`` and ``toy``.
+"""The ``vmoer`` command line: ``demo``, ``fit``, ``evaluate``, ``inspect`` and ``toy``.
 
 ``fit`` and ``demo`` take one flag per field of :class:`vmoer_ppl.pipeline.FitConfig` (the help of
 each flag is the field's comment there); ``demo`` only changes the defaults.
@@ -108,6 +108,26 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from vmoer_ppl.diagnostics.inspect_run import inspect_run
+    from vmoer_ppl.diagnostics.loo import loo_markdown
+
+    res = inspect_run(
+        args.run_dir,
+        num_draws=args.num_draws,
+        n_questions=args.n_questions,
+        num_samples=args.num_samples,
+    )
+    print(loo_markdown(res["loo"]))
+    for name, k in res["loo"]["pareto_k"].items():
+        if k["share_above_0.7"] > 0:
+            share = 100 * k["share_above_0.7"]
+            print(f"warning: {name}: {share:.1f}% of Pareto k > 0.7 (LOO unreliable for those)")
+    print("posteriors: " + ", ".join(res["posteriors"].values()))
+    print("plots:\n  " + "\n  ".join(res["plots"]))
+    return 0
+
+
 def _toy(args: argparse.Namespace) -> int:
     cfg = ToyDemoConfig(out=args.out, seed=args.seed)
     if args.smoke:
@@ -146,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--num-samples", dest="num_samples", type=int, help="S (default: the run's)")
     ev.add_argument("--model", default=None, help="load this copy of the run's model instead")
     ev.set_defaults(func=_evaluate)
+    ins = sub.add_parser(
+        "inspect", help="ArviZ export, PSIS-LOO comparison and posterior plots of a fitted run"
+    )
+    ins.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `vmoer fit`")
+    ins.add_argument("--num-draws", dest="num_draws", type=int, default=20, help="posterior draws")
+    ins.add_argument(
+        "--n-questions", dest="n_questions", type=int, default=50, help="validation questions"
+    )
+    ins.add_argument("--num-samples", dest="num_samples", type=int, default=35, help="S")
+    ins.set_defaults(func=_inspect)
     toy = sub.add_parser("toy", help="toy end-to-end example on a synthetic task")
     toy.add_argument("--smoke", action="store_true", help="tiny sizes, for tests")
     toy.add_argument("--seed", type=int, default=0, help="seed of data, training and sampling")

@@ -50,6 +50,8 @@ class LayerRouting:
         `(B, T)` ``H[p̄] − mean_s H[p_s]``.
     ilv : torch.Tensor
         `(B, T)` inferred logit variance ``tr Cov_q[logits]``.
+    draws : dict of str to torch.Tensor, optional
+        With ``keep_draws``: the S draws of each latent, `(S, B, T, ...)` per token or `(S, ...)`.
     """
 
     probs: torch.Tensor
@@ -57,6 +59,7 @@ class LayerRouting:
     entropy: torch.Tensor
     mutual_information: torch.Tensor
     ilv: torch.Tensor
+    draws: dict | None = None
 
 
 @dataclass
@@ -107,7 +110,7 @@ def draw(d: dist.Distribution, num_samples: int) -> torch.Tensor:
     return d.rsample((num_samples,))
 
 
-def _route(model, guide, ctx, mode, num_samples, store, site, u, l_det):
+def _route(model, guide, ctx, mode, num_samples, store, keep, site, u, l_det):
     grid = ctx.grid()
     u, l_det = router_grid(site, u, l_det, *grid.shape)
     q = guide.q_dists(site, u, l_det)
@@ -129,7 +132,9 @@ def _route(model, guide, ctx, mode, num_samples, store, site, u, l_det):
         ilv = torch.zeros_like(l_det[..., 0])
     p_bar = probs.mean(0)
     mi = mutual_information(samples, probs=probs)
-    store[routing_key(site, grid.name)] = LayerRouting(p_bar, out.experts, entropy(p_bar), mi, ilv)
+    store[routing_key(site, grid.name)] = LayerRouting(
+        p_bar, out.experts, entropy(p_bar), mi, ilv, draws if keep else None
+    )
     return out
 
 
@@ -147,6 +152,7 @@ def predict(
     *,
     mode: PredictMode | str = PredictMode.MC,
     num_samples: int = 35,
+    keep_draws: bool = False,
     **inputs,
 ) -> PredictiveOutput:
     """Answers and routing uncertainty with Bayesian routers.
@@ -165,6 +171,8 @@ def predict(
         ``"mean"``, ``"mc"`` or ``"sample"``.
     num_samples : int
         S, draws per router (the paper: 35).
+    keep_draws : bool
+        Keep the latent draws in :attr:`LayerRouting.draws` (for posterior export).
     **inputs
         Further network inputs (e.g. the cloze scorer's); ``labels`` is ignored.
 
@@ -186,7 +194,7 @@ def predict(
     net_inputs = model.net_inputs(input_ids, attention_mask, **inputs)
     ctx = model.context(net_inputs)
     store: dict = {}
-    fn = functools.partial(_route, model, guide, ctx, mode, num_samples, store)
+    fn = functools.partial(_route, model, guide, ctx, mode, num_samples, store, keep_draws)
     with install_routing(model.sites, lambda s: functools.partial(fn, s)):
         logits = model.net(**net_inputs)  # (B, C)
     first = ctx.first
