@@ -10,8 +10,8 @@ from vmoer_ppl import bayesianize
 from vmoer_ppl.data import make_counting_task
 from vmoer_ppl.evaluation import (
     adaptive_ece,
-    aurc,
     auprc,
+    aurc,
     bootstrap_ci,
     brier,
     fpr_at_tpr,
@@ -92,3 +92,17 @@ def test_stability_falls_with_noise_and_is_one_without(variant):
     bayes = routing_stability(model, guide, data, gammas=(0.0,), num_samples=4, variant=variant)
     assert bayes["overall"] == [1.0]  # the same draws on both sides: only the noise differs
     assert set(res["per_layer"]) == {s.name for s in model.sites}
+
+
+def test_temperature_scaling_recovers_a_known_temperature():
+    from vmoer_ppl.evaluation.temperature_scaling import apply_temperature, fit_temperature
+
+    g = torch.Generator().manual_seed(0)
+    true_logits = torch.randn(4000, 4, generator=g, dtype=torch.float64) * 2
+    labels = torch.distributions.Categorical(logits=true_logits).sample()
+    overconfident = torch.softmax(true_logits * 3, -1)  # T = 3 undoes it
+    t = fit_temperature(overconfident, labels)
+    assert t == pytest.approx(3.0, rel=0.1)
+    torch.testing.assert_close(
+        apply_temperature(overconfident, 3.0), torch.softmax(true_logits, -1)
+    )

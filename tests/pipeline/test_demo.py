@@ -25,7 +25,20 @@ def test_vmoer_demo_smoke_on_a_tiny_model(tmp_path, monkeypatch, capsys):
     assert "vmoer-logit-mf" in out and "deterministic" in out and "| router |" in out
     run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["results"]) == {"deterministic", "vmoer-logit-mf", "vmoer-temperature"}
+    results = metrics["results"]
+    assert set(results) == {
+        "deterministic",
+        "temperature-scaling",
+        "vmoer-logit-mf",
+        "vmoer-temperature",
+    }
+    assert results["temperature-scaling"]["temperature"] > 0
+    ci = results["vmoer-logit-mf"]["id"]["nll_ci"]
+    assert ci[0] <= results["vmoer-logit-mf"]["id"]["nll"] <= ci[1]
+    assert set(results["vmoer-temperature"]["vs_deterministic"]) == {"acc", "nll", "brier"}
+    st = results["deterministic"]["stability"]
+    assert 0.01 in st["gamma"] and all(0 <= j <= 1 for j in st["overall"])
+    assert "auprc_max_prob" in results["deterministic"]["far:medmcqa"]
     assert "auroc_mutual_information" in metrics["results"]["vmoer-logit-mf"]["far:medmcqa"]
     assert (run / "report.md").read_text().startswith("# vmoer run report")
     assert (run / "adapters" / "logit-mf" / "router_adapter.json").exists()

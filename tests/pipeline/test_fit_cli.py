@@ -51,8 +51,9 @@ def test_fit_then_evaluate_on_a_local_file(setup, tmp_path, capsys):
     assert cfg.families == ("logit-fc",) and cfg.n_train == 8 and cfg.data == data
     assert main(["evaluate", str(run)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["results"]) == {"deterministic", "vmoer-logit-fc"}
-    assert set(metrics["results"]["deterministic"]) == {"id", "near:arc_easy", "far:mmlu_law"}
+    assert set(metrics["results"]) == {"deterministic", "temperature-scaling", "vmoer-logit-fc"}
+    det = metrics["results"]["deterministic"]
+    assert set(det) == {"id", "near:arc_easy", "far:mmlu_law", "stability"}
     assert metrics["meta"]["sizes"] == {
         "train": 8,
         "val": 4,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 
 from vmoer_ppl.data.tensors import batches
+from vmoer_ppl.evaluation.bootstrap import bootstrap_ci
+from vmoer_ppl.evaluation.calibration import adaptive_ece, brier
+from vmoer_ppl.evaluation.detection import auprc, aurc, fpr_at_tpr
 from vmoer_ppl.evaluation.metrics import accuracy, auroc, calibration_errors, nll
 from vmoer_ppl.infer.predictive import predict
 from vmoer_ppl.nn.mc import entropy
@@ -15,7 +18,7 @@ def deterministic_outputs(head, data, batch_size: int = 16) -> dict[str, torch.T
     """Answer probabilities `(N, C)` and entropy `(N,)` of the untouched (deterministic) model."""
     inputs = {k: v for k, v in data.items() if k != "labels"}
     probs = torch.cat([torch.softmax(head(**b), -1) for b in batches(inputs, batch_size)])
-    return {"probs": probs, "answer_entropy": entropy(probs)}
+    return with_answer_scores({"probs": probs})
 
 
 def bayesian_outputs(model, guide, data, *, num_samples: int = 35, batch_size: int = 16, mode="mc"):
@@ -26,38 +29,67 @@ def bayesian_outputs(model, guide, data, *, num_samples: int = 35, batch_size: i
         p = predict(model, guide, mode=mode, num_samples=num_samples, **b)
         for k in keys:
             out[k].append(getattr(p, k))
-    out = {k: torch.cat(v) for k, v in out.items()}
+    return with_answer_scores({k: torch.cat(v) for k, v in out.items()})
+
+
+def with_answer_scores(out: dict) -> dict:
+    """Add the answer-level OOD scores: entropy and ``1 - max p`` (higher = more OOD)."""
     out["answer_entropy"] = entropy(out["probs"])
+    out["max_prob"] = 1 - out["probs"].max(-1).values
     return out
 
 
-def id_metrics(out, labels) -> dict[str, float]:
-    """Accuracy, NLL, ECE, MCE and Brier score."""
+def id_metrics(out, labels, *, n_boot: int = 0) -> dict[str, float]:
+    """Accuracy, NLL, ECE, MCE, adaptive ECE, Brier and AURC; with ``n_boot``, 95% CIs too.
+
+    Parameters
+    ----------
+    out : dict
+        ``probs`` `(N, C)`.
+    labels : torch.Tensor
+        `(N,)` answers.
+    n_boot : int
+        Bootstrap resamples for ``<metric>_ci`` = [lo, hi] (0: none).
+
+    Returns
+    -------
+    dict
+    """
     probs = out["probs"]
-    ece, mce = calibration_errors(probs, labels)
-    onehot = torch.nn.functional.one_hot(labels, probs.shape[-1]).to(probs)
-    brier = ((probs - onehot) ** 2).sum(-1).mean().item()
-    return {
-        "acc": accuracy(probs, labels),
-        "nll": nll(probs, labels),
-        "ece": ece,
-        "mce": mce,
+    fns = {
+        "acc": accuracy,
+        "nll": nll,
+        "ece": lambda p, y: calibration_errors(p, y)[0],
+        "mce": lambda p, y: calibration_errors(p, y)[1],
+        "aece": adaptive_ece,
         "brier": brier,
+        "aurc": aurc,
     }
+    res = {k: f(probs, labels) for k, f in fns.items()}
+    if n_boot:
+        for k in ("acc", "nll", "ece", "brier"):
+            ci = bootstrap_ci(fns[k], probs, labels, n_boot=n_boot)
+            res[f"{k}_ci"] = [ci["lo"], ci["hi"]]
+    return res
+
+
+SCORES = ("answer_entropy", "max_prob", "routing_entropy", "mutual_information", "ilv")
 
 
 def ood_metrics(id_out, ood_out) -> dict[str, float]:
-    """OOD AUROC of every uncertainty score both outputs carry (OOD = positive)."""
+    """AUROC, AUPRC and FPR@95%TPR of every uncertainty score both outputs carry (OOD positive)."""
     res = {}
-    for score in ("answer_entropy", "routing_entropy", "mutual_information", "ilv"):
+    for score in SCORES:
         if score in id_out and score in ood_out:
             s = torch.cat([id_out[score], ood_out[score]])
             y = torch.cat([torch.zeros(len(id_out[score])), torch.ones(len(ood_out[score]))]).bool()
             res[f"auroc_{score}"] = auroc(s, y)
+            res[f"auprc_{score}"] = auprc(s, y)
+            res[f"fpr95_{score}"] = fpr_at_tpr(s, y)
     return res
 
 
-def evaluate_outputs(outs: dict, data: dict, id_key: str) -> dict:
+def evaluate_outputs(outs: dict, data: dict, id_key: str, *, n_boot: int = 0) -> dict:
     """ID metrics on the ID test set, and accuracy plus OOD AUROCs against it for every other set.
 
     Parameters
@@ -68,13 +100,15 @@ def evaluate_outputs(outs: dict, data: dict, id_key: str) -> dict:
         Set name -> encoded data with ``labels`` `(N,)`.
     id_key : str
         The in-distribution test set's name.
+    n_boot : int
+        Bootstrap resamples for the ID metrics' CIs (0: none).
 
     Returns
     -------
     dict
         ``{"id": {...}, "<ood set>": {...}}``.
     """
-    res = {"id": id_metrics(outs[id_key], data[id_key]["labels"])}
+    res = {"id": id_metrics(outs[id_key], data[id_key]["labels"], n_boot=n_boot)}
     for k in outs:
         if k != id_key:
             res[k] = {

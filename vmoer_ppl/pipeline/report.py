@@ -11,18 +11,47 @@ def _mean_auroc(r: dict, key: str) -> float:
     return sum(o[key] for o in ood) / len(ood) if ood else float("nan")
 
 
+def _jaccard(r: dict, gamma: float = 0.01) -> float:
+    st = r.get("stability")
+    if not st or gamma not in st["gamma"]:
+        return float("nan")
+    return st["overall"][st["gamma"].index(gamma)]
+
+
 def summary_table(results: dict) -> str:
-    """The main table: ID accuracy, NLL, ECE, Brier and the mean OOD AUROC per score."""
-    head = "| router | ID acc | ID NLL | ID ECE | ID Brier | OOD AUROC (entropy) | OOD AUROC (MI) |"
-    lines = [head, "|" + "---|" * 7]
+    """The main table: ID accuracy, NLL, ECE, Brier, mean OOD AUROC per score, stability."""
+    head = (
+        "| router | ID acc | ID NLL | ID ECE | ID Brier | OOD AUROC (entropy) | "
+        "OOD AUROC (MI) | Jaccard (γ=0.01) |"
+    )
+    lines = [head, "|" + "---|" * 8]
     for name, r in results.items():
         i = r["id"]
         cells = [i["acc"], i["nll"], i["ece"], i["brier"]]
         cells += [
             _mean_auroc(r, "auroc_answer_entropy"),
             _mean_auroc(r, "auroc_mutual_information"),
+            _jaccard(r),
         ]
         lines.append(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def ci_table(results: dict) -> str:
+    """ID metrics with bootstrap 95% CIs and the paired NLL difference to the deterministic one."""
+    lines = [
+        "| router | acc [95% CI] | NLL [95% CI] | ECE [95% CI] | Brier [95% CI] | "
+        "ΔNLL vs det. [95% CI] |",
+        "|" + "---|" * 6,
+    ]
+    for name, r in results.items():
+        i, cells = r["id"], []
+        for k in ("acc", "nll", "ece", "brier"):
+            lo, hi = i.get(f"{k}_ci", (float("nan"), float("nan")))
+            cells.append(f"{i[k]:.3f} [{lo:.3f}, {hi:.3f}]")
+        d = r.get("vs_deterministic", {}).get("nll")
+        cells.append(f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]" if d else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -68,7 +97,11 @@ def write_run(out: Path, meta: dict, results: dict) -> None:
         "",
         summary_table(results),
         "",
-        "## Per OOD set",
+        "## ID metrics with 95% bootstrap CIs",
+        "",
+        ci_table(results),
+        "",
+        "## Per OOD set (AUROC; AUPRC and FPR@95%TPR in metrics.json)",
         "",
         per_set_tables(results),
         "",

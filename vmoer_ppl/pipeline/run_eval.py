@@ -7,8 +7,19 @@ import time
 from pathlib import Path
 
 from vmoer_ppl.adapter_io import from_pretrained
+from vmoer_ppl.data.tensors import subset
+from vmoer_ppl.evaluation.bootstrap import paired_bootstrap
+from vmoer_ppl.evaluation.calibration import brier
+from vmoer_ppl.evaluation.metrics import accuracy, nll
+from vmoer_ppl.evaluation.stability import GAMMAS, routing_stability
+from vmoer_ppl.evaluation.temperature_scaling import apply_temperature, fit_temperature
 from vmoer_ppl.pipeline.config import FitConfig
-from vmoer_ppl.pipeline.evaluate import bayesian_outputs, deterministic_outputs, evaluate_outputs
+from vmoer_ppl.pipeline.evaluate import (
+    bayesian_outputs,
+    deterministic_outputs,
+    evaluate_outputs,
+    with_answer_scores,
+)
 from vmoer_ppl.pipeline.fit import FIT_FILE, RUN_FILE, adapted, strip, suffix_data
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
 from vmoer_ppl.pipeline.plots import plot_reliability, plot_roc
@@ -35,6 +46,9 @@ def evaluate_run(
     overwrite: bool = False,
     num_samples: int | None = None,
     model: str | None = None,
+    n_boot: int = 200,
+    stability_questions: int = 8,
+    gammas: tuple[float, ...] = GAMMAS,
 ) -> dict:
     """Evaluate a fitted run and write ``metrics.json``, ``report.md`` and ``plots/``.
 
@@ -48,6 +62,12 @@ def evaluate_run(
         S at prediction (default: the run's).
     model : str, optional
         Load this model instead of the run's (it must be the same weights; checked).
+    n_boot : int
+        Bootstrap resamples of the ID metrics' 95% CIs and the paired comparisons.
+    stability_questions : int
+        ID test questions probed for routing stability (0: skip).
+    gammas : tuple of float
+        Noise levels of the stability probe.
 
     Returns
     -------
@@ -71,12 +91,19 @@ def evaluate_run(
     enc, sizes, id_label = encode_sets(cfg, tok)
     id_key = f"id:{id_label}"
     eval_sets = [k for k in enc if ":" in k]
+    if stability_questions and 0.01 not in gammas:
+        gammas = (*gammas, 0.01)  # the reported column
     guides = {f: from_pretrained(net, out / "adapters" / f) for f in cfg.families}
     head = next(iter(guides.values()))[0].net
     data = {k: strip(v) for k, v in suffix_data(head, enc, net, fp).items()}
     timings = {"load_s": time.perf_counter() - t0}
     t = time.perf_counter()
     outs = {"deterministic": {k: deterministic_outputs(head, data[k]) for k in eval_sets}}
+    temp = fit_temperature(deterministic_outputs(head, data["val"])["probs"], data["val"]["labels"])
+    outs["temperature-scaling"] = {
+        k: with_answer_scores({"probs": apply_temperature(o["probs"], temp)})
+        for k, o in outs["deterministic"].items()
+    }
     timings["deterministic_s"] = time.perf_counter() - t
     for family, (bm, guide) in guides.items():
         t = time.perf_counter()
@@ -84,7 +111,28 @@ def evaluate_run(
             k: bayesian_outputs(bm, guide, data[k], num_samples=S) for k in eval_sets
         }
         timings[f"{family}_s"] = time.perf_counter() - t
-    results = {name: evaluate_outputs(o, data, id_key) for name, o in outs.items()}
+    t = time.perf_counter()
+    results = {name: evaluate_outputs(o, data, id_key, n_boot=n_boot) for name, o in outs.items()}
+    labels = data[id_key]["labels"]
+    for name, o in outs.items():
+        if name != "deterministic":
+            base = outs["deterministic"][id_key]["probs"]
+            results[name]["vs_deterministic"] = {
+                k: paired_bootstrap(fn, (o[id_key]["probs"], labels), (base, labels), n_boot=n_boot)
+                for k, fn in (("acc", accuracy), ("nll", nll), ("brier", brier))
+            }
+    results["temperature-scaling"]["temperature"] = temp
+    timings["statistics_s"] = time.perf_counter() - t
+    if stability_questions:
+        t = time.perf_counter()
+        probe = subset(strip(enc[id_key]), range(min(stability_questions, sizes[id_key])))
+        bm = next(iter(guides.values()))[0]
+        results["deterministic"]["stability"] = routing_stability(bm, None, probe, gammas=gammas)
+        for family, (m, g) in guides.items():
+            results[f"vmoer-{family}"]["stability"] = routing_stability(
+                m, g, probe, gammas=gammas, num_samples=S
+            )
+        timings["stability_s"] = time.perf_counter() - t
     plots = write_plots(out, outs, data, id_key)
     timings["total_s"] = time.perf_counter() - t0
     meta = {
