@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from tqdm.auto import tqdm
 
 from vmoer_ppl.data.tensors import batches
 from vmoer_ppl.evaluation.bootstrap import bootstrap_ci
@@ -13,19 +14,28 @@ from vmoer_ppl.infer.predictive import predict
 from vmoer_ppl.nn.mc import entropy
 
 
+def _n_batches(data, batch_size: int) -> int:
+    return -(-len(data["labels"]) // batch_size)
+
+
 @torch.no_grad()
-def deterministic_outputs(head, data, batch_size: int = 16) -> dict[str, torch.Tensor]:
+def deterministic_outputs(
+    head, data, batch_size: int = 16, desc: str = "deterministic"
+) -> dict[str, torch.Tensor]:
     """Answer probabilities `(N, C)` and entropy `(N,)` of the untouched (deterministic) model."""
     inputs = {k: v for k, v in data.items() if k != "labels"}
-    probs = torch.cat([torch.softmax(head(**b), -1) for b in batches(inputs, batch_size)])
+    todo = tqdm(batches(inputs, batch_size), total=_n_batches(data, batch_size), desc=desc)
+    probs = torch.cat([torch.softmax(head(**b), -1) for b in todo])
     return with_answer_scores({"probs": probs})
 
 
-def bayesian_outputs(model, guide, data, *, num_samples: int = 35, batch_size: int = 16, mode="mc"):
+def bayesian_outputs(
+    model, guide, data, *, num_samples: int = 35, batch_size: int = 16, mode="mc", desc="MC"
+):
     """Answer probabilities and routing signals (at the last prompt token) with Bayesian routers."""
     keys = ("probs", "routing_entropy", "mutual_information", "ilv")
     out = {k: [] for k in keys}
-    for b in batches(data, batch_size):
+    for b in tqdm(batches(data, batch_size), total=_n_batches(data, batch_size), desc=desc):
         p = predict(model, guide, mode=mode, num_samples=num_samples, **b)
         for k in keys:
             out[k].append(getattr(p, k))

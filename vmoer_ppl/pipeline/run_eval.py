@@ -98,7 +98,11 @@ def evaluate_run(
     data = {k: strip(v) for k, v in suffix_data(head, enc, net, fp).items()}
     timings = {"load_s": time.perf_counter() - t0}
     t = time.perf_counter()
-    outs = {"deterministic": {k: deterministic_outputs(head, data[k]) for k in eval_sets}}
+    outs = {
+        "deterministic": {
+            k: deterministic_outputs(head, data[k], desc=f"deterministic {k}") for k in eval_sets
+        }
+    }
     temp = fit_temperature(deterministic_outputs(head, data["val"])["probs"], data["val"]["labels"])
     outs["temperature-scaling"] = {
         k: with_answer_scores({"probs": apply_temperature(o["probs"], temp)})
@@ -108,7 +112,8 @@ def evaluate_run(
     for family, (bm, guide) in guides.items():
         t = time.perf_counter()
         outs[f"vmoer-{family}"] = {
-            k: bayesian_outputs(bm, guide, data[k], num_samples=S) for k in eval_sets
+            k: bayesian_outputs(bm, guide, data[k], num_samples=S, desc=f"{family} {k}")
+            for k in eval_sets
         }
         timings[f"{family}_s"] = time.perf_counter() - t
     t = time.perf_counter()
