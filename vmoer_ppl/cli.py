@@ -58,7 +58,7 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: FitConfig) -> No
 def config_from(args: argparse.Namespace, defaults: FitConfig) -> FitConfig:
     """The :class:`FitConfig` of parsed flags."""
     values = {f.name: getattr(args, f.name) for f in fields(FitConfig) if f.name != "embedded"}
-    for key in ("families", "ood"):
+    for key in ("families", "ood", "baselines"):
         if values[key] is not None:
             values[key] = tuple(values[key])
     return replace(defaults, **values)

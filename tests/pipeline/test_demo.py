@@ -29,6 +29,8 @@ def test_vmoer_demo_smoke_on_a_tiny_model(tmp_path, monkeypatch, capsys):
     assert set(results) == {
         "deterministic",
         "temperature-scaling",
+        "mc-dropout",
+        "temperature-sampling",
         "vmoer-logit-mf",
         "vmoer-temperature",
     }
@@ -36,6 +38,7 @@ def test_vmoer_demo_smoke_on_a_tiny_model(tmp_path, monkeypatch, capsys):
     ci = results["vmoer-logit-mf"]["id"]["nll_ci"]
     assert ci[0] <= results["vmoer-logit-mf"]["id"]["nll"] <= ci[1]
     assert set(results["vmoer-temperature"]["vs_deterministic"]) == {"acc", "nll", "brier"}
+    assert "stability" in results["mc-dropout"]
     st = results["deterministic"]["stability"]
     assert 0.01 in st["gamma"] and all(0 <= j <= 1 for j in st["overall"])
     assert "auprc_max_prob" in results["deterministic"]["far:medmcqa"]

@@ -45,13 +45,21 @@ def fit_args(model, data, out, *extra):
 def test_fit_then_evaluate_on_a_local_file(setup, tmp_path, capsys):
     model, data = setup
     run = tmp_path / "run"
-    assert main(fit_args(model, data, run, "--families", "logit-fc")) == 0
+    extra = ["--families", "logit-fc", "--baselines", "ensemble", "swag", "--baseline-steps", "2"]
+    assert main(fit_args(model, data, run, *extra)) == 0
     assert "vmoer evaluate" in capsys.readouterr().out
     cfg = FitConfig.load(run)
     assert cfg.families == ("logit-fc",) and cfg.n_train == 8 and cfg.data == data
+    assert cfg.baselines == ("ensemble", "swag")
     assert main(["evaluate", str(run)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["results"]) == {"deterministic", "temperature-scaling", "vmoer-logit-fc"}
+    assert set(metrics["results"]) == {
+        "deterministic",
+        "temperature-scaling",
+        "ensemble",
+        "swag",
+        "vmoer-logit-fc",
+    }
     det = metrics["results"]["deterministic"]
     assert set(det) == {"id", "near:arc_easy", "far:mmlu_law", "stability"}
     assert metrics["meta"]["sizes"] == {

@@ -35,6 +35,8 @@ class FitConfig:
     lora_steps: int = 0  # stage 1: LoRA steps on the backbone before SVI (0: skip)
     lora_rank: int = 16  # stage 1: LoRA rank
     lora_lr: float = 1e-4  # stage 1: learning rate
+    baselines: tuple[str, ...] = ("mc-dropout", "temperature-sampling")  # also ensemble, swag
+    baseline_steps: int = 30  # router fine-tuning steps of the ensemble / SWAG baselines
     num_samples: int = 35  # S, routing samples per Bayesian router at prediction
     seed: int = 0
     out: str = "runs/fit"  # run directory
@@ -68,7 +70,7 @@ class FitConfig:
         if unknown := set(raw) - known:
             raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
         raw["embedded"] = EmbeddedConfig(**raw.get("embedded", {}))
-        for key in ("families", "ood"):
+        for key in ("families", "ood", "baselines"):
             if raw.get(key) is not None:
                 raw[key] = tuple(raw[key])
         return cls(**raw)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from vmoer_ppl.adapter_io import from_pretrained
+from vmoer_ppl.baselines import make_baseline
 from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.evaluation.bootstrap import paired_bootstrap
 from vmoer_ppl.evaluation.calibration import brier
@@ -20,7 +21,7 @@ from vmoer_ppl.pipeline.evaluate import (
     evaluate_outputs,
     with_answer_scores,
 )
-from vmoer_ppl.pipeline.fit import FIT_FILE, RUN_FILE, adapted, strip, suffix_data
+from vmoer_ppl.pipeline.fit import FIT_FILE, RUN_FILE, adapted, scorer_kwargs, strip, suffix_data
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
 from vmoer_ppl.pipeline.plots import plot_reliability, plot_roc
 from vmoer_ppl.pipeline.report import write_run
@@ -117,6 +118,23 @@ def evaluate_run(
         }
         timings[f"{family}_s"] = time.perf_counter() - t
     t = time.perf_counter()
+    for name in cfg.baselines:
+        t = time.perf_counter()
+        bm, guide = make_baseline(
+            net,
+            name,
+            layers=cfg.layers,
+            data=data["train"],
+            steps=cfg.baseline_steps,
+            seed=cfg.seed,
+            **scorer_kwargs(cfg, tok, enc),
+        )
+        guides[name] = (bm, guide)
+        outs[name] = {
+            k: bayesian_outputs(bm, guide, data[k], num_samples=S, desc=f"{name} {k}")
+            for k in eval_sets
+        }
+        timings[f"{name}_s"] = time.perf_counter() - t
     results = {name: evaluate_outputs(o, data, id_key, n_boot=n_boot) for name, o in outs.items()}
     labels = data[id_key]["labels"]
     for name, o in outs.items():
@@ -134,9 +152,8 @@ def evaluate_run(
         bm = next(iter(guides.values()))[0]
         results["deterministic"]["stability"] = routing_stability(bm, None, probe, gammas=gammas)
         for family, (m, g) in guides.items():
-            results[f"vmoer-{family}"]["stability"] = routing_stability(
-                m, g, probe, gammas=gammas, num_samples=S
-            )
+            key = family if family in cfg.baselines else f"vmoer-{family}"
+            results[key]["stability"] = routing_stability(m, g, probe, gammas=gammas, num_samples=S)
         timings["stability_s"] = time.perf_counter() - t
     plots = write_plots(out, outs, data, id_key)
     timings["total_s"] = time.perf_counter() - t0
