@@ -7,6 +7,7 @@ router latents. ``tests/infer/test_fused.py`` checks equal loss and gradients at
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pyro.distributions as dist
@@ -47,6 +48,7 @@ def fused_loss(
     input_ids=None,
     attention_mask=None,
     labels=None,
+    norm=None,
     **inputs,
 ):
     """Negative β-weighted ELBO of one minibatch from a single network pass.
@@ -63,6 +65,9 @@ def fused_loss(
         `(B, T)` 1 at tokens, 0 at padding.
     labels : torch.Tensor
         `(B,)` answers.
+    norm : ShardNorm, optional
+        This minibatch is one shard of a larger batch: normalise by that batch instead (see
+        :mod:`vmoer_ppl.infer.sharding`).
     **inputs
         Further network inputs, as for the model.
 
@@ -75,6 +80,10 @@ def fused_loss(
         raise ValueError("fused_loss needs labels; to simulate answers call the model instead")
     net_inputs = model.net_inputs(input_ids, attention_mask, **inputs)
     ctx = model.context(net_inputs)
+    if norm is not None:
+        ctx = dataclasses.replace(
+            ctx, token_scale=model.beta / norm.tokens, global_scale=ctx.global_scale / norm.shards
+        )
     terms: list[torch.Tensor] = []
 
     def draw_global(site, key, q, p):
@@ -105,4 +114,6 @@ def fused_loss(
     with install_routing(model.sites, lambda s: functools.partial(route, s)):
         outputs = model.net(**net_inputs)
     nll = -poutine.trace(model.likelihood).get_trace(outputs, labels).log_prob_sum()
+    if norm is not None:  # the likelihood averages over this shard's questions
+        nll = nll * (len(labels) / norm.questions)
     return nll + sum(terms)

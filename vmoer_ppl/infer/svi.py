@@ -28,6 +28,16 @@ from vmoer_ppl.infer.checkpoint import load_state, save_state
 from vmoer_ppl.infer.early_stop import EarlyStopping, validation_nll
 from vmoer_ppl.infer.freeze import check_no_active_checkpointing, check_only_guide_trains
 from vmoer_ppl.infer.fused import fused_loss
+from vmoer_ppl.infer.sharding import (
+    ShardNorm,
+    all_reduce_grads,
+    all_reduce_sum,
+    count_tokens,
+    local_shards,
+    seed_shard,
+    shard_rows,
+    world,
+)
 from vmoer_ppl.models.base import RouterModel
 
 log = logging.getLogger(__name__)
@@ -61,6 +71,7 @@ class SVIConfig:
     checkpoint_dir: str | None = None  # save the whole training state here (resumable)
     checkpoint_every: int = 10  # steps between checkpoints (also written at each validation)
     resume: bool = True  # continue from checkpoint_dir's state when there is one
+    shards: int = 1  # micro-batches per step; under torch.distributed a multiple of the world size
 
 
 @dataclass
@@ -239,7 +250,7 @@ def fit_svi(
         log.info("resuming SVI from %s at step %d", cfg.checkpoint_dir, step)
 
     def checkpoint(finished: bool = False) -> None:
-        if cfg.checkpoint_dir:
+        if cfg.checkpoint_dir and world()[0] == 0:
             save_state(
                 cfg.checkpoint_dir,
                 {
@@ -254,19 +265,40 @@ def fit_svi(
                 },
             )
 
+    sharded = cfg.shards > 1 or world()[1] > 1
+    if sharded and path is not ELBOPath.FUSED:
+        raise ValueError("sharded / data-parallel SVI runs the fused path; set path='fused'")
+    mine = local_shards(cfg.shards) if sharded else []
+    is_main = world()[0] == 0
     bs = min(cfg.batch_size, n)
     bar = tqdm(
-        total=cfg.num_steps, initial=step, desc=f"SVI ({path.value})", disable=not cfg.progress
+        total=cfg.num_steps,
+        initial=step,
+        desc=f"SVI ({path.value})",
+        disable=not (cfg.progress and is_main),
     )
     while not done and step < cfg.num_steps:
-        loss = step_loss(**subset(data, batch_at(step, n, bs, cfg.seed)))
         optim.zero_grad()
-        loss.backward()
+        idx = batch_at(step, n, bs, cfg.seed)
+        if sharded:
+            norm = ShardNorm(len(idx), count_tokens(model, subset(data, idx)), cfg.shards)
+            value = 0.0
+            for k in mine:
+                seed_shard(cfg.seed, step, k)
+                loss = step_loss(norm=norm, **subset(data, shard_rows(idx, k, cfg.shards)))
+                loss.backward()
+                value += loss.item()
+            all_reduce_grads(params)
+            value = all_reduce_sum(value)
+        else:
+            loss = step_loss(**subset(data, idx))
+            loss.backward()
+            value = loss.item()
         if cfg.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
         optim.step()
         sched.step()
-        losses.append(loss.item())
+        losses.append(value)
         step += 1
         bar.update(1)
         if callback is not None:
@@ -300,7 +332,7 @@ def fit_svi(
 
 def fingerprint(cfg: SVIConfig, n: int) -> dict:
     """The settings a checkpoint must share with the run that resumes it."""
-    keys = ("num_steps", "batch_size", "lr", "path", "seed", "schedule", "warmup_ratio")
+    keys = ("num_steps", "batch_size", "lr", "path", "seed", "schedule", "warmup_ratio", "shards")
     return {"n": n, **{k: str(getattr(cfg, k)) for k in keys}}
 
 

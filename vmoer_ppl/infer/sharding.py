@@ -1,0 +1,94 @@
+"""Sharded SVI steps: micro-batches within a process, data parallelism across processes.
+
+A step's global batch is cut into ``shards`` micro-batches (rows ``k::shards``); each shard's loss
+is normalised by the *global* batch (questions and routed tokens), so the shard losses sum to the
+loss of the whole batch and their gradients sum to its gradient. Every shard's random draws come
+from a generator seeded by ``(seed, step, shard)``: results depend only on the number of shards,
+not on which process runs which shard. Under ``torch.distributed`` (gloo or NCCL; ``torchrun`` or
+``accelerate launch``) rank ``r`` of ``W`` runs shards ``r, r + W, ...`` and the guide's gradients
+(the only trainable parameters: small) are all-reduced. So a 2-process run equals a 1-process run
+with ``shards=2`` to float round-off (``tests/infer/test_distributed.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyro
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class ShardNorm:
+    """Normalisers of one step's global batch.
+
+    Attributes
+    ----------
+    questions : int
+        Questions in the global batch.
+    tokens : int
+        Routed real tokens in the global batch (all grids).
+    shards : int
+        Shards the global batch is cut into (global latents' KL is split evenly over them).
+    """
+
+    questions: int
+    tokens: int
+    shards: int
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the default process group, ``(0, 1)`` without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def local_shards(shards: int) -> list[int]:
+    """The shard indices this process runs.
+
+    Raises
+    ------
+    ValueError
+        If ``shards`` is not a multiple of the world size.
+    """
+    rank, size = world()
+    if shards % size:
+        raise ValueError(f"shards={shards} must be a multiple of the {size} processes")
+    return list(range(rank, shards, size))
+
+
+def shard_rows(idx: torch.Tensor, shard: int, shards: int) -> torch.Tensor:
+    """Rows of shard ``shard`` of a global batch: ``idx[shard::shards]``."""
+    return idx[shard::shards]
+
+
+def count_tokens(model, inputs: dict) -> int:
+    """Real tokens the network routes for ``inputs`` (the sum over its routing grids)."""
+    ctx = model.context(model.net_inputs(**{k: v for k, v in inputs.items() if k != "labels"}))
+    return int(sum(g.mask.sum() for g in ctx.grids.values()))
+
+
+def seed_shard(seed: int, step: int, shard: int) -> None:
+    """Seed every RNG for one shard of one step."""
+    pyro.set_rng_seed(((seed * 1_000_003 + step) * 1009 + shard) % 2**32)
+
+
+def all_reduce_grads(params: list[torch.Tensor]) -> None:
+    """Sum the gradients over processes (no-op in a single process)."""
+    if world()[1] == 1:
+        return
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+
+
+def all_reduce_sum(value: float) -> float:
+    """Sum a float over processes."""
+    if world()[1] == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.item()
