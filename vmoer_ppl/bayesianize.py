@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from vmoer_ppl.adapter_io import architecture_name
@@ -157,4 +158,21 @@ def place_guide(guide: RouterGuide) -> None:
     """
     for i, site in enumerate(guide.model.sites):
         if hasattr(guide, "nets"):
-            guide.nets[i].to(device=site.weight.device, dtype=site.dtype)
+            guide.nets[i].to(device=execution_device(site.router), dtype=site.dtype)
+
+
+def execution_device(module: nn.Module) -> torch.device:
+    """Where ``module`` computes (its guide must live there).
+
+    Its weights' device or, for weights offloaded by accelerate (``device_map`` with "cpu" or
+    "disk" offload: on the meta device between calls), the device its hook moves them to.
+    """
+    for m in (module, *module.modules()):
+        hook = getattr(m, "_hf_hook", None)
+        device = getattr(hook, "execution_device", None)
+        if device is not None:
+            return torch.device(device)
+    p = next(module.parameters(), None)
+    if p is None or p.device.type == "meta":
+        return torch.device("cpu")
+    return p.device

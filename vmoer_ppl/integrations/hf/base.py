@@ -79,12 +79,18 @@ def patch_router(
         fn = router.routing_fn
         if fn is None:  # deterministic: the untouched upstream code
             return original(hidden_states, *args, **kwargs)
+        hook = getattr(router, "_hf_hook", None)  # accelerate offload: weights live elsewhere
+        if hook is not None:
+            (hidden_states, *args), kwargs = hook.pre_forward(
+                router, hidden_states, *args, **kwargs
+            )
         h = hidden_states.reshape(-1, hidden_states.shape[-1])  # (B*T, D)
         l_det = nn.functional.linear(h.float(), router.weight.float())  # (B*T, E), float32 math
         out = fn(h, l_det)  # (B, T, ·)
         n = h.shape[0]
         weights = out.weights.reshape(n, -1).to(weights_dtype(h))  # (B*T, K)
-        return out.logits.reshape(n, -1), weights, out.experts.reshape(n, -1)
+        result = out.logits.reshape(n, -1), weights, out.experts.reshape(n, -1)
+        return result if hook is None else hook.post_forward(router, result)
 
     router.forward = forward
     router.routing_fn = None
