@@ -88,3 +88,34 @@ def test_bayesian_cloze_routes_prompt_and_options_as_two_grids():
     ref = TraceMeanField_ELBO(max_plate_nesting=2).differentiable_loss(model, guide, **batch)
     pyro.set_rng_seed(3)
     torch.testing.assert_close(fused_loss(model, guide, **batch), ref)
+
+
+def test_letter_likelihood_puts_no_loss_on_prompt_tokens():
+    """Only the last real token's next-token logits, at the letters, get gradient."""
+    model, tok = tiny_model("mixtral"), tiny_tokenizer()
+    records = [
+        RECORDS[1],
+        MCQARecord("what colour is grass ?", ("blue", "green", "red", "hot"), 1, "toy", "2"),
+    ]
+    batch = encode_letter(records, tok, chat=False)
+    assert (batch["attention_mask"] == 0).any()  # left padding: last real tokens at the end
+    ids = letter_token_ids(tok, 4)
+    seen = {}
+
+    def keep(module, args, out):
+        out.retain_grad()
+        seen["logits"] = out
+
+    handle = model.lm_head.register_forward_hook(keep)
+    try:
+        logits = NextTokenHead(model, ids)(batch["input_ids"], batch["attention_mask"])
+        torch.nn.functional.cross_entropy(logits, batch["labels"]).backward()
+    finally:
+        handle.remove()
+    grad = seen["logits"].grad  # (B, T, V)
+    letters = [i[0] for i in ids]
+    assert grad[:, :-1].abs().sum() == 0  # no prompt position carries loss
+    assert grad[:, -1][:, letters].abs().sum() > 0
+    others = torch.ones(grad.shape[-1], dtype=torch.bool)
+    others[letters] = False
+    assert grad[:, -1][:, others].abs().sum() == 0  # nor any non-letter token
