@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import MISSING, fields, replace
 
+from vmoer_ppl.evaluation.stability import GAMMAS
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.demo import DEMO, run_demo
 from vmoer_ppl.pipeline.fit import run_fit
@@ -102,7 +103,14 @@ def _fit(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     res = evaluate_run(
-        args.run_dir, overwrite=args.overwrite, num_samples=args.num_samples, model=args.model
+        args.run_dir,
+        overwrite=args.overwrite,
+        num_samples=args.num_samples,
+        model=args.model,
+        baselines=args.baselines,
+        stability_questions=args.stability_questions,
+        gammas=tuple(args.gammas),
+        n_boot=args.n_boot,
     )
     _print_summary(res, args.run_dir, time.perf_counter() - t0)
     return 0
@@ -165,6 +173,29 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation")
     ev.add_argument("--num-samples", dest="num_samples", type=int, help="S (default: the run's)")
     ev.add_argument("--model", default=None, help="load this copy of the run's model instead")
+    ev.add_argument(
+        "--baselines",
+        nargs="*",
+        default=None,
+        help="baseline routers: mc-dropout, temperature-sampling, ensemble, swag (default: run's)",
+    )
+    ev.add_argument(
+        "--stability-questions",
+        dest="stability_questions",
+        type=int,
+        default=8,
+        help="ID test questions probed for routing stability; 0 skips (default: 8)",
+    )
+    ev.add_argument(
+        "--gammas",
+        nargs="+",
+        type=float,
+        default=list(GAMMAS),
+        help=f"noise levels of the stability probe (default: {' '.join(map(str, GAMMAS))})",
+    )
+    ev.add_argument(
+        "--n-boot", dest="n_boot", type=int, default=200, help="bootstrap resamples (default: 200)"
+    )
     ev.set_defaults(func=_evaluate)
     ins = sub.add_parser(
         "inspect", help="ArviZ export, PSIS-LOO comparison and posterior plots of a fitted run"

@@ -74,3 +74,36 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     )
     for k, v in single.params.items():
         torch.testing.assert_close(ddp["params"][k], v, rtol=1e-9, atol=1e-12)
+
+
+def test_vmoer_fit_under_torchrun_equals_one_process_with_as_many_shards(tmp_path, monkeypatch):
+    import json
+
+    from safetensors.torch import load_file
+
+    from tests.pipeline.test_demo import save_tiny
+    from tests.pipeline.test_fit_cli import fit_args, write_jsonl
+
+    monkeypatch.setenv("VMOER_PPL_CACHE", str(tmp_path / "cache"))
+    model, data = save_tiny(tmp_path / "tiny"), write_jsonl(tmp_path / "qa.jsonl")
+    args = fit_args(model, data, tmp_path / "ddp")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    run = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    run += ["--master_port", "29517", "-m", "vmoer_ppl.cli", *args]
+    subprocess.run(run, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    one = [sys.executable, "-m", "vmoer_ppl.cli", *fit_args(model, data, tmp_path / "one")]
+    # the same kernels (one thread each) so that only the process split differs
+    subprocess.run([*one, "--shards", "2"], cwd=ROOT, env=env, check=True, capture_output=True)
+    fits = [json.loads((tmp_path / d / "fit.json").read_text()) for d in ("ddp", "one")]
+    torch.testing.assert_close(
+        torch.tensor(fits[0]["families"]["logit-mf"]["losses"]),
+        torch.tensor(fits[1]["families"]["logit-mf"]["losses"]),
+        rtol=1e-6,
+        atol=1e-7,
+    )
+    a, b = (
+        load_file(tmp_path / d / "adapters/logit-mf/router_adapter.safetensors")
+        for d in ("ddp", "one")
+    )
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-7)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,7 +150,8 @@ def cached_prefix_states(
     if not path.exists():
         p, o = compute_prefix_states(head, data, first_layer)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")  # one per process
+        os.close(fd)
         save_file({"prompt_states": p.contiguous(), "option_states": o.contiguous()}, tmp)
-        tmp.rename(path)
+        os.replace(tmp, path)
     return {**data, **load_file(path)}

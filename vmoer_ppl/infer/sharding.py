@@ -45,6 +45,29 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
+def init_from_env() -> tuple[int, int]:
+    """Join the process group ``torchrun`` / ``accelerate launch`` describe in the environment.
+
+    Uses NCCL when CUDA is available, else gloo; a no-op without ``WORLD_SIZE > 1``.
+
+    Returns
+    -------
+    tuple of int
+        ``(rank, world_size)``.
+    """
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return world()
+
+
+def barrier() -> None:
+    """Wait for every process (no-op in a single process)."""
+    if world()[1] > 1:
+        dist.barrier()
+
+
 def local_shards(shards: int) -> list[int]:
     """The shard indices this process runs.
 

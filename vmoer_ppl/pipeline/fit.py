@@ -20,6 +20,7 @@ import torch
 from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.embedded.build import cache_root
 from vmoer_ppl.embedded.prefix_cache import SUFFIX_SAFE, cached_prefix_states
+from vmoer_ppl.infer.sharding import barrier, init_from_env
 from vmoer_ppl.infer.svi import SVIConfig, fit_svi
 from vmoer_ppl.pipeline.config import CONFIG_FILE, FitConfig
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
@@ -120,7 +121,13 @@ def run_fit(cfg: FitConfig) -> dict:
         The content of ``fit.json``: per family the loss and validation histories.
     """
     t0, timings = time.perf_counter(), {}
-    out = prepare_run_dir(cfg)
+    rank, size = init_from_env()
+    if size > 1 and cfg.lora_steps:
+        raise ValueError("stage 1 (LoRA) runs in one process; run it first, then SVI distributed")
+    if rank == 0:
+        prepare_run_dir(cfg)
+    barrier()
+    out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     model, tok, label = load_model(cfg)
     enc, sizes, id_label = encode_sets(cfg, tok)
@@ -131,7 +138,8 @@ def run_fit(cfg: FitConfig) -> dict:
     kwargs = scorer_kwargs(cfg, tok, enc)
     fp = model_fingerprint(model)
     run = {"model": label, "fingerprint": fp, "sizes": sizes, "id_set": id_label, **kwargs}
-    (out / RUN_FILE).write_text(json.dumps(run, indent=2))
+    if rank == 0:
+        (out / RUN_FILE).write_text(json.dumps(run, indent=2))
     families = {}
     data = None
     for family in cfg.families:
@@ -156,9 +164,12 @@ def run_fit(cfg: FitConfig) -> dict:
             eval_every=cfg.eval_every,
             patience=cfg.patience,
             checkpoint_dir=str(out / "checkpoints" / family),
+            shards=size * -(-cfg.shards // size),  # a multiple of the process count
+            progress=rank == 0,
         )
         res = fit_svi(bm, guide, strip(data["train"]), svi, val_data=strip(data["val"]))
-        guide.save_pretrained(out / "adapters" / family, overwrite=True)
+        if rank == 0:
+            guide.save_pretrained(out / "adapters" / family, overwrite=True)
         families[family] = {
             "losses": res.losses,
             "val_history": res.val_history,
@@ -169,5 +180,7 @@ def run_fit(cfg: FitConfig) -> dict:
         timings[f"fit_{family}_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     result = {"run": run, "families": families, "timings": timings}
-    (out / FIT_FILE).write_text(json.dumps(result, indent=2))
+    if rank == 0:
+        (out / FIT_FILE).write_text(json.dumps(result, indent=2))
+    barrier()
     return result

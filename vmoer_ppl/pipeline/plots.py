@@ -94,3 +94,46 @@ def plot_roc(id_out: dict, ood_outs: dict, router: str, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_risk_coverage(outputs: dict, labels: torch.Tensor, path: Path) -> Path:
+    """Selective risk vs coverage (sorted by max probability), one curve per router."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vmoer_ppl.evaluation.detection import risk_coverage
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for name, out in outputs.items():
+        cov, risk = risk_coverage(out["probs"], labels)
+        ax.plot(cov.numpy(), risk.numpy(), label=name)
+    ax.set(xlabel="coverage", ylabel="selective risk (error rate)", title="risk-coverage (ID)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_stability(results: dict, path: Path) -> Path | None:
+    """Mean Jaccard of the top-K sets vs noise level gamma, one curve per router."""
+    curves = {k: r["stability"] for k, r in results.items() if "stability" in r}
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for name, st in curves.items():
+        ax.plot(st["gamma"], st["overall"], marker="o", label=name)
+    ax.set(xscale="log", xlabel="γ (noise / mean embedding norm)", ylabel="mean Jaccard")
+    ax.set_title("routing stability")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -23,9 +23,16 @@ from vmoer_ppl.pipeline.evaluate import (
 )
 from vmoer_ppl.pipeline.fit import FIT_FILE, RUN_FILE, adapted, scorer_kwargs, strip, suffix_data
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
-from vmoer_ppl.pipeline.plots import plot_reliability, plot_roc
+from vmoer_ppl.pipeline.plots import (
+    plot_reliability,
+    plot_risk_coverage,
+    plot_roc,
+    plot_stability,
+)
 from vmoer_ppl.pipeline.report import write_run
 from vmoer_ppl.pipeline.run_data import encode_sets
+
+RC = "risk_coverage_id.png"
 
 
 def check_run(out: Path, overwrite: bool) -> dict:
@@ -50,6 +57,7 @@ def evaluate_run(
     n_boot: int = 200,
     stability_questions: int = 8,
     gammas: tuple[float, ...] = GAMMAS,
+    baselines: tuple[str, ...] | None = None,
 ) -> dict:
     """Evaluate a fitted run and write ``metrics.json``, ``report.md`` and ``plots/``.
 
@@ -69,6 +77,8 @@ def evaluate_run(
         ID test questions probed for routing stability (0: skip).
     gammas : tuple of float
         Noise levels of the stability probe.
+    baselines : tuple of str, optional
+        Baseline routers to evaluate (default: the run's ``baselines``).
 
     Returns
     -------
@@ -80,6 +90,8 @@ def evaluate_run(
     cfg = FitConfig.load(out)
     if model is not None:
         cfg.model = model
+    if baselines is not None:
+        cfg.baselines = tuple(baselines)
     S = num_samples or cfg.num_samples
     t0 = time.perf_counter()
     net, tok, label = load_model(cfg)
@@ -156,6 +168,12 @@ def evaluate_run(
             results[key]["stability"] = routing_stability(m, g, probe, gammas=gammas, num_samples=S)
         timings["stability_s"] = time.perf_counter() - t
     plots = write_plots(out, outs, data, id_key)
+    plot_risk_coverage(
+        {r: o[id_key] for r, o in outs.items()}, data[id_key]["labels"], out / "plots" / RC
+    )
+    plots.append(RC)
+    if plot_stability(results, out / "plots" / "stability.png") is not None:
+        plots.append("stability.png")
     timings["total_s"] = time.perf_counter() - t0
     meta = {
         "model": run["model"],
