@@ -58,3 +58,11 @@ def test_vmoer_toy_smoke(tmp_path, capsys):
         "vmoer-temperature",
         "vmoer-weight",
     }
+
+
+def test_benchmark_scaling_runs_one_and_two_processes(tmp_path):
+    out = tmp_path / "scaling.json"
+    run_script("scaling.py", "--steps", 2, "--batch", 4, "--hidden", 16, "--out", out)
+    res = json.loads(out.read_text())
+    assert res["tokens_per_s_1proc"] > 0 and res["tokens_per_s_2proc"] > 0
+    assert {r["model"] for r in res["estimate"]} == {"Mixtral-8x7B", "Qwen3-30B-A3B"}
