@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from vmoer_ppl.adapter_io import from_pretrained
 from vmoer_ppl.baselines import make_baseline
 from vmoer_ppl.data.tensors import subset
@@ -124,6 +126,7 @@ def evaluate_run(
     timings["deterministic_s"] = time.perf_counter() - t
     for family, (bm, guide) in guides.items():
         t = time.perf_counter()
+        torch.manual_seed(cfg.seed)  # each router's draws independent of evaluation order
         outs[f"vmoer-{family}"] = {
             k: bayesian_outputs(bm, guide, data[k], num_samples=S, desc=f"{family} {k}")
             for k in eval_sets
@@ -132,6 +135,7 @@ def evaluate_run(
     t = time.perf_counter()
     for name in cfg.baselines:
         t = time.perf_counter()
+        torch.manual_seed(cfg.seed)
         bm, guide = make_baseline(
             net,
             name,
@@ -142,6 +146,7 @@ def evaluate_run(
             **scorer_kwargs(cfg, tok, enc),
         )
         guides[name] = (bm, guide)
+        torch.manual_seed(cfg.seed)
         outs[name] = {
             k: bayesian_outputs(bm, guide, data[k], num_samples=S, desc=f"{name} {k}")
             for k in eval_sets
