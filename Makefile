@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/flops.py --out benchmarks/results/flops.json
 	$(BIN)/python benchmarks/training.py --out benchmarks/results/training.json
 	$(BIN)/python benchmarks/inference.py --out benchmarks/results/inference.json
+	$(BIN)/python benchmarks/scaling.py --out benchmarks/results/scaling.json
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

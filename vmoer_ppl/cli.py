@@ -201,9 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect", help="ArviZ export, PSIS-LOO comparison and posterior plots of a fitted run"
     )
     ins.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `vmoer fit`")
-    ins.add_argument("--num-draws", dest="num_draws", type=int, default=20, help="posterior draws")
     ins.add_argument(
-        "--n-questions", dest="n_questions", type=int, default=50, help="validation questions"
+        "--num-draws",
+        dest="num_draws",
+        type=int,
+        default=100,
+        help="joint posterior draws, one network pass each; PSIS needs >= 100 (default: 100)",
+    )
+    ins.add_argument(
+        "--n-questions",
+        dest="n_questions",
+        type=int,
+        default=30,
+        help="validation questions exported (default: 30)",
     )
     ins.add_argument("--num-samples", dest="num_samples", type=int, default=35, help="S")
     ins.set_defaults(func=_inspect)

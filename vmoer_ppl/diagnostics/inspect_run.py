@@ -124,7 +124,7 @@ def strip_labels(data: dict) -> dict:
 
 
 def inspect_run(
-    run_dir: str | Path, *, num_draws: int = 20, n_questions: int = 50, num_samples: int = 35
+    run_dir: str | Path, *, num_draws: int = 100, n_questions: int = 30, num_samples: int = 35
 ) -> dict:
     """Export, compare and plot every family of a fitted run (see the module docstring).
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 
+import numpy as np
 import xarray as xr
 
 
@@ -32,12 +33,14 @@ def loo_compare(trees: Mapping[str, xr.DataTree]) -> dict:
         warnings.simplefilter("always")
         for name, d in idata.items():
             k = az.loo(d, pointwise=True).pareto_k.values
+            unknown = ~np.isfinite(k)  # too few draws for the tail fit (ArviZ returns NaN/inf)
             pareto[name] = {
                 "good (<=0.5)": int((k <= 0.5).sum()),
                 "ok (0.5-0.7]": int(((k > 0.5) & (k <= 0.7)).sum()),
                 "bad (0.7-1]": int(((k > 0.7) & (k <= 1)).sum()),
-                "very bad (>1)": int((k > 1).sum()),
-                "share_above_0.7": float((k > 0.7).mean()),
+                "very bad (>1)": int(((k > 1) & ~unknown).sum()),
+                "not estimable": int(unknown.sum()),
+                "share_above_0.7": float(((k > 0.7) | unknown).mean()),
             }
         cmp = az.compare(idata, ic="loo") if len(idata) > 1 else None
         caught = sorted({str(x.message) for x in w})
