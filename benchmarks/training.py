@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
 
 import pyro
 import torch
+from common import timed
 from pyro.infer import TraceMeanField_ELBO
 
 from vmoer_ppl import bayesianize
@@ -29,17 +29,6 @@ from vmoer_ppl.infer.predictive import draw
 from vmoer_ppl.nn import ToyMoEClassifier, ToyMoEConfig, mc_logits, route
 from vmoer_ppl.nn.mc import softmax
 from vmoer_ppl.sites import install_routing
-
-
-def timed(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def svi_steps(model, guide, batch, repeats):

@@ -6,32 +6,7 @@ from pathlib import Path
 
 import torch
 
-
-def reliability(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 10):
-    """Per-bin mean confidence, accuracy and count over equal-width (lo, hi] bins.
-
-    Parameters
-    ----------
-    probs : torch.Tensor
-        `(N, C)` answer probabilities.
-    labels : torch.Tensor
-        `(N,)` right answers.
-    n_bins : int
-        Number of bins on [0, 1].
-
-    Returns
-    -------
-    tuple of torch.Tensor
-        ``confidence``, ``accuracy`` (NaN in empty bins) and ``count``, each `(n_bins,)`.
-    """
-    conf, pred = probs.max(-1)
-    correct = (pred == labels).double()
-    edges = torch.linspace(0, 1, n_bins + 1, dtype=conf.dtype)
-    idx = (torch.bucketize(conf, edges, right=False) - 1).clamp(0, n_bins - 1)
-    count = torch.bincount(idx, minlength=n_bins).double()
-    mean_conf = torch.bincount(idx, conf.double(), minlength=n_bins) / count
-    acc = torch.bincount(idx, correct, minlength=n_bins) / count
-    return mean_conf, acc, count
+from vmoer_ppl.evaluation.calibration import reliability_data
 
 
 def roc_curve(scores: torch.Tensor, is_positive: torch.Tensor):
@@ -53,11 +28,11 @@ def plot_reliability(outputs: dict, labels: torch.Tensor, path: Path) -> Path:
 
     fig, axes = plt.subplots(1, len(outputs), figsize=(3.2 * len(outputs), 3.2), squeeze=False)
     for ax, (name, out) in zip(axes[0], outputs.items(), strict=True):
-        conf, acc, count = reliability(out["probs"], labels)
+        acc = torch.tensor(reliability_data(out["probs"], labels)["accuracy"]).nan_to_num(0)
         centres = ((torch.arange(10) + 0.5) / 10).numpy()
         ax.bar(
             centres,
-            acc.nan_to_num(0).numpy(),
+            acc.numpy(),
             width=0.1,
             edgecolor="k",
             alpha=0.7,
