@@ -150,6 +150,7 @@ def run_fit(cfg: FitConfig) -> dict:
             layers=cfg.layers,
             beta=cfg.beta,
             num_data=sizes["train"],
+            trunk_dim=cfg.trunk_dim,
             **kwargs,
         )
         if data is None:
