@@ -20,6 +20,7 @@ def test_vmoer_demo_smoke_on_a_tiny_model(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VMOER_PPL_CACHE", str(tmp_path / "cache"))
     args = ["demo", "--model", save_tiny(tmp_path / "tiny"), "--out", str(tmp_path / "run")]
     args += SMALL + FAST + ["--families", "logit-mf", "temperature"]
+    args += ["--baselines", "mc-dropout", "temperature-sampling"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "vmoer-logit-mf" in out and "deterministic" in out and "| router |" in out
