@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
+from tqdm.auto import tqdm
 
 from vmoer_ppl.data.tensors import batches
 from vmoer_ppl.infer.predictive import predict, routing_key
@@ -50,6 +51,7 @@ def to_datatree(
     batch_size: int = 16,
     losses: Sequence[float] | None = None,
     seed: int = 0,
+    progress: bool = True,
 ) -> xr.DataTree:
     """Export a trained router to an ArviZ-ready DataTree.
 
@@ -69,6 +71,8 @@ def to_datatree(
         The SVI loss per step (``SVIResult.losses``): ``sample_stats.loss`` with dim ``step``.
     seed : int
         Seed of the draws.
+    progress : bool
+        Show a tqdm bar over the draws.
 
     Returns
     -------
@@ -86,7 +90,7 @@ def to_datatree(
     loglik, answers, latents = [], [], []
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        for _ in range(num_draws):
+        for _ in tqdm(range(num_draws), desc="posterior draws", disable=not progress):
             ll, ans, lat = [], [], []
             for b, y in zip(batches(inputs, batch_size), labels.split(batch_size), strict=True):
                 out = predict(model, guide, mode="sample", num_samples=1, keep_draws=True, **b)
