@@ -17,12 +17,12 @@ router in the last 5 layers of Granite.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from common import write_result
 from torch.utils.flop_counter import FlopCounterMode
 
 from vmoer_ppl import bayesianize
@@ -148,13 +148,8 @@ def main(argv=None) -> list:
         cells = " | ".join(f"{r[k]:.3f}" for k in keys)
         head = f"| {r['model']} | {r['gflops_per_token']:.2f} | {r['params_meta'] / 1e9:.2f}B"
         print(f"{head} | {cells} |")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps(
-                {"machine": platform.processor() or platform.machine(), "rows": rows}, indent=2
-            )
-        )
+    write_result(args.out, {"machine": platform.processor() or platform.machine(), "rows": rows})
+    return rows
 
 
 if __name__ == "__main__":

@@ -11,12 +11,10 @@ S routing draws into one routing per token, so the experts run once. Goal (issue
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-from pathlib import Path
 
 import torch
-from common import timed
+from common import timed, write_result
 
 from vmoer_ppl import bayesianize
 from vmoer_ppl.data.packaged import load_packaged
@@ -64,9 +62,7 @@ def main(argv=None) -> dict:
             f"  {family:12s} deterministic {t_det * 1e3:8.1f} ms   MC {t_mc * 1e3:8.1f} ms   "
             f"overhead {over:+.1f}%  (goal <= 3%)"
         )
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return result
 
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,8 +124,7 @@ def main(argv=None) -> dict:
         cells = [f"{r['params_B']:.1f}B", f"{r['weights_bf16_GB']:.0f}"]
         cells += [f"{r['prefix_gflops_per_token']:.1f}", f"{r['svi_step_gflops_per_token']:.2f}"]
         print(f"| {r['model']} | " + " | ".join(cells) + " |")
-    if args.out:
-        Path(args.out).write_text(json.dumps(res, indent=2))
+    write_result(args.out, res)
     return res
 
 

@@ -11,14 +11,12 @@ vectorised / looped <= 0.1; torch.compile of the Bayesian router forward (no gra
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
-from pathlib import Path
 
 import pyro
 import torch
-from common import timed
+from common import timed, write_result
 from pyro.infer import TraceMeanField_ELBO
 
 from vmoer_ppl import bayesianize
@@ -184,9 +182,7 @@ def main(argv=None):
         f"{comp['router_eager_s'] * 1e3:.3f} ms, compiled {comp['router_compiled_s'] * 1e3:.3f} ms,"
         f" speed-up {result['compiled_speedup']:.2f}x (compile {comp['compile_s']:.1f} s)"
     )
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return result
 
 

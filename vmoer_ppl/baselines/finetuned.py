@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from vmoer_ppl.baselines.base import BaselineGuide, SampledLogits
-from vmoer_ppl.data.tensors import subset
+from vmoer_ppl.data.tensors import inputs_of, subset
 from vmoer_ppl.infer.svi import batch_at
 from vmoer_ppl.nn.gates import route
 from vmoer_ppl.sites import install_routing
@@ -79,7 +79,7 @@ def finetune_routers(
 
     n, res = len(data["labels"]), FinetuneResult({})
     count, first = 0, int(swag_start * steps)
-    inputs_all = {k: v for k, v in data.items() if k != "labels"}
+    inputs_all = inputs_of(data)
     with install_routing(sites, lambda s: make(sites.index(s), s)):
         for step in range(steps):
             idx = batch_at(step, n, min(batch_size, n), seed)

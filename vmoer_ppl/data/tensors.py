@@ -15,6 +15,11 @@ def subset(
     return {k: v[idx] for k, v in data.items() if v is not None}
 
 
+def inputs_of(data: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The network's inputs of a data dict: every tensor but ``labels``."""
+    return {k: v for k, v in data.items() if k != "labels"}
+
+
 def batches(data: Mapping[str, torch.Tensor], size: int) -> Iterator[dict[str, torch.Tensor]]:
     """Consecutive slices of ``size`` rows."""
     n = len(next(iter(data.values())))

@@ -18,7 +18,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from vmoer_ppl.data.tensors import batches
+from vmoer_ppl.data.tensors import batches, inputs_of
 from vmoer_ppl.infer.predictive import predict, routing_key
 from vmoer_ppl.nn.masks import last_token_index
 
@@ -85,7 +85,7 @@ def to_datatree(
     import arviz as az
 
     labels = data["labels"]
-    inputs = {k: v for k, v in data.items() if k != "labels"}
+    inputs = inputs_of(data)
     gen = torch.Generator().manual_seed(seed)
     loglik, answers, latents = [], [], []
     with torch.random.fork_rng():

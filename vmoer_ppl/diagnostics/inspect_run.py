@@ -19,7 +19,7 @@ import torch
 import xarray as xr
 
 from vmoer_ppl.adapter_io import from_pretrained
-from vmoer_ppl.data.tensors import subset
+from vmoer_ppl.data.tensors import inputs_of, subset
 from vmoer_ppl.diagnostics.export import save_datatree, to_datatree
 from vmoer_ppl.diagnostics.loo import loo_compare, loo_markdown
 from vmoer_ppl.infer.predictive import predict, routing_key
@@ -112,15 +112,10 @@ def plot_ppc(trees: dict, plots: Path) -> str:
 def routing_entropy(model, guide, data: dict, num_samples: int) -> np.ndarray:
     """MC routing entropy at the last prompt token, `(L, N)` per Bayesian layer."""
     out = predict(model, guide, mode="mc", num_samples=num_samples, **data)
-    first = model.context(model.net_inputs(**strip_labels(data))).first
+    first = model.context(model.net_inputs(**inputs_of(data))).first
     rows, last = torch.arange(first.mask.shape[0]), last_token_index(first.mask)
     keys = [routing_key(s, first.name) for s in model.sites]
     return torch.stack([out.routing[k].entropy[rows, last] for k in keys]).numpy()
-
-
-def strip_labels(data: dict) -> dict:
-    """The inputs without ``labels``."""
-    return {k: v for k, v in data.items() if k != "labels"}
 
 
 def inspect_run(

@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from vmoer_ppl.data.tensors import batches
+from vmoer_ppl.data.tensors import batches, inputs_of
 
 #: Decoder-only families whose model loop adds nothing to ``inputs_embeds`` (no multipliers).
 SUFFIX_SAFE = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "olmoe"}
@@ -142,7 +142,7 @@ def cached_prefix_states(
     dict
         ``data`` plus ``prompt_states`` and ``option_states``.
     """
-    tokens = {k: v for k, v in data.items() if k != "labels"}
+    tokens = inputs_of(data)
     path = (
         Path(cache_dir)
         / f"prefix-{data_key(model_id, first_layer, fingerprint(tokens))}.safetensors"

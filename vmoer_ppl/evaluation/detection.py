@@ -12,6 +12,13 @@ def _sorted(scores: torch.Tensor, is_positive: torch.Tensor):
     return torch.cumsum(y, 0)[last], torch.cumsum(1 - y, 0)[last]
 
 
+def roc_curve(scores: torch.Tensor, is_positive: torch.Tensor):
+    """False- and true-positive rates over every threshold, `(N_distinct + 1,)` each, from 0."""
+    tp, fp = _sorted(scores, is_positive)
+    zero = torch.zeros(1, dtype=torch.float64)
+    return torch.cat([zero, fp / max(fp[-1].item(), 1)]), torch.cat([zero, tp / max(tp[-1], 1)])
+
+
 def auprc(scores: torch.Tensor, is_positive: torch.Tensor) -> float:
     """Average precision, positives = OOD: ``sum_k (R_k - R_{k-1}) P_k`` (scikit-learn's form).
 

@@ -93,18 +93,20 @@ def routing_stability(
 
     def run(noise_emb=None, noise_router=None) -> dict:
         store: dict = {}
-        hook = None
         if noise_emb is not None:
             hook = emb.register_forward_hook(lambda m, a, out: out + noise_emb(out))
-        else:
+        elif noise_router is None:  # the clean run: measure the embedding norms
             hook = emb.register_forward_hook(lambda m, a, out: norms.append(out.norm(dim=-1)))
+        else:
+            hook = None
         make = lambda s: _router_fn(model, guide, s, num_samples, store, noise_router)  # noqa: E731
         try:
             with torch.random.fork_rng(), install_routing(sites, make):
                 torch.manual_seed(seed)
                 net(**inputs)
         finally:
-            hook.remove()
+            if hook is not None:
+                hook.remove()
         return store
 
     clean = run()

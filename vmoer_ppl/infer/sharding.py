@@ -18,6 +18,8 @@ import pyro
 import torch
 import torch.distributed as dist
 
+from vmoer_ppl.data.tensors import inputs_of
+
 
 @dataclass(frozen=True)
 class ShardNorm:
@@ -89,7 +91,7 @@ def shard_rows(idx: torch.Tensor, shard: int, shards: int) -> torch.Tensor:
 
 def count_tokens(model, inputs: dict) -> int:
     """Real tokens the network routes for ``inputs`` (the sum over its routing grids)."""
-    ctx = model.context(model.net_inputs(**{k: v for k, v in inputs.items() if k != "labels"}))
+    ctx = model.context(model.net_inputs(**inputs_of(inputs)))
     return int(sum(g.mask.sum() for g in ctx.grids.values()))
 
 

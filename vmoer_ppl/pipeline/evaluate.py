@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from vmoer_ppl.data.tensors import batches
+from vmoer_ppl.data.tensors import batches, inputs_of
 from vmoer_ppl.evaluation.bootstrap import bootstrap_ci
 from vmoer_ppl.evaluation.calibration import adaptive_ece, brier
 from vmoer_ppl.evaluation.detection import auprc, aurc, fpr_at_tpr
@@ -23,7 +23,7 @@ def deterministic_outputs(
     head, data, batch_size: int = 16, desc: str = "deterministic"
 ) -> dict[str, torch.Tensor]:
     """Answer probabilities `(N, C)` and entropy `(N,)` of the untouched (deterministic) model."""
-    inputs = {k: v for k, v in data.items() if k != "labels"}
+    inputs = inputs_of(data)
     todo = tqdm(batches(inputs, batch_size), total=_n_batches(data, batch_size), desc=desc)
     probs = torch.cat([torch.softmax(head(**b), -1) for b in todo])
     return with_answer_scores({"probs": probs})

@@ -7,16 +7,7 @@ from pathlib import Path
 import torch
 
 from vmoer_ppl.evaluation.calibration import reliability_data
-
-
-def roc_curve(scores: torch.Tensor, is_positive: torch.Tensor):
-    """False- and true-positive rates over every threshold, `(N + 1,)` each (ties merged)."""
-    order = torch.argsort(scores, descending=True)
-    s, y = scores[order], is_positive[order].double()
-    distinct = torch.cat([torch.nonzero(s[1:] != s[:-1]).flatten(), torch.tensor([len(s) - 1])])
-    tp, fp = torch.cumsum(y, 0)[distinct], torch.cumsum(1 - y, 0)[distinct]
-    zero = torch.zeros(1, dtype=torch.float64)
-    return torch.cat([zero, fp / max(fp[-1].item(), 1)]), torch.cat([zero, tp / max(tp[-1], 1)])
+from vmoer_ppl.evaluation.detection import roc_curve
 
 
 def plot_reliability(outputs: dict, labels: torch.Tensor, path: Path) -> Path:

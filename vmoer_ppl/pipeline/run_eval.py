@@ -132,7 +132,7 @@ def evaluate_run(
             for k in eval_sets
         }
         timings[f"{family}_s"] = time.perf_counter() - t
-    t = time.perf_counter()
+    kwargs = scorer_kwargs(cfg, tok, enc)
     for name in cfg.baselines:
         t = time.perf_counter()
         torch.manual_seed(cfg.seed)
@@ -143,7 +143,7 @@ def evaluate_run(
             data=data["train"],
             steps=cfg.baseline_steps,
             seed=cfg.seed,
-            **scorer_kwargs(cfg, tok, enc),
+            **kwargs,
         )
         guides[name] = (bm, guide)
         torch.manual_seed(cfg.seed)
