@@ -61,6 +61,28 @@ def test_letter_logits_are_the_next_token_logits_of_the_letters():
     torch.testing.assert_close(got[0], full[[i[0] for i in ids]].float())
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_next_token_head_trims_padding_and_reads_each_rows_last_token(side):
+    model = tiny_model("granitemoe")
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 60, (3, 9), generator=g)
+    lengths = [4, 7, 5]  # no row fills the 9 columns: two columns are padding everywhere
+    mask = torch.zeros(3, 9, dtype=torch.long)
+    for b, n in enumerate(lengths):
+        if side == "left":
+            mask[b, 9 - n :] = 1
+        else:
+            mask[b, :n] = 1
+    head = NextTokenHead(model)
+    assert head.routing_grids(ids, mask)[""].shape == (3, 7)
+    with torch.no_grad():
+        got = head(ids, mask)  # (B, V)
+        for b, n in enumerate(lengths):
+            row = ids[b, 9 - n :] if side == "left" else ids[b, :n]
+            want = model(row[None]).logits[0, -1].float()
+            torch.testing.assert_close(got[b], want, atol=1e-5, rtol=1e-5)
+
+
 def test_bayesian_cloze_routes_prompt_and_options_as_two_grids():
     tok = tiny_tokenizer()
     batch = encode_cloze(RECORDS, tok)
@@ -112,7 +134,8 @@ def test_letter_likelihood_puts_no_loss_on_prompt_tokens():
         torch.nn.functional.cross_entropy(logits, batch["labels"]).backward()
     finally:
         handle.remove()
-    grad = seen["logits"].grad  # (B, T, V)
+    grad = seen["logits"].grad  # (B, T', V)
+    assert grad.shape[1] == 1  # the LM head runs at the last real token only (logits_to_keep)
     letters = [i[0] for i in ids]
     assert grad[:, :-1].abs().sum() == 0  # no prompt position carries loss
     assert grad[:, -1][:, letters].abs().sum() > 0

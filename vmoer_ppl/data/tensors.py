@@ -20,8 +20,57 @@ def inputs_of(data: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in data.items() if k != "labels"}
 
 
-def batches(data: Mapping[str, torch.Tensor], size: int) -> Iterator[dict[str, torch.Tensor]]:
-    """Consecutive slices of ``size`` rows."""
+def batches(
+    data: Mapping[str, torch.Tensor], size: int, order: torch.Tensor | None = None
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches of ``size`` rows: consecutive slices, or consecutive runs of ``order``.
+
+    Parameters
+    ----------
+    data : mapping of str to torch.Tensor
+        Tensors with N rows.
+    size : int
+        Rows per batch.
+    order : torch.Tensor, optional
+        `(N,)` permutation of the rows, e.g. :func:`length_order`; undo it on the concatenated
+        outputs with :func:`unsort`.
+
+    Yields
+    ------
+    dict of str to torch.Tensor
+        At most ``size`` rows of every tensor.
+    """
     n = len(next(iter(data.values())))
     for s in range(0, n, size):
-        yield {k: v[s : s + size] for k, v in data.items()}
+        if order is None:
+            yield {k: v[s : s + size] for k, v in data.items()}
+        else:
+            rows = order[s : s + size]
+            yield {k: v[rows] for k, v in data.items()}
+
+
+def token_counts(data: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Real tokens per row `(N,)`: the sum of every ``*mask`` tensor (0 when there is none)."""
+    n = len(next(iter(data.values())))
+    counts = torch.zeros(n, dtype=torch.long)
+    for k, v in data.items():
+        if k.endswith("mask") and v is not None:
+            counts += v.reshape(n, -1).long().sum(1)
+    return counts
+
+
+def length_order(data: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Rows by decreasing :func:`token_counts` `(N,)`, ties in data order.
+
+    Batching rows of similar length lets the heads drop the columns that are padding in the whole
+    batch; the longest batch comes first, so a batch size that runs out of memory fails at once
+    (as in lm-evaluation-harness).
+    """
+    return torch.argsort(token_counts(data), descending=True, stable=True)
+
+
+def unsort(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Rows of ``x`` `(N, ...)`, computed in ``order``, back in data order."""
+    out = torch.empty_like(x)
+    out[order] = x
+    return out

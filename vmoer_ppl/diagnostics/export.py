@@ -18,7 +18,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from vmoer_ppl.data.tensors import batches, inputs_of
+from vmoer_ppl.data.tensors import batches, inputs_of, length_order, unsort
 from vmoer_ppl.infer.predictive import predict, routing_key
 from vmoer_ppl.nn.masks import last_token_index
 
@@ -85,22 +85,29 @@ def to_datatree(
     import arviz as az
 
     labels = data["labels"]
-    inputs = inputs_of(data)
+    inputs, order = inputs_of(data), length_order(data)
     gen = torch.Generator().manual_seed(seed)
     loglik, answers, latents = [], [], []
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         for _ in tqdm(range(num_draws), desc="posterior draws", disable=not progress):
             ll, ans, lat = [], [], []
-            for b, y in zip(batches(inputs, batch_size), labels.split(batch_size), strict=True):
+            for b, y in zip(
+                batches(inputs, batch_size, order), labels[order].split(batch_size), strict=True
+            ):
                 out = predict(model, guide, mode="sample", num_samples=1, keep_draws=True, **b)
                 ctx = model.context(model.net_inputs(**b)).first
                 ll.append(out.probs.gather(-1, y[:, None]).squeeze(-1).clamp_min(1e-30).log())
                 ans.append(torch.multinomial(out.probs.double(), 1, generator=gen).squeeze(-1))
                 lat.append(_latents_at_last(model, out, ctx))
-            loglik.append(torch.cat(ll))
-            answers.append(torch.cat(ans))
-            latents.append({k: torch.cat([x[k] for x in lat], 1) for k in lat[0]})
+            loglik.append(unsort(torch.cat(ll), order))
+            answers.append(unsort(torch.cat(ans), order))
+            latents.append(
+                {
+                    k: unsort(torch.cat([x[k] for x in lat], 1).movedim(1, 0), order).movedim(0, 1)
+                    for k in lat[0]
+                }
+            )
     n, layers = len(labels), [s.name for s in model.sites]
     experts = model.sites[0].num_experts
     posterior, dims = {}, {"answer": ["question"]}

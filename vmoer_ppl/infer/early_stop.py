@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from vmoer_ppl.data.tensors import batches
+from vmoer_ppl.data.tensors import batches, length_order
 from vmoer_ppl.infer.predictive import predict
 
 
@@ -51,7 +51,7 @@ def validation_nll(
     total, n = 0.0, 0
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        for b in batches(data, batch_size):
+        for b in batches(data, batch_size, length_order(data)):
             labels = b.pop("labels")
             probs = predict(model, guide, mode="mc", num_samples=num_samples, **b).probs
             total -= probs.gather(-1, labels[:, None]).clamp_min(1e-12).log().sum().item()

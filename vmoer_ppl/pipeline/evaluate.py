@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from vmoer_ppl.data.tensors import batches, inputs_of
+from vmoer_ppl.data.tensors import batches, inputs_of, length_order, unsort
 from vmoer_ppl.evaluation.bootstrap import bootstrap_ci
 from vmoer_ppl.evaluation.calibration import adaptive_ece, brier
 from vmoer_ppl.evaluation.detection import auprc, aurc, fpr_at_tpr
@@ -23,10 +23,10 @@ def deterministic_outputs(
     head, data, batch_size: int = 16, desc: str = "deterministic"
 ) -> dict[str, torch.Tensor]:
     """Answer probabilities `(N, C)` and entropy `(N,)` of the untouched (deterministic) model."""
-    inputs = inputs_of(data)
-    todo = tqdm(batches(inputs, batch_size), total=_n_batches(data, batch_size), desc=desc)
+    inputs, order = inputs_of(data), length_order(data)
+    todo = tqdm(batches(inputs, batch_size, order), total=_n_batches(data, batch_size), desc=desc)
     probs = torch.cat([torch.softmax(head(**b), -1) for b in todo])
-    return with_answer_scores({"probs": probs})
+    return with_answer_scores({"probs": unsort(probs, order)})
 
 
 def bayesian_outputs(
@@ -34,12 +34,13 @@ def bayesian_outputs(
 ):
     """Answer probabilities and routing signals (at the last prompt token) with Bayesian routers."""
     keys = ("probs", "routing_entropy", "mutual_information", "ilv")
-    out = {k: [] for k in keys}
-    for b in tqdm(batches(data, batch_size), total=_n_batches(data, batch_size), desc=desc):
+    out, order = {k: [] for k in keys}, length_order(data)
+    todo = batches(data, batch_size, order)
+    for b in tqdm(todo, total=_n_batches(data, batch_size), desc=desc):
         p = predict(model, guide, mode=mode, num_samples=num_samples, **b)
         for k in keys:
             out[k].append(getattr(p, k))
-    return with_answer_scores({k: torch.cat(v) for k, v in out.items()})
+    return with_answer_scores({k: unsort(torch.cat(v), order) for k, v in out.items()})
 
 
 def with_answer_scores(out: dict) -> dict:

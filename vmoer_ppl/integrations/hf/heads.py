@@ -6,6 +6,8 @@ pipeline build on :class:`NextTokenHead`.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -37,10 +39,17 @@ class NextTokenHead(nn.Module):
             )
         self.register_buffer("token_ids", ids, persistent=False)
 
+    def routing_grids(self, input_ids, attention_mask=None, **_) -> dict[str, torch.Tensor]:
+        """The one routed token grid `(B, T')`: the mask without its all-padding columns."""
+        return {"": trim_padding(input_ids, attention_mask)[1]}
+
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Answer logits.
+
+        Columns that are padding in every row are dropped first, and the LM head runs only at the
+        rows' last real tokens (``logits_to_keep``, where the model takes it).
 
         Parameters
         ----------
@@ -54,14 +63,36 @@ class NextTokenHead(nn.Module):
         torch.Tensor
             `(B, C)` float32 logits (C = number of options, or V).
         """
-        B, T = input_ids.shape
-        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        ids, mask = trim_padding(input_ids, attention_mask)
+        last = last_token_index(mask)  # (B,)
+        kwargs, col = {}, last
+        if _takes_logits_to_keep(self.model):
+            keep = last.unique()  # sorted; one column when every row is left-padded
+            kwargs["logits_to_keep"], col = keep, torch.searchsorted(keep, last)
         logits = self.model(
-            input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask)
+            input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), **kwargs
         ).logits
-        last = logits[torch.arange(B), last_token_index(mask)].float()  # (B, V)
+        last = logits[torch.arange(len(ids)), col].float()  # (B, V)
         if self.token_ids is None:
             return last
         variants = last[:, self.token_ids]  # (B, C, W), duplicates pad options with fewer ids
         first = torch.arange(variants.shape[-1]) < self.unique.unsqueeze(-1)  # (C, W)
         return torch.logsumexp(variants.masked_fill(~first, float("-inf")), -1)  # (B, C)
+
+
+def trim_padding(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ids and mask `(B, T')` without the leading and trailing columns that are all padding."""
+    if attention_mask is None:
+        return input_ids, torch.ones_like(input_ids)
+    real = attention_mask.bool().any(0).nonzero()
+    if len(real) == 0:
+        return input_ids, attention_mask
+    start, stop = int(real[0]), int(real[-1]) + 1
+    return input_ids[:, start:stop], attention_mask[:, start:stop]
+
+
+def _takes_logits_to_keep(model: nn.Module) -> bool:
+    """Whether ``model.forward`` names ``logits_to_keep`` (transformers causal LMs since 4.50)."""
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
