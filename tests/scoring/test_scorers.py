@@ -50,6 +50,18 @@ def test_cloze_with_shared_prefix_cache_matches_full_sequence_scoring(norm):
     assert got[0, 3] == float("-inf")  # the first question has 3 options
 
 
+def test_cloze_with_one_token_options_needs_no_option_logits():
+    model, tok = tiny_model("mixtral"), tiny_tokenizer()
+    records = [MCQARecord("what colour is the sky ?", ("blue", "red"), 0, "toy", "0")]
+    batch = encode_cloze(records, tok)
+    assert batch["option_mask"].sum(-1).max() == 1  # every option is one token
+    with torch.no_grad():
+        got = ClozeHead(model, "sum")(**batch)
+    for c, choice in enumerate(records[0].choices):
+        want, _ = hand_option_logprob(model, tok, records[0], choice)
+        assert got[0, c].item() == pytest.approx(want, abs=1e-4)
+
+
 def test_letter_logits_are_the_next_token_logits_of_the_letters():
     model, tok = tiny_model("granitemoe"), tiny_tokenizer()
     batch = encode_letter(RECORDS[:1], tok, chat=False)

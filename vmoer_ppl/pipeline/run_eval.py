@@ -152,6 +152,7 @@ def evaluate_run(
             for k in eval_sets
         }
         timings[f"{name}_s"] = time.perf_counter() - t
+    t = time.perf_counter()
     results = {name: evaluate_outputs(o, data, id_key, n_boot=n_boot) for name, o in outs.items()}
     labels = data[id_key]["labels"]
     for name, o in outs.items():

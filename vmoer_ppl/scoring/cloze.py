@@ -12,6 +12,8 @@ References
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from enum import Enum
 
 import torch
@@ -21,6 +23,30 @@ from transformers import DynamicCache
 from vmoer_ppl.embedded.prefix_cache import SuffixCache, capture_input, suffix_layers
 from vmoer_ppl.nn.masks import position_ids
 from vmoer_ppl.sites import routing_grid
+
+
+@contextlib.contextmanager
+def head_at(model: nn.Module, keep: torch.Tensor) -> Iterator[None]:
+    """Run the LM head of ``model`` only at the positions ``keep``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A transformers causal LM (its head is ``get_output_embeddings()``).
+    keep : torch.Tensor
+        `(B, T)` bool; the head's input `(B, T, D)` becomes `(1, n, D)` (n = ``keep.sum()``), so
+        the model's logits are `(1, n, V)`. Scaling or soft-capping after the head (Granite,
+        Gemma) is elementwise and unaffected.
+    """
+
+    def pick(module, args):
+        return (args[0][keep].unsqueeze(0), *args[1:])
+
+    handle = model.get_output_embeddings().register_forward_pre_hook(pick)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 class ClozeNorm(str, Enum):
@@ -130,20 +156,28 @@ class ClozeHead(nn.Module):
         mask, pos = option_pass_inputs(prompt_mask, option_mask)
         ids = option_ids.reshape(B * C, Tc)
         o_states = None if option_states is None else option_states.reshape(B * C, Tc, -1)
-        rest = self._call(
-            "option",
-            first,
-            ids,
-            o_states,
-            attention_mask=mask,
-            position_ids=pos,
-            past_key_values=cache,
-        ).logits
-        logp = torch.log_softmax(rest.float(), -1)  # (B*C, Tc, V)
+        o_mask = option_mask.reshape(B * C, Tc).bool()
+        # position j predicts option token j+1: the head runs where that token is real
+        predicts = torch.cat([o_mask[:, 1:], torch.zeros_like(o_mask[:, :1])], 1)  # (B*C, Tc)
+        with head_at(self.model, predicts):
+            rest = self._call(
+                "option",
+                first,
+                ids,
+                o_states,
+                attention_mask=mask,
+                position_ids=pos,
+                past_key_values=cache,
+            ).logits  # (1, n, V): the n predicting positions only
+        later = torch.zeros(B * C, Tc, dtype=first_lp.dtype, device=first_lp.device)
+        if predicts.any():
+            logits = rest.reshape(-1, rest.shape[-1]).float()  # (n, V)
+            target = ids[:, 1:][o_mask[:, 1:]]  # (n,)
+            lp = logits.gather(1, target[:, None]).squeeze(1) - logits.logsumexp(-1)
+            later = later.masked_scatter(predicts, lp)
         first_tok = first_lp.repeat_interleave(C, 0).gather(1, ids[:, :1])  # first option token
-        later = logp[:, :-1].gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        tok = torch.cat([first_tok, later], 1)
-        return (tok * option_mask.reshape(B * C, Tc)).reshape(B, C, Tc)
+        tok = torch.cat([first_tok, later[:, :-1]], 1)
+        return (tok * o_mask).reshape(B, C, Tc)
 
     @torch.no_grad()
     def states_entering(self, layer, prompt_ids, prompt_mask, option_ids, option_mask, **_):
