@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from vmoer_ppl.data.tensors import batches, inputs_of
+from vmoer_ppl.data.tensors import batches, inputs_of, length_order, unsort
 
 #: Decoder-only families whose model loop adds nothing to ``inputs_embeds`` (no multipliers).
 SUFFIX_SAFE = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "olmoe"}
@@ -112,11 +112,12 @@ def compute_prefix_states(
     prompts, options = [], []
     n_batches = -(-len(data["labels"]) // batch_size)
     desc = f"frozen prefix (layers < {first_layer})"
-    for batch in tqdm(batches(data, batch_size), total=n_batches, desc=desc):
+    order = length_order(data)
+    for batch in tqdm(batches(data, batch_size, order), total=n_batches, desc=desc):
         p, o = head.states_entering(first_layer, **batch)
         prompts.append(p)
         options.append(o)
-    return torch.cat(prompts), torch.cat(options)
+    return unsort(torch.cat(prompts), order), unsort(torch.cat(options), order)
 
 
 def cached_prefix_states(

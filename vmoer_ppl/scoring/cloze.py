@@ -181,7 +181,14 @@ class ClozeHead(nn.Module):
 
     @torch.no_grad()
     def states_entering(self, layer, prompt_ids, prompt_mask, option_ids, option_mask, **_):
-        """States entering decoder ``layer``: prompts `(B, Tp, D)`, options `(B, C, Tc, D)`."""
+        """States entering decoder ``layer``: prompts `(B, Tp, D)`, options `(B, C, Tc, D)`.
+
+        Only the columns with a real token in some row run; the others are zero.
+        """
+        Tp, Tc_in = prompt_ids.shape[1], option_ids.shape[-1]
+        prompt_ids, prompt_mask, option_ids, option_mask, _, _ = trim_batch(
+            prompt_ids, prompt_mask, option_ids, option_mask
+        )
         B, C, Tc = option_ids.shape
         got: list = []
         cache = DynamicCache(config=self.model.config)
@@ -202,7 +209,9 @@ class ClozeHead(nn.Module):
                 position_ids=pos,
                 past_key_values=cache,
             )
-        return got[0], got[1].reshape(B, C, Tc, -1)
+        prompts = nn.functional.pad(got[0], (0, 0, Tp - got[0].shape[1], 0))  # left padding
+        options = nn.functional.pad(got[1].reshape(B, C, Tc, -1), (0, 0, 0, Tc_in - Tc))
+        return prompts, options
 
     def forward(
         self,
