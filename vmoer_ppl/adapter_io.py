@@ -26,8 +26,18 @@ FORMAT_VERSION = 1
 
 
 def weight_hash(weight: torch.Tensor) -> str:
-    """SHA-256 of a router weight's float32 bytes."""
+    """SHA-256 of a tensor's float32 bytes (router weights are checked on load)."""
     return hashlib.sha256(weight.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def router_weight_hash(router: nn.Module) -> str:
+    """:func:`weight_hash` of ``router.weight``, read from accelerate's offload when on meta."""
+    if router.weight.device.type != "meta":
+        return weight_hash(router.weight)
+    from accelerate.utils import align_module_device
+
+    with align_module_device(router, torch.device("cpu")):  # device_map offload: load it back
+        return weight_hash(router.weight)
 
 
 def _versions() -> dict[str, str]:
@@ -97,7 +107,7 @@ def save_pretrained(guide, directory: str | Path, *, overwrite: bool = False) ->
                 "num_experts": s.num_experts,
                 "top_k": s.top_k,
                 "hidden_size": s.hidden_size,
-                "router_weight_sha256": weight_hash(s.weight),
+                "router_weight_sha256": router_weight_hash(s.router),
             }
             for s in model.sites
         ],
@@ -129,7 +139,7 @@ def check_compatible(config: dict, net: nn.Module, routers) -> None:
         for key, have in (("num_experts", site.num_experts), ("top_k", site.top_k)):
             if r[key] != have:
                 problems.append(f"{r['name']}: {key} adapter {r[key]}, model {have}")
-        if r["router_weight_sha256"] != weight_hash(site.weight):
+        if r["router_weight_sha256"] != router_weight_hash(site.router):
             problems.append(
                 f"{r['name']}: router weight W_r differs from the one the adapter was fitted to"
             )

@@ -1,11 +1,13 @@
 """A model loaded with a device_map that offloads layers (accelerate) fits like the plain one."""
 
+import json
+
 import pyro
 import torch
 from transformers import AutoModelForCausalLM
 
 from tests.integrations.tiny_hf import tiny_model
-from vmoer_ppl import SVIConfig, bayesianize, fit_svi
+from vmoer_ppl import SVIConfig, bayesianize, fit_svi, from_pretrained
 
 SPLIT = {
     "model.embed_tokens": "cpu",
@@ -46,3 +48,13 @@ def test_offloaded_layers_fit_like_the_plain_model(tmp_path):
     torch.testing.assert_close(torch.tensor(a.losses), torch.tensor(b.losses))
     for k, v in a.params.items():
         torch.testing.assert_close(b.params[k], v)
+    # the adapter of an offloaded router hashes the real W_r (read back from the offload)
+    guide_b.save_pretrained(tmp_path / "adapter")
+    saved = json.loads((tmp_path / "adapter" / "router_adapter.json").read_text())
+    guide_a.save_pretrained(tmp_path / "plain")
+    plain_cfg = json.loads((tmp_path / "plain" / "router_adapter.json").read_text())
+    assert saved["routers"] == plain_cfg["routers"]
+    _, again = from_pretrained(split, tmp_path / "adapter")
+    for k, v in guide_b.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[k], v)
+    assert split.model.layers[2].mlp.gate.weight.device.type == "meta"  # still offloaded
