@@ -177,6 +177,20 @@ def test_bf16_model_keeps_router_math_and_guide_in_float32():
     assert out.routing[model.sites[0].name].probs.dtype == torch.float32
 
 
+@pytest.mark.parametrize("family", ["logit-mf", "logit-fc", "temperature"])
+def test_float64_model_routes_and_fits_in_float64(family):
+    hf = tiny_model("mixtral", dtype=torch.float64)
+    hf.set_experts_implementation("eager")  # torch's grouped_mm has no float64 kernel
+    ids, mask = _batch(B=4)
+    model, guide = bayesianize(hf, family=family, layers="last:2")
+    assert all(p.dtype == torch.float64 for p in guide.parameters())
+    data = {"input_ids": ids, "attention_mask": mask, "labels": torch.randint(64, (4,))}
+    res = fit_svi(model, guide, data, SVIConfig(num_steps=2, batch_size=4, progress=False))
+    assert torch.isfinite(torch.tensor(res.losses)).all()
+    out = predict(model, guide, ids, mask, mode="mc", num_samples=3)
+    assert out.routing[model.sites[0].name].probs.dtype == torch.float64
+
+
 def test_model_loaded_with_from_pretrained_as_users_do(tmp_path):
     tiny_model("qwen2_moe").save_pretrained(tmp_path / "tiny")
     hf = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny")

@@ -62,7 +62,7 @@ ROUTERS_PER_MODEL = {k: 2 if k == "deepseek_v3" else 3 for k in CONFIGS}
 def tiny_model(model_type, seed=0, dtype=torch.float32):
     torch.manual_seed(seed)
     config = AutoConfig.for_model(model_type, **{**COMMON, **CONFIGS[model_type]})
-    model = AutoModelForCausalLM.from_config(config, torch_dtype=dtype).eval()
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
     with torch.no_grad():  # routers of some families start at zero: give them real logits
         for name, p in model.named_parameters():
             if name.endswith(("mlp.gate.weight", "router.weight")):

@@ -4,8 +4,9 @@ The adapter patches ``forward`` on each original router instance (it does not re
 module): transformers records router logits with hooks that match the router class by
 ``isinstance`` (``OutputRecorder``), so the patched instance keeps ``output_router_logits`` and
 the auxiliary loss working. With no routing function installed the original ``forward`` runs,
-bit for bit. With one installed, the patched forward computes ``l_det = u W_rᵀ`` in float32 and
-returns ``(logits, weights, experts)`` in the upstream contract.
+bit for bit. With one installed, the patched forward computes ``l_det = u W_rᵀ`` in the site's
+dtype (float32, or float64 for float64 models) and returns ``(logits, weights, experts)`` in the
+upstream contract.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def patch_router(
                 router, hidden_states, *args, **kwargs
             )
         h = hidden_states.reshape(-1, hidden_states.shape[-1])  # (B*T, D)
-        l_det = nn.functional.linear(h.float(), router.weight.float())  # (B*T, E), float32 math
+        dt = torch.promote_types(router.weight.dtype, torch.float32)  # = site.dtype
+        l_det = nn.functional.linear(h.to(dt), router.weight.to(dt))  # (B*T, E)
         out = fn(h, l_det)  # (B, T, ·)
         n = h.shape[0]
         weights = out.weights.reshape(n, -1).to(weights_dtype(h))  # (B*T, K)
