@@ -1,4 +1,4 @@
-"""The ``vmoer`` command line: ``demo``, ``fit``, ``evaluate``, ``inspect`` and ``toy``.
+"""The ``vmoer`` command line: ``demo``, ``fit``, ``evaluate``, ``compare``, ``inspect``, ``toy``.
 
 ``fit`` and ``demo`` take one flag per field of :class:`vmoer_ppl.pipeline.FitConfig` (the help of
 each flag is the field's comment there); ``demo`` only changes the defaults.
@@ -116,6 +116,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from vmoer_ppl.pipeline.seeds import compare_runs
+
+    print(compare_runs(args.run_dirs, out=args.out))
+    return 0
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from vmoer_ppl.diagnostics.inspect_run import inspect_run
     from vmoer_ppl.diagnostics.loo import loo_markdown
@@ -197,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-boot", dest="n_boot", type=int, default=200, help="bootstrap resamples (default: 200)"
     )
     ev.set_defaults(func=_evaluate)
+    cmp = sub.add_parser(
+        "compare", help="mean ± sd over several evaluated runs that differ only in --seed"
+    )
+    cmp.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="evaluated run directories")
+    cmp.add_argument("--out", default=None, help="also write OUT.md and OUT.json")
+    cmp.set_defaults(func=_compare)
     ins = sub.add_parser(
         "inspect", help="ArviZ export, PSIS-LOO comparison and posterior plots of a fitted run"
     )

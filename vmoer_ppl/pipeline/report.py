@@ -18,22 +18,40 @@ def _jaccard(r: dict, gamma: float = 0.01) -> float:
     return st["overall"][st["gamma"].index(gamma)]
 
 
+#: Columns of the summary table, in order.
+SUMMARY_COLUMNS = (
+    "ID acc",
+    "ID NLL",
+    "ID ECE",
+    "ID Brier",
+    "OOD AUROC (entropy)",
+    "OOD AUROC (MI)",
+    "Jaccard (γ=0.01)",
+)
+
+
+def summary_row(r: dict) -> list[float]:
+    """One router's :data:`SUMMARY_COLUMNS` from its ``metrics.json`` results (nan if absent)."""
+    i = r["id"]
+    return [
+        i["acc"],
+        i["nll"],
+        i["ece"],
+        i["brier"],
+        _mean_auroc(r, "auroc_answer_entropy"),
+        _mean_auroc(r, "auroc_mutual_information"),
+        _jaccard(r),
+    ]
+
+
 def summary_table(results: dict) -> str:
     """The main table: ID accuracy, NLL, ECE, Brier, mean OOD AUROC per score, stability."""
-    head = (
-        "| router | ID acc | ID NLL | ID ECE | ID Brier | OOD AUROC (entropy) | "
-        "OOD AUROC (MI) | Jaccard (γ=0.01) |"
-    )
-    lines = [head, "|" + "---|" * 8]
+    lines = [
+        "| router | " + " | ".join(SUMMARY_COLUMNS) + " |",
+        "|" + "---|" * (len(SUMMARY_COLUMNS) + 1),
+    ]
     for name, r in results.items():
-        i = r["id"]
-        cells = [i["acc"], i["nll"], i["ece"], i["brier"]]
-        cells += [
-            _mean_auroc(r, "auroc_answer_entropy"),
-            _mean_auroc(r, "auroc_mutual_information"),
-            _jaccard(r),
-        ]
-        lines.append(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{c:.3f}" for c in summary_row(r)) + " |")
     return "\n".join(lines)
 
 

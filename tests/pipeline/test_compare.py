@@ -1,0 +1,70 @@
+"""`vmoer compare`: mean ± sd over seeds, paired differences, and refusal of unlike runs."""
+
+import json
+import statistics
+
+import pytest
+
+from vmoer_ppl.cli import main
+from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.pipeline.seeds import aggregate, compare_runs, load_runs
+
+
+def fake_run(root, seed, acc_det, acc_mf, nll_mf=1.2, **cfg):
+    d = root / f"s{seed}"
+    FitConfig(seed=seed, out=str(d), **cfg).save(d)
+
+    def router(acc, nll, mi=None):
+        ood = {"auroc_answer_entropy": 0.6 + seed / 100}
+        if mi is not None:
+            ood["auroc_mutual_information"] = mi
+        return {
+            "id": {"acc": acc, "nll": nll, "ece": 0.1, "brier": 0.5},
+            "near:arc_easy": ood,
+            "stability": {"gamma": [0.01], "overall": [0.8]},
+        }
+
+    results = {"deterministic": router(acc_det, 1.0), "vmoer-logit-mf": router(acc_mf, nll_mf, 0.7)}
+    (d / "metrics.json").write_text(json.dumps({"meta": {}, "results": results}))
+    return d
+
+
+def test_mean_sd_and_paired_differences_over_seeds(tmp_path):
+    dirs = [
+        fake_run(tmp_path, s, det, mf)
+        for s, det, mf in [(0, 0.5, 0.4), (1, 0.6, 0.55), (2, 0.7, 0.7)]
+    ]
+    agg = aggregate(load_runs(dirs))
+    acc = agg["vmoer-logit-mf"]["ID acc"]
+    assert acc["mean"] == pytest.approx(statistics.mean([0.4, 0.55, 0.7]))
+    assert acc["sd"] == pytest.approx(statistics.stdev([0.4, 0.55, 0.7]))
+    delta = agg["vmoer-logit-mf"]["Δ ID acc"]
+    assert delta["values"] == pytest.approx([-0.1, -0.05, 0.0])
+    assert delta["mean"] == pytest.approx(-0.05)
+    assert agg["deterministic"]["OOD AUROC (entropy)"]["mean"] == pytest.approx(0.61)
+    assert "Δ ID acc" not in agg["deterministic"]
+    table = compare_runs(dirs, out=tmp_path / "seeds")
+    assert "mean ± sd over 3 seeds" in table and "-0.050 ± 0.050" in table
+    saved = json.loads((tmp_path / "seeds.json").read_text())
+    assert saved["seeds"] == [0, 1, 2]
+    assert (tmp_path / "seeds.md").read_text().endswith(table + "\n")
+
+
+def test_runs_of_other_settings_or_the_same_seed_are_refused(tmp_path):
+    a = fake_run(tmp_path, 0, 0.5, 0.4)
+    b = fake_run(tmp_path, 1, 0.5, 0.4, svi_steps=99)
+    with pytest.raises(ValueError, match=r"differ in \['svi_steps'\]"):
+        load_runs([a, b])
+    with pytest.raises(ValueError, match="same seed"):
+        load_runs([a, a])
+    (b / "metrics.json").unlink()
+    with pytest.raises(FileNotFoundError, match="vmoer evaluate"):
+        load_runs([a, b])
+
+
+def test_cli_prints_the_table_and_names_bad_input(tmp_path, capsys):
+    dirs = [str(fake_run(tmp_path, s, 0.5, 0.45)) for s in (3, 4)]
+    assert main(["compare", *dirs]) == 0
+    assert "| vmoer-logit-mf | 0.450 ± 0.000 |" in capsys.readouterr().out
+    assert main(["compare", dirs[0], str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err

@@ -1,0 +1,147 @@
+"""`vmoer compare RUN_DIR ...`: one table over several evaluated runs (seeds) of the same setup.
+
+A seed of ``vmoer fit`` draws the data splits, the guide's initialisation, the minibatches and
+the MC routing draws, so the spread over seeds is the figure's run-to-run uncertainty; the
+bootstrap CIs of one run cover only the test questions. Each cell is mean ± sample standard
+deviation over the runs; the paired columns are per-run differences to the deterministic router
+of the same run (same test questions), then averaged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from vmoer_ppl.pipeline.config import CONFIG_FILE, FitConfig
+from vmoer_ppl.pipeline.report import SUMMARY_COLUMNS, summary_row
+
+#: Settings that must agree for runs to be pooled (everything but the seed and the directory).
+IGNORED = {"seed", "out", "overwrite"}
+PAIRED = ("ID acc", "ID NLL", "ID ECE")
+
+
+def load_runs(run_dirs) -> list[dict]:
+    """``metrics.json`` of each run, after checking that only their seeds differ.
+
+    Parameters
+    ----------
+    run_dirs : sequence of str or Path
+        Evaluated run directories (``vmoer evaluate`` done).
+
+    Returns
+    -------
+    list of dict
+        ``{"meta", "results", "seed"}`` per run.
+    """
+    runs, first = [], None
+    for d in map(Path, run_dirs):
+        if not (d / "metrics.json").exists():
+            raise FileNotFoundError(
+                f"{d}: not evaluated (no metrics.json); run `vmoer evaluate {d}`"
+            )
+        cfg = FitConfig.load(d)  # a clear error when d is not a run directory
+        raw = json.loads((d / CONFIG_FILE).read_text())
+        settings = {k: v for k, v in raw.items() if k not in IGNORED}
+        if first is None:
+            first = (d, settings)
+        elif settings != first[1]:
+            diff = sorted(
+                k for k in settings.keys() | first[1] if settings.get(k) != first[1].get(k)
+            )
+            raise ValueError(
+                f"{d} and {first[0]} differ in {diff}, not only in the seed; "
+                "compare runs of one setup"
+            )
+        runs.append({**json.loads((d / "metrics.json").read_text()), "seed": cfg.seed})
+    if len({r["seed"] for r in runs}) < len(runs):
+        raise ValueError("two of the runs have the same seed; pass each seed once")
+    return runs
+
+
+def _mean_sd(xs: list[float]) -> tuple[float, float]:
+    xs = [x for x in xs if not math.isnan(x)]
+    if not xs:
+        return math.nan, math.nan
+    m = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else math.nan
+    return m, sd
+
+
+def aggregate(runs: list[dict]) -> dict:
+    """Mean and sd over runs of every summary column, and of the paired differences.
+
+    Parameters
+    ----------
+    runs : list of dict
+        From :func:`load_runs`.
+
+    Returns
+    -------
+    dict
+        ``{router: {column: {"mean", "sd", "values"}}}``; paired columns are ``"Δ <column>"``.
+    """
+    routers = [r for r in runs[0]["results"] if all(r in run["results"] for run in runs)]
+    out = {}
+    for name in routers:
+        cols = {}
+        rows = [summary_row(run["results"][name]) for run in runs]
+        det = [summary_row(run["results"]["deterministic"]) for run in runs]
+        for j, col in enumerate(SUMMARY_COLUMNS):
+            values = [row[j] for row in rows]
+            cols[col] = dict(zip(("mean", "sd"), _mean_sd(values), strict=True), values=values)
+            if col in PAIRED and name != "deterministic":
+                d = [row[j] - base[j] for row, base in zip(rows, det, strict=True)]
+                cols[f"Δ {col}"] = dict(zip(("mean", "sd"), _mean_sd(d), strict=True), values=d)
+        out[name] = cols
+    return out
+
+
+def seeds_table(agg: dict, n_runs: int) -> str:
+    """Markdown table: mean ± sd over ``n_runs`` runs per router and column."""
+    cols = list(SUMMARY_COLUMNS) + [f"Δ {c}" for c in PAIRED]
+    lines = [
+        f"| router (mean ± sd over {n_runs} seeds) | " + " | ".join(cols) + " |",
+        "|" + "---|" * (len(cols) + 1),
+    ]
+    for name, c in agg.items():
+        cells = []
+        for col in cols:
+            v = c.get(col)
+            if v is None or math.isnan(v["mean"]):
+                cells.append("–")
+            else:
+                sign = "+" if col.startswith("Δ") else ""
+                sd = "" if math.isnan(v["sd"]) else f" ± {v['sd']:.3f}"
+                cells.append(f"{v['mean']:{sign}.3f}{sd}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def compare_runs(run_dirs, out: str | Path | None = None) -> str:
+    """Pool several seeds' evaluations into one table; optionally write it (and JSON) to ``out``.
+
+    Parameters
+    ----------
+    run_dirs : sequence of str or Path
+        Evaluated run directories that differ only in their seed.
+    out : str or Path, optional
+        Write ``out.md`` and ``out.json`` (per router and column: mean, sd and the values).
+
+    Returns
+    -------
+    str
+        The markdown table.
+    """
+    runs = load_runs(run_dirs)
+    agg = aggregate(runs)
+    table = seeds_table(agg, len(runs))
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(
+            f"Seeds {[r['seed'] for r in runs]} of {[str(d) for d in run_dirs]}\n\n{table}\n"
+        )
+        seeds = [r["seed"] for r in runs]
+        out.with_suffix(".json").write_text(json.dumps({"seeds": seeds, "routers": agg}, indent=2))
+    return table
