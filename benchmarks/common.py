@@ -19,6 +19,22 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def timed_pair(fa, fb, repeats: int) -> tuple[float, float, float]:
+    """Median wall times of ``fa()`` and ``fb()`` called alternately, and the median of b/a.
+
+    Alternating the calls keeps slow drifts of the machine (other load, clocks) out of the ratio.
+    """
+    fa(), fb()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for fn, times in ((fa, ta), (fb, tb)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    ratio = statistics.median(b / a for a, b in zip(ta, tb, strict=True))
+    return statistics.median(ta), statistics.median(tb), ratio
+
+
 def write_result(out, result: dict) -> None:
     """Write a benchmark's result as JSON to ``out`` (parent folders created); no-op if None."""
     if out:

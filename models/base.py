@@ -95,6 +95,9 @@ class RouterModel(ABC):
 
     family: ClassVar[str]
     global_latents: ClassVar[frozenset[str]] = frozenset()
+    #: Latents used only to select experts in one sampled forward, not by :meth:`logit_samples`
+    #: (the temperature family's Gumbel noise): MC and mean prediction do not draw them.
+    selection_latents: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,

@@ -60,6 +60,7 @@ class TemperatureRouterModel(RouterModel):
     """
 
     family = "temperature"
+    selection_latents = frozenset({"gumbel"})
 
     def __init__(self, *args, per_expert: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -54,3 +54,34 @@ def test_unknown_mode_is_refused():
     model, guide = toy_pair("logit-mf")
     with pytest.raises(ValueError, match="unknown mode 'ensemble'"):
         predict(model, guide, *toy_batch()[:2], mode="ensemble")
+
+
+@pytest.mark.parametrize(
+    "mode, keep, drawn",
+    [
+        ("mc", False, {"temperature"}),
+        ("mean", False, {"temperature"}),
+        ("sample", False, {"temperature", "gumbel"}),
+        ("mc", True, {"temperature", "gumbel"}),
+    ],
+)
+def test_selection_noise_is_drawn_only_where_a_forward_uses_it(monkeypatch, mode, keep, drawn):
+    import vmoer_ppl.infer.predictive as predictive
+
+    model, guide = toy_pair("temperature")
+    assert model.selection_latents == {"gumbel"}
+    seen = []
+    real = predictive.draw
+
+    def spy(d, num_samples):
+        seen.append(d)
+        return real(d, num_samples)
+
+    monkeypatch.setattr(predictive, "draw", spy)
+    ids, mask, _ = toy_batch()
+    out = predict(model, guide, ids, mask, mode=mode, num_samples=5, keep_draws=keep)
+    gumbel = [isinstance(getattr(d, "base_dist", None), torch.distributions.Gumbel) for d in seen]
+    names = {"gumbel" if g else "temperature" for g in gumbel}
+    assert names == drawn and len(seen) == len(drawn) * len(model.sites)
+    if keep:
+        assert set(out.routing["layers.0.moe.router"].draws) == drawn

@@ -114,7 +114,8 @@ def _route(model, guide, ctx, mode, num_samples, store, keep, site, u, l_det):
     grid = ctx.grid()
     u, l_det = router_grid(site, u, l_det, *grid.shape)
     q = guide.q_dists(site, u, l_det)
-    draws = {k: draw(d, num_samples) for k, d in q.items()}  # (S, ...) each
+    skip = model.selection_latents if mode is not PredictMode.SAMPLE and not keep else ()
+    draws = {k: draw(d, num_samples) for k, d in q.items() if k not in skip}  # (S, ...) each
     samples = model.logit_samples(site, u, l_det, draws)  # (S, B, T, E)
     probs = softmax(samples)  # (S, B, T, E), once for routing and every signal
     if mode is PredictMode.MC:
