@@ -32,8 +32,14 @@ def field_help(cls) -> dict[str, str]:
     return dict(re.findall(r"^\s+(\w+):[^#\n]*#\s*(.+)$", src, flags=re.M))
 
 
-def _optional_int(text: str) -> int | None:
-    return None if text.lower() == "none" else int(text)
+def _optional(kind):
+    """``text -> kind(text)``, with ``"none"`` giving None (argparse shows the kind's name)."""
+
+    def parse(text: str):
+        return None if text.lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def add_config_flags(parser: argparse.ArgumentParser, defaults: FitConfig) -> None:
@@ -48,10 +54,11 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: FitConfig) -> No
             parser.add_argument(flag, dest=f.name, action="store_true", help=text)
         elif f.type.startswith("tuple"):
             parser.add_argument(flag, dest=f.name, nargs="+", default=default, help=text)
-        elif f.type == "int | None":
-            parser.add_argument(flag, dest=f.name, type=_optional_int, default=default, help=text)
         else:
-            kind = {"int": int, "float": float}.get(f.type, str)
+            base = f.type.removesuffix(" | None")
+            kind = {"int": int, "float": float}.get(base, str)
+            if base != f.type and kind is not str:
+                kind = _optional(kind)
             parser.add_argument(flag, dest=f.name, type=kind, default=default, help=text)
     assert all(f.default is not MISSING or f.name == "embedded" for f in fields(FitConfig))
 

@@ -77,7 +77,14 @@ def test_fit_then_evaluate_on_a_local_file(setup, tmp_path, capsys):
 def test_letter_scorer_fits_and_evaluates(setup, tmp_path):
     model, data = setup
     run = tmp_path / "letter"
-    assert main(fit_args(model, data, run, "--scorer", "letter")) == 0
+    extra = ["--scorer", "letter", "--families", "logit-mf", "temperature"]
+    assert main(fit_args(model, data, run, *extra, "--logit-prior-scale", "0.3")) == 0
+    priors = {
+        f: json.loads((run / "adapters" / f / "router_adapter.json").read_text())["prior"]
+        for f in ("logit-mf", "temperature")
+    }
+    assert priors["logit-mf"] == {"type": "gaussian", "scale": 0.3}
+    assert priors["temperature"]["scale"] != 0.3  # the logit prior leaves the others alone
     assert main(["evaluate", str(run)]) == 0
     res = json.loads((run / "metrics.json").read_text())["results"]["vmoer-logit-mf"]["id"]
     assert 0 <= res["acc"] <= 1

@@ -30,6 +30,7 @@ class FitConfig:
     batch_size: int = 16  # questions per SVI step (the paper's effective batch)
     lr: float = 1e-2  # Adam learning rate of the guide
     beta: float = 0.01  # KL weight
+    logit_prior_scale: float | None = None  # s of the logit prior N(l_det, s²I); None: 1
     trunk_dim: int | None = None  # width of the guides' amortisation trunk (None: D/4)
     shards: int = 1  # micro-batches per SVI step; under torchrun at least the process count
     eval_every: int = 20  # steps between validations (0: only at the end)

@@ -151,6 +151,7 @@ def run_fit(cfg: FitConfig) -> dict:
             beta=cfg.beta,
             num_data=sizes["train"],
             trunk_dim=cfg.trunk_dim,
+            prior=cfg.logit_prior_scale if family.startswith("logit") else None,
             **kwargs,
         )
         if data is None:
