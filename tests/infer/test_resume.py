@@ -49,9 +49,26 @@ def test_early_stopping_restores_the_best_validation_state():
 
 def test_fit_with_validation_records_history_and_keeps_the_best(tmp_path):
     res = run(None, patience=2)
-    assert res.val_history and res.val_history[0][0] == 10
+    steps = [s for s, _ in res.val_history]
+    assert steps[0] == 0 and steps[1:] == list(range(10, 10 * len(steps), 10))
     best = min(res.val_history, key=lambda sv: sv[1])
     assert res.best_step == best[0]
+
+
+def test_the_initial_guide_is_kept_when_training_only_hurts_validation():
+    from vmoer_ppl import bayesianize, fit_svi
+    from vmoer_ppl.nn import ToyMoEClassifier, ToyMoEConfig
+
+    torch.manual_seed(0)
+    model, guide = bayesianize(ToyMoEClassifier(ToyMoEConfig()), family="logit-mf")
+    start = {k: v.clone() for k, v in guide.state_dict().items()}
+    data = {"input_ids": torch.randint(32, (16, 6)), "labels": torch.randint(4, (16,))}
+    worse = iter(range(100))  # every validation worse than the one before
+    cfg = SVIConfig(num_steps=20, batch_size=8, progress=False, eval_every=5, patience=None)
+    res = fit_svi(model, guide, data, cfg, validate=lambda: float(next(worse)))
+    assert [s for s, _ in res.val_history] == [0, 5, 10, 15, 20] and res.best_step == 0
+    for k, v in guide.state_dict().items():
+        torch.testing.assert_close(v, start[k], rtol=0, atol=0)
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):

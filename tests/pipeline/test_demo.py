@@ -51,7 +51,7 @@ def test_vmoer_demo_smoke_on_a_tiny_model(tmp_path, monkeypatch, capsys):
     assert (run / "plots" / "risk_coverage_id.png").exists()
     assert (run / "plots" / "stability.png").exists()
     fit = json.loads((run / "fit.json").read_text())
-    assert [s for s, _ in fit["families"]["logit-mf"]["val_history"]] == [2, 4]
+    assert [s for s, _ in fit["families"]["logit-mf"]["val_history"]] == [0, 2, 4]
     assert main(args) == 2  # an existing run is not overwritten without --overwrite
     assert "--overwrite" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0

@@ -175,9 +175,9 @@ def fit_svi(
 ) -> SVIResult:
     """Fit the guide by stochastic variational inference; the network stays frozen.
 
-    With ``val_data`` the validation NLL is measured every ``cfg.eval_every`` steps and at the
-    end; the guide ends at the parameters of the best validation (early stopping with
-    ``cfg.patience``). With ``cfg.checkpoint_dir`` the whole training state is saved every
+    With ``val_data`` the validation NLL is measured every ``cfg.eval_every`` steps (and before
+    the first step when ``eval_every`` > 0) and at the end; the guide ends at the parameters of
+    the best validation, the initial guide included (early stopping with ``cfg.patience``). With ``cfg.checkpoint_dir`` the whole training state is saved every
     ``cfg.checkpoint_every`` steps and at each validation, and a later call with the same
     settings resumes from it: a run killed at any point and resumed ends with exactly the
     parameters of an uninterrupted run.
@@ -277,6 +277,9 @@ def fit_svi(
         desc=f"SVI ({path.value})",
         disable=not (cfg.progress and is_main),
     )
+    if validate is not None and cfg.eval_every and step == 0 and not stopper.history:
+        stopper.update(0, validate(), guide)  # the initial guide competes too
+        bar.set_postfix(val=f"{stopper.history[-1][1]:.4f}", best=f"{stopper.best:.4f}")
     while not done and step < cfg.num_steps:
         optim.zero_grad()
         idx = batch_at(step, n, bs, cfg.seed)
