@@ -150,7 +150,7 @@ def router_grid(
     tuple of torch.Tensor
         ``u`` `(B, T, D)` and ``l_det`` `(B, T, E)`.
     """
-    check_router_input(site, u)
+    check_router_input(site, u, l_det)
     if u.shape[:-1] != (batch_size, seq_len):
         if u.shape[:-1].numel() != batch_size * seq_len:
             raise ValueError(
@@ -162,7 +162,9 @@ def router_grid(
     return u.to(l_det.dtype), l_det
 
 
-def check_router_input(site: RouterSite, u: torch.Tensor) -> None:
+def check_router_input(
+    site: RouterSite, u: torch.Tensor, l_det: torch.Tensor | None = None
+) -> None:
     """Reject router inputs that would give a silently wrong answer.
 
     Parameters
@@ -171,6 +173,9 @@ def check_router_input(site: RouterSite, u: torch.Tensor) -> None:
         The router receiving ``u``.
     u : torch.Tensor
         `(B, T, D)` or `(B*T, D)` router input.
+    l_det : torch.Tensor, optional
+        Its logits ``u W_rᵀ`` `(..., E)`: NaN or inf in ``u`` always reaches them (``inf · 0`` is
+        NaN), so their finiteness is checked instead, E/D of the work.
     """
     if u.shape[-1] != site.hidden_size:
         raise ValueError(
@@ -178,7 +183,7 @@ def check_router_input(site: RouterSite, u: torch.Tensor) -> None:
             f"{tuple(site.weight.shape)} (E, D={site.hidden_size}); pass hidden states of the "
             "model this router belongs to"
         )
-    if not torch.isfinite(u).all():
+    if not torch.isfinite(u if l_det is None else l_det).all():
         raise ValueError(
             f"{site.name}: router input contains NaN or inf; check the inputs and the dtype "
             "(run the backbone in float32 or bf16, not fp16, if activations overflow)"

@@ -177,10 +177,10 @@ def fit_svi(
 
     With ``val_data`` the validation NLL is measured every ``cfg.eval_every`` steps (and before
     the first step when ``eval_every`` > 0) and at the end; the guide ends at the parameters of
-    the best validation, the initial guide included (early stopping with ``cfg.patience``). With ``cfg.checkpoint_dir`` the whole training state is saved every
-    ``cfg.checkpoint_every`` steps and at each validation, and a later call with the same
-    settings resumes from it: a run killed at any point and resumed ends with exactly the
-    parameters of an uninterrupted run.
+    the best validation, the initial guide included (early stopping with ``cfg.patience``).
+    With ``cfg.checkpoint_dir`` the whole training state is saved every ``cfg.checkpoint_every``
+    steps and at each validation, and a later call with the same settings resumes from it: a run
+    killed at any point and resumed ends with exactly the parameters of an uninterrupted run.
 
     Parameters
     ----------
