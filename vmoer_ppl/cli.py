@@ -53,7 +53,7 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: FitConfig) -> No
         if f.type == "bool":
             parser.add_argument(flag, dest=f.name, action="store_true", help=text)
         elif f.type.startswith("tuple"):
-            parser.add_argument(flag, dest=f.name, nargs="+", default=default, help=text)
+            parser.add_argument(flag, dest=f.name, nargs="*", default=default, help=text)
         else:
             base = f.type.removesuffix(" | None")
             kind = {"int": int, "float": float}.get(base, str)

@@ -131,6 +131,11 @@ def test_bad_inputs_get_clear_messages(setup, tmp_path, capsys):
     tiny_tokenizer().save_pretrained(dense)
     assert main(fit_args(str(dense), data, tmp_path / "d")) == 2
     assert "router" in capsys.readouterr().err.lower()
+    assert main(fit_args(model, data, tmp_path / "none", "--families")) == 2
+    assert "--families logit-mf" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()  # nothing written
+    args = build_parser().parse_args(["fit", "--baselines", "--ood"])
+    assert args.baselines == [] and args.ood == []  # "none of these"
     for bad, words in (("missing", "missing field"), ("range", "out of range")):
         path = write_jsonl(tmp_path / f"{bad}.jsonl", bad=bad)
         assert main(fit_args(model, path, tmp_path / bad)) == 2

@@ -121,6 +121,8 @@ def run_fit(cfg: FitConfig) -> dict:
         The content of ``fit.json``: per family the loss and validation histories.
     """
     t0, timings = time.perf_counter(), {}
+    if not cfg.families:
+        raise ValueError("no router family to fit; pass e.g. --families logit-mf logit-fc")
     rank, size = init_from_env()
     if size > 1 and cfg.lora_steps:
         raise ValueError("stage 1 (LoRA) runs in one process; run it first, then SVI distributed")
