@@ -8,15 +8,17 @@ import time
 from pathlib import Path
 
 
+def seconds(fn) -> float:
+    """Wall time of one call ``fn()``."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def timed(fn, repeats: int) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up call."""
     fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(seconds(fn) for _ in range(repeats))
 
 
 def timed_pair(fa, fb, repeats: int) -> tuple[float, float, float]:
@@ -25,12 +27,7 @@ def timed_pair(fa, fb, repeats: int) -> tuple[float, float, float]:
     Alternating the calls keeps slow drifts of the machine (other load, clocks) out of the ratio.
     """
     fa(), fb()
-    ta, tb = [], []
-    for _ in range(repeats):
-        for fn, times in ((fa, ta), (fb, tb)):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
+    ta, tb = zip(*[(seconds(fa), seconds(fb)) for _ in range(repeats)], strict=True)
     ratio = statistics.median(b / a for a, b in zip(ta, tb, strict=True))
     return statistics.median(ta), statistics.median(tb), ratio
 

@@ -49,6 +49,11 @@ def batches(
             yield {k: v[rows] for k, v in data.items()}
 
 
+def n_batches(data: Mapping[str, torch.Tensor], size: int) -> int:
+    """How many batches :func:`batches` yields: ``ceil(N / size)``."""
+    return -(-len(next(iter(data.values()))) // size)
+
+
 def token_counts(data: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Real tokens per row `(N,)`: the sum of every ``*mask`` tensor (0 when there is none)."""
     n = len(next(iter(data.values())))
@@ -69,8 +74,6 @@ def length_order(data: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.argsort(token_counts(data), descending=True, stable=True)
 
 
-def unsort(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-    """Rows of ``x`` `(N, ...)`, computed in ``order``, back in data order."""
-    out = torch.empty_like(x)
-    out[order] = x
-    return out
+def unsort(x: torch.Tensor, order: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Rows of ``x`` (N along ``dim``), computed in ``order``, back in data order."""
+    return torch.empty_like(x).index_copy_(dim, order, x)

@@ -102,12 +102,7 @@ def to_datatree(
                 lat.append(_latents_at_last(model, out, ctx))
             loglik.append(unsort(torch.cat(ll), order))
             answers.append(unsort(torch.cat(ans), order))
-            latents.append(
-                {
-                    k: unsort(torch.cat([x[k] for x in lat], 1).movedim(1, 0), order).movedim(0, 1)
-                    for k in lat[0]
-                }
-            )
+            latents.append({k: unsort(torch.cat([x[k] for x in lat], 1), order, 1) for k in lat[0]})
     n, layers = len(labels), [s.name for s in model.sites]
     experts = model.sites[0].num_experts
     posterior, dims = {}, {"answer": ["question"]}

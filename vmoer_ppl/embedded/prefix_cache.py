@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from vmoer_ppl.data.tensors import batches, inputs_of, length_order, unsort
+from vmoer_ppl.data.tensors import batches, inputs_of, length_order, n_batches, unsort
 
 #: Decoder-only families whose model loop adds nothing to ``inputs_embeds`` (no multipliers).
 SUFFIX_SAFE = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "olmoe"}
@@ -110,10 +110,10 @@ def compute_prefix_states(
 ):
     """States entering ``first_layer``: prompts `(N, Tp, D)`, options `(N, C, Tc, D)`."""
     prompts, options = [], []
-    n_batches = -(-len(data["labels"]) // batch_size)
     desc = f"frozen prefix (layers < {first_layer})"
     order = length_order(data)
-    for batch in tqdm(batches(data, batch_size, order), total=n_batches, desc=desc):
+    todo = batches(data, batch_size, order)
+    for batch in tqdm(todo, total=n_batches(data, batch_size), desc=desc):
         p, o = head.states_entering(first_layer, **batch)
         prompts.append(p)
         options.append(o)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from vmoer_ppl.data.tensors import batches, inputs_of, length_order, unsort
+from vmoer_ppl.data.tensors import batches, inputs_of, length_order, n_batches, unsort
 from vmoer_ppl.evaluation.bootstrap import bootstrap_ci
 from vmoer_ppl.evaluation.calibration import adaptive_ece, brier
 from vmoer_ppl.evaluation.detection import auprc, aurc, fpr_at_tpr
@@ -14,17 +14,13 @@ from vmoer_ppl.infer.predictive import predict
 from vmoer_ppl.nn.mc import entropy
 
 
-def _n_batches(data, batch_size: int) -> int:
-    return -(-len(data["labels"]) // batch_size)
-
-
 @torch.no_grad()
 def deterministic_outputs(
     head, data, batch_size: int = 16, desc: str = "deterministic"
 ) -> dict[str, torch.Tensor]:
     """Answer probabilities `(N, C)` and entropy `(N,)` of the untouched (deterministic) model."""
     inputs, order = inputs_of(data), length_order(data)
-    todo = tqdm(batches(inputs, batch_size, order), total=_n_batches(data, batch_size), desc=desc)
+    todo = tqdm(batches(inputs, batch_size, order), total=n_batches(data, batch_size), desc=desc)
     probs = torch.cat([torch.softmax(head(**b), -1) for b in todo])
     return with_answer_scores({"probs": unsort(probs, order)})
 
@@ -36,7 +32,7 @@ def bayesian_outputs(
     keys = ("probs", "routing_entropy", "mutual_information", "ilv")
     out, order = {k: [] for k in keys}, length_order(data)
     todo = batches(data, batch_size, order)
-    for b in tqdm(todo, total=_n_batches(data, batch_size), desc=desc):
+    for b in tqdm(todo, total=n_batches(data, batch_size), desc=desc):
         p = predict(model, guide, mode=mode, num_samples=num_samples, **b)
         for k in keys:
             out[k].append(getattr(p, k))

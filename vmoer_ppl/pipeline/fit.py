@@ -20,8 +20,10 @@ import torch
 from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.embedded.build import cache_root
 from vmoer_ppl.embedded.prefix_cache import SUFFIX_SAFE, cached_prefix_states
+from vmoer_ppl.families import FAMILIES, as_family
 from vmoer_ppl.infer.sharding import barrier, init_from_env
 from vmoer_ppl.infer.svi import SVIConfig, fit_svi
+from vmoer_ppl.models.logit_router import LogitRouterModel
 from vmoer_ppl.pipeline.config import CONFIG_FILE, FitConfig
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
 from vmoer_ppl.pipeline.run_data import encode_sets
@@ -146,6 +148,7 @@ def run_fit(cfg: FitConfig) -> dict:
     data = None
     for family in cfg.families:
         t = time.perf_counter()
+        logit = FAMILIES[as_family(family)].model_cls is LogitRouterModel
         bm, guide = bayesianize(
             model,
             family=family,
@@ -153,7 +156,7 @@ def run_fit(cfg: FitConfig) -> dict:
             beta=cfg.beta,
             num_data=sizes["train"],
             trunk_dim=cfg.trunk_dim,
-            prior=cfg.logit_prior_scale if family.startswith("logit") else None,
+            prior=cfg.logit_prior_scale if logit else None,
             **kwargs,
         )
         if data is None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
+from dataclasses import asdict
 from pathlib import Path
 
-from vmoer_ppl.pipeline.config import CONFIG_FILE, FitConfig
+from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.report import SUMMARY_COLUMNS, summary_row
 
 #: Settings that must agree for runs to be pooled (everything but the seed and the directory).
@@ -40,9 +42,8 @@ def load_runs(run_dirs) -> list[dict]:
             raise FileNotFoundError(
                 f"{d}: not evaluated (no metrics.json); run `vmoer evaluate {d}`"
             )
-        cfg = FitConfig.load(d)  # a clear error when d is not a run directory
-        raw = json.loads((d / CONFIG_FILE).read_text())
-        settings = {k: v for k, v in raw.items() if k not in IGNORED}
+        cfg = asdict(FitConfig.load(d))  # a clear error when d is not a run directory
+        settings = {k: v for k, v in cfg.items() if k not in IGNORED}
         if first is None:
             first = (d, settings)
         elif settings != first[1]:
@@ -53,7 +54,7 @@ def load_runs(run_dirs) -> list[dict]:
                 f"{d} and {first[0]} differ in {diff}, not only in the seed; "
                 "compare runs of one setup"
             )
-        runs.append({**json.loads((d / "metrics.json").read_text()), "seed": cfg.seed})
+        runs.append({**json.loads((d / "metrics.json").read_text()), "seed": cfg["seed"]})
     if len({r["seed"] for r in runs}) < len(runs):
         raise ValueError("two of the runs have the same seed; pass each seed once")
     return runs
@@ -61,11 +62,8 @@ def load_runs(run_dirs) -> list[dict]:
 
 def _mean_sd(xs: list[float]) -> tuple[float, float]:
     xs = [x for x in xs if not math.isnan(x)]
-    if not xs:
-        return math.nan, math.nan
-    m = sum(xs) / len(xs)
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else math.nan
-    return m, sd
+    mean = statistics.fmean(xs) if xs else math.nan
+    return mean, statistics.stdev(xs) if len(xs) > 1 else math.nan
 
 
 def aggregate(runs: list[dict]) -> dict:
@@ -82,11 +80,11 @@ def aggregate(runs: list[dict]) -> dict:
         ``{router: {column: {"mean", "sd", "values"}}}``; paired columns are ``"Δ <column>"``.
     """
     routers = [r for r in runs[0]["results"] if all(r in run["results"] for run in runs)]
+    det = [summary_row(run["results"]["deterministic"]) for run in runs]
     out = {}
     for name in routers:
         cols = {}
         rows = [summary_row(run["results"][name]) for run in runs]
-        det = [summary_row(run["results"]["deterministic"]) for run in runs]
         for j, col in enumerate(SUMMARY_COLUMNS):
             values = [row[j] for row in rows]
             cols[col] = dict(zip(("mean", "sd"), _mean_sd(values), strict=True), values=values)

@@ -21,7 +21,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from vmoer_ppl.embedded.prefix_cache import SuffixCache, capture_input, suffix_layers
-from vmoer_ppl.nn.masks import position_ids
+from vmoer_ppl.nn.masks import position_ids, real_span
 from vmoer_ppl.sites import routing_grid
 
 
@@ -70,10 +70,8 @@ def option_pass_inputs(prompt_mask: torch.Tensor, option_mask: torch.Tensor):
 
 def trim(prompt_mask: torch.Tensor, option_mask: torch.Tensor):
     """Drop all-padding prompt columns on the left and option columns on the right."""
-    keep_p = prompt_mask.bool().any(0)
-    start = int(keep_p.float().argmax()) if keep_p.any() else 0
-    keep_o = option_mask.bool().flatten(0, 1).any(0)
-    stop = int(keep_o.nonzero().max()) + 1 if keep_o.any() else 1
+    p, o = real_span(prompt_mask), real_span(option_mask)
+    start, stop = (p[0] if p else 0), (o[1] if o else 1)
     return prompt_mask[:, start:], option_mask[..., :stop]
 
 

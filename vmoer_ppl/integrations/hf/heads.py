@@ -11,7 +11,7 @@ import inspect
 import torch
 from torch import nn
 
-from vmoer_ppl.nn.masks import last_token_index, position_ids
+from vmoer_ppl.nn.masks import last_token_index, position_ids, real_span
 
 
 class NextTokenHead(nn.Module):
@@ -38,6 +38,7 @@ class NextTokenHead(nn.Module):
                 "unique", torch.tensor([len(set(v)) for v in variants]), persistent=False
             )
         self.register_buffer("token_ids", ids, persistent=False)
+        self._keeps_logits = _takes_logits_to_keep(model)
 
     def routing_grids(self, input_ids, attention_mask=None, **_) -> dict[str, torch.Tensor]:
         """The one routed token grid `(B, T')`: the mask without its all-padding columns."""
@@ -66,7 +67,7 @@ class NextTokenHead(nn.Module):
         ids, mask = trim_padding(input_ids, attention_mask)
         last = last_token_index(mask)  # (B,)
         kwargs, col = {}, last
-        if _takes_logits_to_keep(self.model):
+        if self._keeps_logits:
             keep = last.unique()  # sorted; one column when every row is left-padded
             kwargs["logits_to_keep"], col = keep, torch.searchsorted(keep, last)
         logits = self.model(
@@ -86,11 +87,11 @@ def trim_padding(
     """Ids and mask `(B, T')` without the leading and trailing columns that are all padding."""
     if attention_mask is None:
         return input_ids, torch.ones_like(input_ids)
-    real = attention_mask.bool().any(0).nonzero()
-    if len(real) == 0:
+    span = real_span(attention_mask)
+    if span is None:
         return input_ids, attention_mask
-    start, stop = int(real[0]), int(real[-1]) + 1
-    return input_ids[:, start:stop], attention_mask[:, start:stop]
+    cols = slice(*span)
+    return input_ids[:, cols], attention_mask[:, cols]
 
 
 def _takes_logits_to_keep(model: nn.Module) -> bool:
