@@ -1,9 +1,10 @@
 """Build the embedded default MoE from SmolLM2-135M-Instruct, once, into the user's cache.
 
-Steps (each with a progress bar): load the dense GGUF model; record MLP activations on LAMBADA
-passages; per layer, group neurons into experts, fit the router, choose its scale; write a
-Mixtral model with ``save_pretrained``. The result is an ordinary transformers model directory,
-loadable with ``AutoModelForCausalLM.from_pretrained(path)``.
+Steps (each with a progress bar): load the dense GGUF model; per layer, streamed (one layer's
+activations in memory at a time), record the MLP activations on LAMBADA passages, group neurons
+into experts, fit the router, choose its scale; write a Mixtral model with ``save_pretrained``.
+The result is an ordinary transformers model directory, loadable with
+``AutoModelForCausalLM.from_pretrained(path)``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from vmoer_ppl.embedded.activations import collect_mlp_activations
+from vmoer_ppl.embedded.activations import mlp_activations
 from vmoer_ppl.embedded.clustering import cluster_neurons
 from vmoer_ppl.embedded.convert import dense_to_mixtral
 from vmoer_ppl.embedded.routers import (
@@ -73,36 +74,45 @@ def cache_key(cfg: EmbeddedConfig) -> str:
 
 
 def moefy_layers(dense, acts, cfg: EmbeddedConfig) -> tuple[list, list, list, list[dict]]:
-    """Groups, routers, refitted down projections (or None) and a per-layer report."""
+    """Groups, routers, refitted down projections (or None) and a per-layer report.
+
+    ``acts`` yields one ``{"x": (N, D), "h": (N, F)}`` per layer, in order; each is dropped
+    before the next is read, so a lazy source keeps one layer's activations in memory.
+    """
     groups, routers, downs, report = [], [], [], []
-    for i, (layer, a) in enumerate(
-        tqdm(list(zip(dense.model.layers, acts, strict=True)), desc="experts+routers")
-    ):
-        g = cluster_neurons(a["h"], cfg.num_experts, iters=cfg.kmeans_iters, seed=cfg.seed + i)
-        outs = expert_outputs(a["h"], layer.mlp.down_proj.weight, g)  # (N, E, D)
-        n_fit = int(0.8 * len(outs))
-        w = train_router(
-            a["x"][:n_fit],
-            outs[:n_fit].norm(dim=-1),
-            cfg.top_k,
-            steps=cfg.router_steps,
-            seed=cfg.seed,
-        )
-        alpha, err = choose_alpha(w, a["x"][n_fit:], outs[n_fit:], cfg.top_k)
-        row = {"layer": i, "alpha": alpha, "held_out_relative_error": err}
-        if cfg.refit_down:
-            dense_out = outs.sum(1)  # (N, D)
-            down = refit_down(
-                a["x"][:n_fit], a["h"][:n_fit], alpha * w, g, dense_out[:n_fit], cfg.top_k
-            )
-            row["held_out_relative_error_refit"] = refit_error(
-                a, alpha * w, g, down, dense_out, n_fit, cfg.top_k
-            )
-            downs.append(down)
+    layers = dense.model.layers
+    pairs = zip(layers, acts, strict=True)  # too few activations: ValueError
+    for i, (layer, a) in enumerate(tqdm(pairs, total=len(layers), desc="experts")):
+        g, w, down, row = moefy_layer(i, layer, a, cfg)
+        del a  # before the next layer's activations are computed
         groups.append(g)
-        routers.append(alpha * w)
+        routers.append(w)
+        downs.append(down)
         report.append(row)
-    return groups, routers, (downs or None), report
+    return groups, routers, (downs if cfg.refit_down else None), report
+
+
+def moefy_layer(i: int, layer, a: dict, cfg: EmbeddedConfig):
+    """Neuron groups `(E, F/E)`, scaled router `(E, D)`, refitted down `(D, F)` or None, report."""
+    g = cluster_neurons(a["h"], cfg.num_experts, iters=cfg.kmeans_iters, seed=cfg.seed + i)
+    outs = expert_outputs(a["h"], layer.mlp.down_proj.weight, g)  # (N, E, D)
+    n_fit = int(0.8 * len(outs))
+    w = train_router(
+        a["x"][:n_fit], outs[:n_fit].norm(dim=-1), cfg.top_k, steps=cfg.router_steps, seed=cfg.seed
+    )
+    alpha, err = choose_alpha(w, a["x"][n_fit:], outs[n_fit:], cfg.top_k)
+    row = {"layer": i, "alpha": alpha, "held_out_relative_error": err}
+    down = None
+    if cfg.refit_down:
+        dense_out = outs.sum(1)  # (N, D)
+        del outs
+        down = refit_down(
+            a["x"][:n_fit], a["h"][:n_fit], alpha * w, g, dense_out[:n_fit], cfg.top_k
+        )
+        row["held_out_relative_error_refit"] = refit_error(
+            a, alpha * w, g, down, dense_out, n_fit, cfg.top_k
+        )
+    return g, alpha * w, down, row
 
 
 def refit_error(a, w, g, down, dense_out, n_fit: int, top_k: int) -> float:
@@ -118,10 +128,10 @@ def build_embedded(cfg: EmbeddedConfig, out: Path) -> Path:
     dense, tokenizer = load_dense()
     texts = lambada_passages()[:-HELDOUT_PASSAGES]
     with torch.enable_grad():
-        acts = collect_mlp_activations(
+        acts = mlp_activations(
             dense, tokenizer, texts, max_tokens=cfg.build_tokens, max_length=cfg.max_length
         )
-        groups, routers, downs, report = moefy_layers(dense, acts, cfg)
+        groups, routers, downs, report = moefy_layers(dense, (a for _, a in acts), cfg)
     moe = dense_to_mixtral(dense, groups, routers, cfg.top_k, downs)
     moe.save_pretrained(out)
     tokenizer.save_pretrained(out)
