@@ -13,11 +13,10 @@ from vmoer_ppl.scoring import score_cloze
 def test_embedded_moe_is_a_cached_mixtral_above_chance():
     cfg = EmbeddedConfig()
     model, tok = load_embedded(cfg)
-    assert model.config.model_type == "mixtral" and model.config.num_hidden_layers == 30
-    assert (model.config.num_local_experts, model.config.num_experts_per_tok) == (
-        cfg.num_experts,
-        cfg.top_k,
-    )
+    c = model.config
+    assert c.model_type == "qwen2_moe" and c.num_hidden_layers == 30
+    assert (c.num_experts, c.num_experts_per_tok) == (cfg.num_experts, cfg.top_k)
+    assert c.mlp_only_layers == list(range(30 - cfg.moe_layers))  # dense below, MoE on top
     assert embedded_path(cfg) == embedded_path(cfg)  # second use: the cache, no rebuild
     recs = load_packaged("arc_easy:test")[:100]
     logits, labels = score_cloze(model, tok, recs)

@@ -123,6 +123,33 @@ def test_stage1_lora_adapts_attention_and_experts_not_routers(setup, tmp_path):
     assert main(["evaluate", str(run)]) == 0  # re-applies stage 1 and matches the fingerprint
 
 
+def test_stage1_on_the_suffix_adapts_only_layers_from_the_first_bayesian_one(setup, tmp_path):
+    model, data = setup
+    run = tmp_path / "suffix"
+    extra = ["--lora-steps", "3", "--lora-lr", "1e-2", "--lora-scope", "suffix"]
+    assert main(fit_args(model, data, run, *extra, "--layers", "last:1")) == 0
+    lora = json.loads((run / "stage1" / "adapter_config.json").read_text())
+    targets = list(lora["target_modules"]) + list(lora["target_parameters"])
+    assert targets and all(t.startswith("model.layers.2.") for t in targets)  # 3 layers, last:1
+    regime = json.loads((run / "stage1" / "regime.json").read_text())
+    assert regime["first_layer"] == 2 and len(regime["losses"]) == 3
+    for key in ("val_before", "val_after"):
+        assert {"acc", "mean_confidence", "ece", "temperature", "overconfident"} <= set(regime[key])
+    from vmoer_ppl.pipeline.fit import adapted
+    from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
+
+    cfg = FitConfig.load(run)
+    base, tok, _ = load_model(cfg)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    prefix = model_fingerprint(base, below=2)
+    after = adapted(cfg, run, base, tok)
+    changed = {k for k in before if not torch.equal(before[k], after.state_dict()[k])}
+    assert changed and all(k.startswith("model.layers.2.") for k in changed)
+    assert model_fingerprint(after, below=2) == prefix  # the frozen-prefix cache stays valid
+    assert model_fingerprint(after) != model_fingerprint(after, below=2)
+    assert main(["evaluate", str(run)]) == 0
+
+
 def test_bad_inputs_get_clear_messages(setup, tmp_path, capsys):
     model, data = setup
     dense = tmp_path / "dense"

@@ -1,7 +1,8 @@
 """Each dense MLP's input and intermediate activations on real text, one layer at a time.
 
-The passages are embedded once; then decoder layer 0 runs over every batch, its MLP's
-activations are yielded, its outputs replace the residual stream, and layer 1 follows. Only
+The passages run once through the layers below the first layer asked for; from there decoder
+layer i runs over every batch, its MLP's activations are yielded, its outputs replace the
+residual stream, and layer i + 1 follows. Only
 the residual stream `(B, T, D)` per batch and one layer's activations are alive at a time, so
 the build's memory does not grow with the number of layers. Each layer runs through the model's
 own forward (its masks and rotary embeddings, narrowed to that layer), so the values equal those
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from vmoer_ppl.embedded.prefix_cache import suffix_layers
+from vmoer_ppl.embedded.prefix_cache import capture_input, suffix_layers
 
 
 class _Stop(Exception):
@@ -69,6 +70,17 @@ def _record_layer(layer: nn.Module, mask: torch.Tensor, store: dict, out: list) 
     finally:
         for h in handles:
             h.remove()
+
+
+@torch.no_grad()
+def _entering(model: nn.Module, layer: int, enc) -> torch.Tensor:
+    """States `(B, T, D)` entering decoder ``layer``: one forward through the layers below."""
+    if layer == 0:
+        return model.model.embed_tokens(enc.input_ids)
+    got: list = []
+    with capture_input(model, layer, got):
+        model.model(**enc, use_cache=False)
+    return got[0]
 
 
 @torch.no_grad()
@@ -128,9 +140,9 @@ def mlp_activations(
     batches = encode_passages(
         tokenizer, texts, max_tokens=max_tokens, max_length=max_length, batch_size=batch_size
     )
-    with torch.no_grad():
-        states = [model.model.embed_tokens(enc.input_ids) for enc in batches]  # (B, T, D) each
-    for i in tqdm(range(max(wanted) + 1), desc="activations (layer by layer)"):
+    first = min(wanted)
+    states = [_entering(model, first, enc) for enc in batches]  # (B, T, D) each
+    for i in tqdm(range(first, max(wanted) + 1), desc="activations (layer by layer)"):
         store = _run_layer(model, i, states, batches, capture=i in wanted)
         if i in wanted:
             yield i, {k: torch.cat(v)[:max_tokens] for k, v in store.items()}

@@ -1,8 +1,9 @@
 """Build the embedded default MoE from SmolLM2-135M-Instruct, once, into the user's cache.
 
-Steps (each with a progress bar): load the dense GGUF model; per layer, streamed (one layer's
-activations in memory at a time), record the MLP activations on LAMBADA passages, group neurons
-into experts, fit the router, choose its scale; write a Mixtral model with ``save_pretrained``.
+Steps (each with a progress bar): load the dense GGUF model; stream LAMBADA passages through it
+layer by layer (one layer's activations in memory at a time); for each of the top N layers split
+the FFN into a shared expert and routed experts, fit the router and its scale
+(:mod:`vmoer_ppl.embedded.moefy`); write a Qwen2-MoE model with ``save_pretrained``, dense below.
 The result is an ordinary transformers model directory, loadable with
 ``AutoModelForCausalLM.from_pretrained(path)``.
 """
@@ -20,23 +21,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from vmoer_ppl.embedded.activations import mlp_activations
-from vmoer_ppl.embedded.clustering import cluster_neurons
-from vmoer_ppl.embedded.convert import dense_to_mixtral
-from vmoer_ppl.embedded.routers import (
-    choose_alpha,
-    expert_outputs,
-    refit_down,
-    relative_error,
-    routed_output,
-    train_router,
-)
+from vmoer_ppl.embedded.convert import dense_to_moe
+from vmoer_ppl.embedded.moefy import moefy_layers
 from vmoer_ppl.embedded.source import GGUF_FILE, gguf_dir, lambada_passages, load_dense
 
 log = logging.getLogger(__name__)
-CONVERSION_VERSION = 2  # bump when the conversion changes what it writes
+CONVERSION_VERSION = (
+    3  # bump when the conversion changes what it writes (3: Qwen2-MoE, dense below)
+)
 HELDOUT_PASSAGES = 400  # the last LAMBADA passages, never used by the build (perplexity)
 
 
@@ -44,8 +38,10 @@ HELDOUT_PASSAGES = 400  # the last LAMBADA passages, never used by the build (pe
 class EmbeddedConfig:
     """Settings of the MoEfication build (all part of the cache key)."""
 
-    num_experts: int = 16  # E; divides SmolLM2's FFN width 1536
-    top_k: int = 8  # K; chosen by benchmarks/embedded_quality.py (K=4 is near chance)
+    moe_layers: int = 8  # N: the top N of the 30 layers are MoE, the rest stay dense
+    num_experts: int = 16  # E; divides the routed width 1536 - shared_neurons
+    top_k: int = 4  # K
+    shared_neurons: int = 256  # S: the most used neurons, always active (shared expert)
     build_tokens: int = 24576  # LAMBADA tokens: clustering, routers, refit (~13 per feature)
     max_length: int = 128  # passage truncation
     kmeans_iters: int = 10  # balanced k-means iterations per layer
@@ -73,66 +69,26 @@ def cache_key(cfg: EmbeddedConfig) -> str:
     return h.hexdigest()[:16]
 
 
-def moefy_layers(dense, acts, cfg: EmbeddedConfig) -> tuple[list, list, list, list[dict]]:
-    """Groups, routers, refitted down projections (or None) and a per-layer report.
-
-    ``acts`` yields one ``{"x": (N, D), "h": (N, F)}`` per layer, in order; each is dropped
-    before the next is read, so a lazy source keeps one layer's activations in memory.
-    """
-    groups, routers, downs, report = [], [], [], []
-    layers = dense.model.layers
-    pairs = zip(layers, acts, strict=True)  # too few activations: ValueError
-    for i, (layer, a) in enumerate(tqdm(pairs, total=len(layers), desc="experts")):
-        g, w, down, row = moefy_layer(i, layer, a, cfg)
-        del a  # before the next layer's activations are computed
-        groups.append(g)
-        routers.append(w)
-        downs.append(down)
-        report.append(row)
-    return groups, routers, (downs if cfg.refit_down else None), report
-
-
-def moefy_layer(i: int, layer, a: dict, cfg: EmbeddedConfig):
-    """Neuron groups `(E, F/E)`, scaled router `(E, D)`, refitted down `(D, F)` or None, report."""
-    g = cluster_neurons(a["h"], cfg.num_experts, iters=cfg.kmeans_iters, seed=cfg.seed + i)
-    outs = expert_outputs(a["h"], layer.mlp.down_proj.weight, g)  # (N, E, D)
-    n_fit = int(0.8 * len(outs))
-    w = train_router(
-        a["x"][:n_fit], outs[:n_fit].norm(dim=-1), cfg.top_k, steps=cfg.router_steps, seed=cfg.seed
-    )
-    alpha, err = choose_alpha(w, a["x"][n_fit:], outs[n_fit:], cfg.top_k)
-    row = {"layer": i, "alpha": alpha, "held_out_relative_error": err}
-    down = None
-    if cfg.refit_down:
-        dense_out = outs.sum(1)  # (N, D)
-        del outs
-        down = refit_down(
-            a["x"][:n_fit], a["h"][:n_fit], alpha * w, g, dense_out[:n_fit], cfg.top_k
-        )
-        row["held_out_relative_error_refit"] = refit_error(
-            a, alpha * w, g, down, dense_out, n_fit, cfg.top_k
-        )
-    return g, alpha * w, down, row
-
-
-def refit_error(a, w, g, down, dense_out, n_fit: int, top_k: int) -> float:
-    """Held-out relative error of the routed block with a refitted down projection."""
-    x, h, y = a["x"][n_fit:], a["h"][n_fit:], dense_out[n_fit:]
-    return relative_error(routed_output(x, w, expert_outputs(h, down, g), top_k), y)
-
-
 @torch.no_grad()
 def build_embedded(cfg: EmbeddedConfig, out: Path) -> Path:
     """Run the whole conversion and write it to ``out``."""
     t0 = time.perf_counter()
     dense, tokenizer = load_dense()
     texts = lambada_passages()[:-HELDOUT_PASSAGES]
+    n_layers = dense.config.num_hidden_layers
+    if not 0 < cfg.moe_layers <= n_layers:
+        raise ValueError(f"moe_layers={cfg.moe_layers} must be in 1..{n_layers}")
     with torch.enable_grad():
         acts = mlp_activations(
-            dense, tokenizer, texts, max_tokens=cfg.build_tokens, max_length=cfg.max_length
+            dense,
+            tokenizer,
+            texts,
+            max_tokens=cfg.build_tokens,
+            max_length=cfg.max_length,
+            layers=range(n_layers - cfg.moe_layers, n_layers),
         )
-        groups, routers, downs, report = moefy_layers(dense, (a for _, a in acts), cfg)
-    moe = dense_to_mixtral(dense, groups, routers, cfg.top_k, downs)
+        layers, report = moefy_layers(dense, acts, cfg)
+    moe = dense_to_moe(dense, layers, cfg.top_k)
     moe.save_pretrained(out)
     tokenizer.save_pretrained(out)
     info = {
@@ -152,7 +108,7 @@ def embedded_path(cfg: EmbeddedConfig | None = None) -> Path:
     Parameters
     ----------
     cfg : EmbeddedConfig, optional
-        Build settings; the default E = 16, K = 4.
+        Build settings; the default :class:`EmbeddedConfig`.
 
     Returns
     -------
@@ -160,7 +116,8 @@ def embedded_path(cfg: EmbeddedConfig | None = None) -> Path:
         A transformers model directory (config, safetensors weights, tokenizer, build_info.json).
     """
     cfg = cfg or EmbeddedConfig()
-    path = cache_root() / f"smollm2-moe-e{cfg.num_experts}k{cfg.top_k}-{cache_key(cfg)}"
+    name = f"smollm2-moe-n{cfg.moe_layers}e{cfg.num_experts}k{cfg.top_k}s{cfg.shared_neurons}"
+    path = cache_root() / f"{name}-{cache_key(cfg)}"
     if (path / "build_info.json").exists():
         return path
     log.info("building the embedded MoE into %s (first use; a few minutes)", path)
@@ -175,7 +132,7 @@ def embedded_path(cfg: EmbeddedConfig | None = None) -> Path:
 
 
 def load_embedded(cfg: EmbeddedConfig | None = None):
-    """The embedded MoE (``MixtralForCausalLM``, eval mode) and its tokenizer."""
+    """The embedded MoE (``Qwen2MoeForCausalLM``, eval mode) and its tokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = embedded_path(cfg)

@@ -75,3 +75,33 @@ def cluster_neurons(
         centroids = torch.stack([feats[assign == e].mean(0) for e in range(num_experts)])
         centroids = centroids / centroids.norm(dim=1, keepdim=True).clamp_min(1e-12)
     return torch.stack([torch.nonzero(assign == e).squeeze(1) for e in range(num_experts)])
+
+
+def split_neurons(
+    h: torch.Tensor, down: torch.Tensor, num_experts: int, shared: int, *, iters: int = 10, seed=0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A shared expert of the most used neurons, the rest grouped into routed experts.
+
+    Parameters
+    ----------
+    h : torch.Tensor
+        `(N, F)` intermediate activations on real text.
+    down : torch.Tensor
+        `(D, F)` down projection.
+    num_experts : int
+        E; must divide ``F - shared``.
+    shared : int
+        S, neurons in the shared expert: the S largest mean contributions ``E|h_f| ‖down_f‖``.
+    iters, seed : int
+        Balanced k-means settings for the routed neurons.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        Routed groups `(E, (F − S) / E)` and shared neurons `(S,)`, all sorted, a partition.
+    """
+    use = h.abs().mean(0) * down.norm(dim=0)  # (F,)
+    order = torch.argsort(use, descending=True)
+    shared_idx, rest = order[:shared].sort().values, order[shared:].sort().values
+    groups = cluster_neurons(h[:, rest], num_experts, iters=iters, seed=seed)  # (E, ...) into rest
+    return rest[groups], shared_idx

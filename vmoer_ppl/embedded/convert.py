@@ -1,54 +1,95 @@
-"""Write a dense Llama-style model as a Mixtral model whose experts are its neuron groups.
+"""Write a dense Llama-style model as a Qwen2-MoE model: dense FFNs below, MoE FFNs on top.
 
-Why Mixtral: its attention, RMSNorm, RoPE and embeddings are Llama's (the weights copy over
-unchanged), its experts are SwiGLU MLPs, i.e. slices of the dense MLP, and its gate
-(softmax over E, top-K, renormalised) has no extra multipliers to set. GraniteMoe would work
-too, but needs its embedding/residual/attention/logit multipliers set to reproduce Llama.
+Why Qwen2-MoE: it mixes dense and MoE layers exactly as the real families do
+(``mlp_only_layers``; DeepSeek's ``first_k_dense_replace``, Llama-4's interleaving), its dense
+layers are Llama's SwiGLU MLP under the same parameter names, and with ``qkv_bias=False`` its
+attention, RMSNorm, RoPE and embeddings are Llama's: every dense layer copies over bit for bit.
 
-Expert ``e`` holds the rows ``g_e`` of ``gate_proj``/``up_proj`` and the columns ``g_e`` of
-``down_proj``, times ``K``: the renormalised gate values of the K selected experts sum to one, so
-with equal gate values the block outputs the *sum* of the selected experts, which is the dense
-MLP with the unselected neuron groups dropped. With K = E and a uniform router the MoE equals
-the dense model exactly (``tests/embedded/test_convert.py``).
+An MoE layer splits the dense FFN's F neurons into a shared expert (S always-active neurons,
+Qwen/DeepSeek style) and E routed experts of (F − S) / E neurons each. Routed expert ``e`` holds the
+rows ``g_e`` of ``gate_proj``/``up_proj`` and the columns ``g_e`` of ``down_proj``, times ``K``: the
+renormalised gate values of the K selected experts (``norm_topk_prob``) sum to one, so with equal
+gate values the block adds the selected groups' outputs unchanged. The shared expert's gate is
+``sigmoid(0) = 1/2`` (a zero ``shared_expert_gate``), so its down projection is doubled. With K = E
+and a uniform router the MoE equals the dense model (``tests/embedded/test_convert.py``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 
-def mixtral_config(dense_config, num_experts: int, top_k: int):
-    """A MixtralConfig reproducing a Llama config with E experts of width F / E."""
-    from transformers import MixtralConfig
+@dataclass
+class MoELayer:
+    """The split of one dense FFN.
 
-    c = dense_config
-    if c.intermediate_size % num_experts:
+    Attributes
+    ----------
+    groups : torch.Tensor
+        `(E, (F − S) / E)` neuron indices of each routed expert.
+    shared : torch.Tensor
+        `(S,)` neuron indices of the shared expert.
+    router : torch.Tensor
+        `(E, D)` router weight.
+    down : torch.Tensor or None
+        `(D, F)` down projection to use instead of the dense one (refitted), dense neuron order.
+    """
+
+    groups: torch.Tensor
+    shared: torch.Tensor
+    router: torch.Tensor
+    down: torch.Tensor | None = None
+
+
+def qwen2_moe_config(
+    dense_config, moe_layers: list[int], num_experts: int, top_k: int, shared: int
+):
+    """A Qwen2MoeConfig reproducing a Llama config, MoE in ``moe_layers`` only.
+
+    Raises
+    ------
+    ValueError
+        If E does not divide the routed width F − S, or S is not positive.
+    """
+    from transformers import Qwen2MoeConfig
+
+    c, F = dense_config, dense_config.intermediate_size
+    if shared <= 0 or (F - shared) % num_experts:
         raise ValueError(
-            f"num_experts={num_experts} must divide intermediate_size={c.intermediate_size}"
+            f"shared={shared} must be positive and num_experts={num_experts} must divide "
+            f"intermediate_size - shared = {F - shared}"
         )
     rope = getattr(c, "rope_parameters", None) or {
         "rope_type": "default",
         "rope_theta": c.rope_theta,
     }
-    return MixtralConfig(
+    L = c.num_hidden_layers
+    return Qwen2MoeConfig(
         vocab_size=c.vocab_size,
         hidden_size=c.hidden_size,
-        intermediate_size=c.intermediate_size // num_experts,
-        num_hidden_layers=c.num_hidden_layers,
+        intermediate_size=F,  # the dense layers' MLP
+        moe_intermediate_size=(F - shared) // num_experts,
+        shared_expert_intermediate_size=shared,
+        num_hidden_layers=L,
         num_attention_heads=c.num_attention_heads,
         num_key_value_heads=c.num_key_value_heads,
-        head_dim=getattr(c, "head_dim", None),
+        head_dim=getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads,
         hidden_act=c.hidden_act,
         max_position_embeddings=c.max_position_embeddings,
         rms_norm_eps=c.rms_norm_eps,
         rope_parameters=rope,
         tie_word_embeddings=c.tie_word_embeddings,
-        num_local_experts=num_experts,
+        num_experts=num_experts,
         num_experts_per_tok=top_k,
-        router_jitter_noise=0.0,
+        norm_topk_prob=True,
+        decoder_sparse_step=1,
+        mlp_only_layers=[i for i in range(L) if i not in set(moe_layers)],
+        qkv_bias=False,
+        use_sliding_window=False,
         output_router_logits=False,
-        sliding_window=None,
         attention_dropout=0.0,
         bos_token_id=c.bos_token_id,
         eos_token_id=c.eos_token_id,
@@ -57,53 +98,52 @@ def mixtral_config(dense_config, num_experts: int, top_k: int):
 
 
 @torch.no_grad()
-def dense_to_mixtral(
-    dense: nn.Module,
-    groups: list[torch.Tensor],
-    routers: list[torch.Tensor],
-    top_k: int,
-    downs: list[torch.Tensor] | None = None,
-):
-    """Build the Mixtral model.
+def _fill_block(block: nn.Module, mlp: nn.Module, spec: MoELayer, top_k: int) -> None:
+    """Copy one dense MLP's neurons into a Qwen2-MoE sparse block."""
+    gate, up = mlp.gate_proj.weight, mlp.up_proj.weight  # (F, D), (F, D)
+    down = mlp.down_proj.weight if spec.down is None else spec.down  # (D, F)
+    g, s = spec.groups, spec.shared
+    block.experts.gate_up_proj.copy_(torch.cat([gate[g], up[g]], dim=1))  # (E, 2F_e, D)
+    block.experts.down_proj.copy_(top_k * down[:, g].permute(1, 0, 2))  # (E, D, F_e)
+    block.gate.weight.copy_(spec.router)  # (E, D)
+    block.shared_expert.gate_proj.weight.copy_(gate[s])  # (S, D)
+    block.shared_expert.up_proj.weight.copy_(up[s])  # (S, D)
+    block.shared_expert.down_proj.weight.copy_(2 * down[:, s])  # (D, S): sigmoid(0) = 1/2
+    block.shared_expert_gate.weight.zero_()
+
+
+@torch.no_grad()
+def dense_to_moe(dense: nn.Module, layers: dict[int, MoELayer], top_k: int):
+    """Build the Qwen2-MoE model.
 
     Parameters
     ----------
     dense : nn.Module
         ``LlamaForCausalLM``.
-    groups : list of torch.Tensor
-        Per layer, `(E, F / E)` neuron indices of each expert.
-    routers : list of torch.Tensor
-        Per layer, router weight `(E, D)`.
+    layers : dict of int to MoELayer
+        The layers to make MoE and their splits; every other layer stays dense.
     top_k : int
         K.
-    downs : list of torch.Tensor, optional
-        Per layer, a refitted down projection `(D, F)` in place of the dense one.
 
     Returns
     -------
-    MixtralForCausalLM
-        In eval mode, float32.
+    Qwen2MoeForCausalLM
+        In eval mode, in the dense model's dtype.
     """
-    from transformers import MixtralForCausalLM
+    from transformers import Qwen2MoeForCausalLM
 
-    E = groups[0].shape[0]
-    moe = MixtralForCausalLM._from_config(
-        mixtral_config(dense.config, E, top_k), dtype=dense.dtype
-    ).eval()
-    state = {k: v for k, v in dense.state_dict().items() if ".mlp." not in k}
+    first = next(iter(layers.values()))
+    E, S = first.groups.shape[0], first.shared.numel()
+    cfg = qwen2_moe_config(dense.config, sorted(layers), E, top_k, S)
+    moe = Qwen2MoeForCausalLM._from_config(cfg, dtype=dense.dtype).eval()
+    moe_keys = tuple(f"model.layers.{i}.mlp." for i in layers)
+    state = {k: v for k, v in dense.state_dict().items() if not k.startswith(moe_keys)}
     missing, unexpected = moe.load_state_dict(state, strict=False)
-    assert not unexpected, unexpected
-    for i, (layer, g, w) in enumerate(zip(dense.model.layers, groups, routers, strict=True)):
-        mlp, block = layer.mlp, moe.model.layers[i].mlp
-        gate, up, down = (
-            mlp.gate_proj.weight,
-            mlp.up_proj.weight,
-            mlp.down_proj.weight,
-        )  # (F,D),(F,D),(D,F)
-        block.experts.gate_up_proj.copy_(torch.cat([gate[g], up[g]], dim=1))  # (E, 2F/E, D)
-        block.experts.down_proj.copy_(top_k * down[:, g].permute(1, 0, 2))  # (E, D, F/E)
-        block.gate.weight.copy_(w)
-    left = [k for k in missing if ".mlp." not in k and "rotary" not in k]
+    if unexpected:
+        raise RuntimeError(f"dense weights with no place in the MoE model: {unexpected[:5]}")
+    for i, spec in layers.items():
+        _fill_block(moe.model.layers[i].mlp, dense.model.layers[i].mlp, spec, top_k)
+    left = [k for k in missing if not k.startswith(moe_keys) and "rotary" not in k]
     if left:
         raise RuntimeError(f"weights not copied from the dense model: {left[:5]}")
     return moe

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from transformers import DynamicCache
 
 from vmoer_ppl.data.tensors import batches, inputs_of, length_order, n_batches, unsort
+from vmoer_ppl.integrations.hf.wrappers import base_model
 
 #: Decoder-only families whose model loop adds nothing to ``inputs_embeds`` (no multipliers).
 SUFFIX_SAFE = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "olmoe"}
@@ -59,7 +60,7 @@ def suffix_layers(model: nn.Module, first_layer: int) -> Iterator[None]:
             f"the frozen-prefix cache supports {sorted(SUFFIX_SAFE)}, "
             f"not {model.config.model_type!r}"
         )
-    inner = model.model
+    inner = base_model(model).model  # through a peft wrapper too (stage-1 LoRA on the suffix)
     full = inner.layers
     inner.layers = nn.ModuleList(list(full)[first_layer:])
     try:
@@ -80,7 +81,7 @@ def capture_input(model: nn.Module, layer: int, store: list) -> Iterator[None]:
         store.append(args[0] if args else kwargs["hidden_states"])
         raise _Stop
 
-    handle = model.model.layers[layer].register_forward_pre_hook(hook, with_kwargs=True)
+    handle = base_model(model).model.layers[layer].register_forward_pre_hook(hook, with_kwargs=True)
     try:
         yield
     except _Stop:

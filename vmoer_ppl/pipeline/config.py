@@ -38,6 +38,7 @@ class FitConfig:
     lora_steps: int = 0  # stage 1: LoRA steps on the backbone before SVI (0: skip)
     lora_rank: int = 16  # stage 1: LoRA rank
     lora_lr: float = 1e-4  # stage 1: learning rate
+    lora_scope: str = "all"  # stage 1: "all" layers (paper) or the Bayesian "suffix" (prefix cache)
     baselines: tuple[str, ...] = ("mc-dropout", "temperature-sampling")  # also ensemble, swag
     baseline_steps: int = 30  # router fine-tuning steps of the ensemble / SWAG baselines
     num_samples: int = 35  # S, routing samples per Bayesian router at prediction

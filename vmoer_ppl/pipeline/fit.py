@@ -26,6 +26,7 @@ from vmoer_ppl.infer.svi import SVIConfig, fit_svi
 from vmoer_ppl.models.logit_router import LogitRouterModel
 from vmoer_ppl.pipeline.config import CONFIG_FILE, FitConfig
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
+from vmoer_ppl.pipeline.regime import measure_regime
 from vmoer_ppl.pipeline.run_data import encode_sets
 from vmoer_ppl.pipeline.stage1 import LoRASettings, adapt_backbone, apply_saved_lora
 from vmoer_ppl.scoring.letter import letter_token_ids
@@ -73,26 +74,67 @@ def prepare_run_dir(cfg: FitConfig) -> Path:
 
 
 def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
-    """The model after stage 1: trained now (given ``enc``) or re-applied from ``out/stage1``."""
+    """The model after stage 1: trained now (given ``enc``) or re-applied from ``out/stage1``.
+
+    With ``cfg.lora_scope == "suffix"``, LoRA adapts only the decoder layers from the first
+    Bayesian router on and trains on the frozen-prefix states entering that layer (cached), so
+    each step pays for the suffix alone; the layers below, and so the cache, stay exact. The
+    deterministic model's confidence regime on the validation split is measured before and after
+    (``out/stage1/regime.json``).
+    """
     if not cfg.lora_steps:
         return model
     if (out / "stage1" / "adapter_config.json").exists():
         return apply_saved_lora(model, out / "stage1")
     if enc is None:
         raise FileNotFoundError(f"{out / 'stage1'}: the run's stage-1 adapter is missing")
-    from vmoer_ppl.bayesianize import _network
-
     kwargs = scorer_kwargs(cfg, tok, enc)
+    first = stage1_first_layer(cfg, model, kwargs)
+    head = stage1_head(model, kwargs, first)
+    data = {k: enc[k] for k in ("train", "val")}
+    if first:
+        data = suffix_data(head, data, model, model_fingerprint(model, below=first))
+    before = measure_regime(head, data["val"], desc="regime before stage 1")
     settings = LoRASettings(steps=cfg.lora_steps, rank=cfg.lora_rank, lr=cfg.lora_lr, seed=cfg.seed)
-    train = {k: v for k, v in enc["train"].items() if k != "num_options"}
-    model, _ = adapt_backbone(
+    model, losses = adapt_backbone(
         model,
-        lambda m: _network(m, kwargs.get("option_token_ids"), kwargs["scorer"])[0],
-        train,
+        lambda m: stage1_head(m, kwargs, first),
+        strip(data["train"]),
         settings,
         out / "stage1",
+        first_layer=first,
     )
+    after = measure_regime(stage1_head(model, kwargs, first), data["val"], desc="regime after")
+    report = {"first_layer": first, "losses": losses, "val_before": before, "val_after": after}
+    (out / "stage1" / "regime.json").write_text(json.dumps(report, indent=2))
+    log.info("stage 1: validation regime %s -> %s", before, after)
     return model
+
+
+def stage1_first_layer(cfg: FitConfig, model, kwargs: dict) -> int:
+    """First decoder layer stage 1 adapts: 0 (all), or the first Bayesian router's layer."""
+    if cfg.lora_scope == "all":
+        return 0
+    if cfg.lora_scope != "suffix":
+        raise ValueError(f"lora_scope={cfg.lora_scope!r}: use 'all' or 'suffix'")
+    from vmoer_ppl.bayesianize import _network, decoder_layer_index
+    from vmoer_ppl.sites import select_layers
+
+    _, routers = _network(model, kwargs.get("option_token_ids"), kwargs["scorer"])
+    first = decoder_layer_index(select_layers(routers, cfg.layers)[0].name)
+    if model.config.model_type not in SUFFIX_SAFE:
+        return 0  # no frozen-prefix cache for this family: LoRA runs the whole model
+    return first
+
+
+def stage1_head(model, kwargs: dict, first: int):
+    """The deterministic answer head over ``model`` (or its peft wrapper), suffix from ``first``."""
+    from vmoer_ppl.bayesianize import _network
+
+    head = _network(model, kwargs.get("option_token_ids"), kwargs["scorer"])[0]
+    if hasattr(head, "first_layer"):
+        head.first_layer = first
+    return head
 
 
 def strip(data: dict) -> dict:
@@ -100,11 +142,17 @@ def strip(data: dict) -> dict:
     return {k: v for k, v in data.items() if k != "num_options"}
 
 
-def suffix_data(head, enc: dict, model, fingerprint: str) -> dict:
-    """Attach frozen-prefix states when the scorer and architecture allow it, else ``enc``."""
+def suffix_data(head, enc: dict, model, fingerprint: str | None = None) -> dict:
+    """Attach frozen-prefix states when the scorer and architecture allow it, else ``enc``.
+
+    The cache is keyed by the weights below the first suffix layer only
+    (``model_fingerprint(model, below=first)`` unless ``fingerprint`` is given), so a model whose
+    suffix changed (stage 1 on the suffix) reuses the states.
+    """
     first = getattr(head, "first_layer", None)
     if first is None or model.config.model_type not in SUFFIX_SAFE:
         return enc
+    fingerprint = fingerprint or model_fingerprint(model, below=first)
     root = cache_root() / "prefix"
     return {k: cached_prefix_states(head, v, first, fingerprint, root) for k, v in enc.items()}
 
@@ -160,7 +208,7 @@ def run_fit(cfg: FitConfig) -> dict:
             **kwargs,
         )
         if data is None:
-            data = suffix_data(bm.net, enc, model, fp)
+            data = suffix_data(bm.net, enc, model)
             timings["frozen_prefix_s"] = time.perf_counter() - t
             t = time.perf_counter()
         svi = SVIConfig(

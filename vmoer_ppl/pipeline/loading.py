@@ -23,10 +23,34 @@ def fast_experts_on_cpu(model: nn.Module) -> None:
             pass
 
 
-def model_fingerprint(model: nn.Module) -> str:
-    """A cheap identity of the weights: names, shapes and the first 256 values of each tensor."""
+def model_fingerprint(model: nn.Module, below: int | None = None) -> str:
+    """A cheap identity of the weights: names, shapes and the first 256 values of each tensor.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A transformers model.
+    below : int, optional
+        Only the weights that the hidden states entering decoder layer ``below`` depend on: the
+        embeddings and decoder layers ``0..below-1`` (the frozen-prefix cache's key).
+
+    Returns
+    -------
+    str
+        16 hex digits.
+    """
+    from vmoer_ppl.bayesianize import decoder_layer_index
+
+    def below_layer(name: str) -> bool:
+        try:
+            return decoder_layer_index(name) < below
+        except ValueError:
+            return "embed" in name
+
     h = hashlib.sha256()
     for name, p in model.state_dict().items():
+        if below is not None and not below_layer(name):
+            continue
         h.update(f"{name}:{tuple(p.shape)}".encode())
         h.update(p.detach().flatten()[:256].float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]

@@ -53,27 +53,51 @@ class LoRASettings:
     progress: bool = True
 
 
-def lora_targets(model: nn.Module) -> tuple[list[str], list[str]]:
-    """Module names (attention, per-expert Linear) and fused expert parameter names to adapt."""
+def lora_targets(model: nn.Module, first_layer: int = 0) -> tuple[list[str], list[str]]:
+    """Module names (attention, per-expert Linear) and fused expert parameter names to adapt.
+
+    With ``first_layer`` = 0 every decoder layer is adapted and the names are suffixes
+    (``q_proj``, ``experts.gate_up_proj``); otherwise only decoder layers ``first_layer..`` are,
+    under their full names, so the layers below stay exactly as they were (the frozen-prefix
+    cache stays valid).
+    """
+    from vmoer_ppl.bayesianize import decoder_layer_index
+
+    def keep(name: str, short: str) -> str | None:
+        if not first_layer:
+            return short
+        try:
+            return name if decoder_layer_index(name) >= first_layer else None
+        except ValueError:  # outside the decoder layers
+            return None
+
     modules, params = set(), set()
     for name, module in model.named_modules():
         leaf = name.rsplit(".", 1)[-1]
         if isinstance(module, nn.Linear) and (
             leaf in ATTENTION or (".experts." in name and "gate" != leaf)
         ):
-            modules.add(leaf)
+            modules.add(keep(name, leaf))
     for name, p in model.named_parameters():
         if ".experts." in name and p.ndim == 3:
-            params.add(".".join(name.split(".")[-2:]))  # e.g. experts.gate_up_proj
-    if not modules & set(ATTENTION):
+            params.add(keep(name, ".".join(name.split(".")[-2:])))  # e.g. experts.gate_up_proj
+    modules.discard(None)
+    params.discard(None)
+    if not any(m.rsplit(".", 1)[-1] in ATTENTION for m in modules):
         raise ValueError(
             f"{type(model).__name__}: found none of the attention projections {ATTENTION} for LoRA"
+            f" in decoder layers {first_layer}.."
         )
     return sorted(modules), sorted(params)
 
 
 def adapt_backbone(
-    model: nn.Module, make_head, data: dict[str, torch.Tensor], settings: LoRASettings, out=None
+    model: nn.Module,
+    make_head,
+    data: dict[str, torch.Tensor],
+    settings: LoRASettings,
+    out=None,
+    first_layer: int = 0,
 ) -> tuple[nn.Module, list[float]]:
     """Train LoRA adapters on the answer NLL and merge them into ``model``.
 
@@ -90,6 +114,9 @@ def adapt_backbone(
         Steps, rank, learning rate.
     out : str or Path, optional
         Where to save the LoRA adapter (``peft`` format) before merging.
+    first_layer : int
+        Adapt decoder layers ``first_layer..`` only (0: all); ``data`` may then carry the
+        frozen-prefix states entering that layer, so each step runs only the suffix.
 
     Returns
     -------
@@ -98,7 +125,7 @@ def adapt_backbone(
     """
     from peft import LoraConfig, get_peft_model
 
-    modules, params = lora_targets(model)
+    modules, params = lora_targets(model, first_layer)
     cfg = LoraConfig(
         r=settings.rank,
         lora_alpha=settings.alpha,

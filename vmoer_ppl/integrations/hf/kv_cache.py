@@ -15,6 +15,8 @@ import inspect
 
 from torch import nn
 
+from vmoer_ppl.integrations.hf.wrappers import base_model
+
 NAMES = ("cache", "past_key_values")  # newest first
 
 
@@ -46,6 +48,4 @@ def cache_kwargs(model: nn.Module, cache) -> dict:
     dict
         One entry: ``"cache"`` on transformers ≥ 5.24, else ``"past_key_values"``.
     """
-    inner = getattr(model, "get_base_model", None)
-    model = inner() if callable(inner) else model
-    return {_cache_name(type(model).forward): cache}
+    return {_cache_name(type(base_model(model)).forward): cache}
