@@ -74,14 +74,14 @@ def notebook_task(smoke: bool | None = None, *, n_test: int = 200) -> NotebookTa
     from vmoer_ppl.bayesianize import bayesianize
     from vmoer_ppl.pipeline.demo import demo_config
     from vmoer_ppl.pipeline.fit import strip, suffix_data
-    from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
+    from vmoer_ppl.pipeline.loading import load_model
     from vmoer_ppl.pipeline.run_data import encode_sets
 
     cfg = demo_config(n_test=n_test, ood=())
     net, tok, label = load_model(cfg)
     enc, _, id_label = encode_sets(cfg, tok)
     probe, _ = bayesianize(net, family="logit-mf", layers=cfg.layers, scorer="cloze")
-    data = suffix_data(probe.net, enc, net, model_fingerprint(net))
+    data = suffix_data(probe.net, enc, net)
     return NotebookTask(
         net,
         strip(data["train"]),

@@ -25,7 +25,7 @@ from vmoer_ppl.diagnostics.loo import loo_compare, loo_markdown
 from vmoer_ppl.infer.predictive import predict, routing_key
 from vmoer_ppl.nn.masks import last_token_index
 from vmoer_ppl.pipeline.config import FitConfig
-from vmoer_ppl.pipeline.fit import FIT_FILE, RUN_FILE, adapted, strip, suffix_data
+from vmoer_ppl.pipeline.fit import FIT_FILE, adapted, strip, suffix_data
 from vmoer_ppl.pipeline.loading import load_model
 from vmoer_ppl.pipeline.run_data import encode_sets
 
@@ -144,14 +144,13 @@ def inspect_run(
     if not (out / FIT_FILE).exists():
         raise FileNotFoundError(f"{out}: the fit did not finish; run `vmoer fit` again first")
     fit = json.loads((out / FIT_FILE).read_text())
-    run = json.loads((out / RUN_FILE).read_text())
     net, tok, _ = load_model(cfg)
     net = adapted(cfg, out, net, tok)
     enc, _, _ = encode_sets(cfg, tok)
     guides = {f: from_pretrained(net, out / "adapters" / f) for f in cfg.families}
     head = next(iter(guides.values()))[0].net
     val = {"val": enc["val"]}
-    data = strip(suffix_data(head, val, net, run["fingerprint"])["val"])
+    data = strip(suffix_data(head, val, net)["val"])
     data = subset(data, range(min(n_questions, len(data["labels"]))))
     plots, post_dir = out / "plots", out / "posteriors"
     plots.mkdir(exist_ok=True)

@@ -93,7 +93,7 @@ def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
     head = stage1_head(model, kwargs, first)
     data = {k: enc[k] for k in ("train", "val")}
     if first:
-        data = suffix_data(head, data, model, model_fingerprint(model, below=first))
+        data = suffix_data(head, data, model)
     before = measure_regime(head, data["val"], desc="regime before stage 1")
     settings = LoRASettings(steps=cfg.lora_steps, rank=cfg.lora_rank, lr=cfg.lora_lr, seed=cfg.seed)
     model, losses = adapt_backbone(
@@ -117,14 +117,13 @@ def stage1_first_layer(cfg: FitConfig, model, kwargs: dict) -> int:
         return 0
     if cfg.lora_scope != "suffix":
         raise ValueError(f"lora_scope={cfg.lora_scope!r}: use 'all' or 'suffix'")
+    if model.config.model_type not in SUFFIX_SAFE:
+        return 0  # no frozen-prefix cache for this family: LoRA runs the whole model
     from vmoer_ppl.bayesianize import _network, decoder_layer_index
     from vmoer_ppl.sites import select_layers
 
     _, routers = _network(model, kwargs.get("option_token_ids"), kwargs["scorer"])
-    first = decoder_layer_index(select_layers(routers, cfg.layers)[0].name)
-    if model.config.model_type not in SUFFIX_SAFE:
-        return 0  # no frozen-prefix cache for this family: LoRA runs the whole model
-    return first
+    return decoder_layer_index(select_layers(routers, cfg.layers)[0].name)
 
 
 def stage1_head(model, kwargs: dict, first: int):
@@ -142,17 +141,17 @@ def strip(data: dict) -> dict:
     return {k: v for k, v in data.items() if k != "num_options"}
 
 
-def suffix_data(head, enc: dict, model, fingerprint: str | None = None) -> dict:
+def suffix_data(head, enc: dict, model) -> dict:
     """Attach frozen-prefix states when the scorer and architecture allow it, else ``enc``.
 
     The cache is keyed by the weights below the first suffix layer only
-    (``model_fingerprint(model, below=first)`` unless ``fingerprint`` is given), so a model whose
-    suffix changed (stage 1 on the suffix) reuses the states.
+    (``model_fingerprint(model, below=first)``), so a model whose suffix changed (stage 1 on the
+    suffix) reuses the states, and fit, evaluate and inspect share them.
     """
     first = getattr(head, "first_layer", None)
     if first is None or model.config.model_type not in SUFFIX_SAFE:
         return enc
-    fingerprint = fingerprint or model_fingerprint(model, below=first)
+    fingerprint = model_fingerprint(model, below=first)
     root = cache_root() / "prefix"
     return {k: cached_prefix_states(head, v, first, fingerprint, root) for k, v in enc.items()}
 

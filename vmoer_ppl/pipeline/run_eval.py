@@ -110,7 +110,7 @@ def evaluate_run(
         gammas = (*gammas, 0.01)  # the reported column
     guides = {f: from_pretrained(net, out / "adapters" / f) for f in cfg.families}
     head = next(iter(guides.values()))[0].net
-    data = {k: strip(v) for k, v in suffix_data(head, enc, net, fp).items()}
+    data = {k: strip(v) for k, v in suffix_data(head, enc, net).items()}
     timings = {"load_s": time.perf_counter() - t0}
     t = time.perf_counter()
     outs = {
