@@ -133,6 +133,7 @@ def adapt_backbone(
         target_modules=modules,
         target_parameters=params or None,
     )
+    torch.manual_seed(settings.seed)  # LoRA's initialisation, whatever ran before in this process
     with quiet_peft():
         peft_model = get_peft_model(model, cfg)
     head = make_head(peft_model)
