@@ -2,9 +2,9 @@
 
 The passages run once through the layers below the first layer asked for; from there decoder
 layer i runs over every batch, its MLP's activations are yielded, its outputs replace the
-residual stream, and layer i + 1 follows. Only
-the residual stream `(B, T, D)` per batch and one layer's activations are alive at a time, so
-the build's memory does not grow with the number of layers. Each layer runs through the model's
+residual stream, and layer i + 1 follows. Only the residual stream `(B, T, D)` per batch and one
+layer's activations are alive at a time, so the build's memory does not grow with the number of
+layers. Each layer runs through the model's
 own forward (its masks and rotary embeddings, narrowed to that layer), so the values equal those
 of one full forward over all layers.
 """
@@ -18,11 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from vmoer_ppl.embedded.prefix_cache import capture_input, suffix_layers
-
-
-class _Stop(Exception):
-    pass
+from vmoer_ppl.embedded.prefix_cache import _Stop, capture_input, suffix_layers
 
 
 def encode_passages(tokenizer, texts, *, max_tokens: int, max_length: int, batch_size: int):

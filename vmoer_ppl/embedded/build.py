@@ -28,9 +28,7 @@ from vmoer_ppl.embedded.moefy import moefy_layers
 from vmoer_ppl.embedded.source import GGUF_FILE, gguf_dir, lambada_passages, load_dense
 
 log = logging.getLogger(__name__)
-CONVERSION_VERSION = (
-    3  # bump when the conversion changes what it writes (3: Qwen2-MoE, dense below)
-)
+CONVERSION_VERSION = 3  # bump when the conversion changes its output (3: Qwen2-MoE, dense below)
 HELDOUT_PASSAGES = 400  # the last LAMBADA passages, never used by the build (perplexity)
 
 

@@ -9,6 +9,8 @@ are held out for the scale and for the reported errors and routing statistics.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from tqdm.auto import tqdm
 
@@ -76,7 +78,7 @@ def moefy_layer(i: int, mlp, a: dict, cfg) -> tuple[MoELayer, dict]:
         "layer": i,
         "alpha": alpha,
         "heldout_topk_nll": nll,
-        "heldout_topk_nll_uniform": float(torch.log(torch.tensor(float(cfg.num_experts)))),
+        "heldout_topk_nll_uniform": math.log(cfg.num_experts),
         "held_out_relative_error": block_error(held, layer, down0, dense_out[n:], cfg.top_k),
         **routing_stats(held["x"] @ layer.router.T, cfg.top_k),
     }
