@@ -72,6 +72,35 @@ class RouterGuide(nn.Module):
         self.model = model  # a plain object, not a module: its network stays out of Pyro's reach
         self.hyper = HyperGuide(model)
         self.index = {s.name: i for i, s in enumerate(model.sites)}
+        self.scales: dict[str, float] = {}
+
+    def set_scales(self, init_scale: float | Mapping[str, float]) -> None:
+        """Set the unit of each router's variational parameters (its prior scale ``s_ℓ``).
+
+        The amortised heads output ``Δμ`` and ``log σ`` in units of ``s_ℓ``: ``q`` has mean
+        ``loc + s_ℓ·Δμ`` and scale ``s_ℓ·exp(raw)``, so at initialisation ``q`` is the prior and a
+        unit step moves the mean and the scale alike, whatever the router's logit spread.
+
+        Parameters
+        ----------
+        init_scale : float or mapping of str to float
+            One scale for every router, or one per router name (all routers must be given).
+        """
+        if isinstance(init_scale, Mapping):
+            missing = [s.name for s in self.model.sites if s.name not in init_scale]
+            if missing:
+                raise ValueError(f"init_scale has no entry for routers {missing}")
+            scales = {s.name: float(init_scale[s.name]) for s in self.model.sites}
+        else:
+            scales = {s.name: float(init_scale) for s in self.model.sites}
+        bad = {k: v for k, v in scales.items() if not (v > 0 and v < float("inf"))}
+        if bad:
+            raise ValueError(f"init_scale must be finite and > 0; got {bad}")
+        self.scales = scales
+
+    def scale_at(self, site: RouterSite) -> float:
+        """The unit ``s_ℓ`` of the variational parameters at ``site``."""
+        return self.scales[site.name]
 
     @abstractmethod
     def q_dists(

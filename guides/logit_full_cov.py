@@ -14,6 +14,8 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pyro.distributions as dist
 from torch import nn
 from vmoer_ppl.guides.base import RouterGuide
@@ -31,15 +33,19 @@ class FullCovLogitGuide(RouterGuide):
         The model to mirror.
     trunk_dim : int, optional
         Trunk width H (default D/4).
-    init_scale : float
-        Diagonal of ``L`` at initialisation; match the prior scale.
+    init_scale : float or mapping of str to float
+        The unit ``s_ℓ`` of ``Δμ`` and ``L`` (one, or one per router name): the prior scale.
     """
 
     def __init__(
-        self, model: LogitRouterModel, *, trunk_dim: int | None = None, init_scale: float = 1.0
+        self,
+        model: LogitRouterModel,
+        *,
+        trunk_dim: int | None = None,
+        init_scale: float | Mapping[str, float] = 1.0,
     ) -> None:
         super().__init__(model)
-        self.init_scale = float(init_scale)
+        self.set_scales(init_scale)
         self.nets = nn.ModuleList(
             AmortisedHeads(
                 s.hidden_size,
@@ -53,8 +59,9 @@ class FullCovLogitGuide(RouterGuide):
     def logits_dist(self, site, u, l_det) -> dist.Distribution:
         """``q`` over logits, batch `(B, T)`, event `(E,)`."""
         delta, raw = self.nets[self.index[site.name]](u.to(l_det.dtype))  # (B,T,E), (B,T,E(E+1)/2)
-        L = self.init_scale * fill_tril(raw, site.num_experts)  # (B, T, E, E)
-        return dist.MultivariateNormal(l_det + delta, scale_tril=L)
+        s = self.scale_at(site)
+        L = s * fill_tril(raw, site.num_experts)  # (B, T, E, E)
+        return dist.MultivariateNormal(l_det + s * delta, scale_tril=L)
 
     def q_dists(self, site, u, l_det):
         """``{"logits": q}``."""

@@ -2,10 +2,11 @@
 
 Variational family, per Bayesian router ℓ and token t::
 
-    q(logits_ℓ,t | u_t) = N(l_det + Δμ_φ(u_t), diag σ_φ(u_t)²)
+    q(logits_ℓ,t | u_t) = N(l_det + s_ℓ Δμ_φ(u_t), diag (s_ℓ σ_φ(u_t))²)
 
-``Δμ`` and ``log σ`` come from the shared-trunk :class:`~vmoer_ppl.nn.amortised.AmortisedHeads`;
-at initialisation ``Δμ = 0`` and ``σ ≈ init_scale``, i.e. q starts at the prior.
+``Δμ`` and ``log σ`` come from the shared-trunk :class:`~vmoer_ppl.nn.amortised.AmortisedHeads`,
+both in units of the prior scale ``s_ℓ``; at initialisation ``Δμ = 0`` and ``σ ≈ 1``, i.e. q
+starts at the prior.
 
 References
 ----------
@@ -13,6 +14,8 @@ References
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pyro.distributions as dist
 from torch import nn
@@ -31,15 +34,19 @@ class MeanFieldLogitGuide(RouterGuide):
         The model to mirror.
     trunk_dim : int, optional
         Trunk width H (default D/4).
-    init_scale : float
-        σ at initialisation; match the prior scale.
+    init_scale : float or mapping of str to float
+        The unit ``s_ℓ`` of ``Δμ`` and σ (one, or one per router name): the prior scale.
     """
 
     def __init__(
-        self, model: LogitRouterModel, *, trunk_dim: int | None = None, init_scale: float = 1.0
+        self,
+        model: LogitRouterModel,
+        *,
+        trunk_dim: int | None = None,
+        init_scale: float | Mapping[str, float] = 1.0,
     ) -> None:
         super().__init__(model)
-        self.init_scale = float(init_scale)
+        self.set_scales(init_scale)
         self.nets = nn.ModuleList(
             AmortisedHeads(s.hidden_size, s.num_experts, s.num_experts, trunk_dim=trunk_dim)
             for s in model.sites
@@ -48,7 +55,8 @@ class MeanFieldLogitGuide(RouterGuide):
     def logits_dist(self, site, u, l_det) -> dist.Distribution:
         """``q`` over logits, batch `(B, T)`, event `(E,)`."""
         delta, raw = self.nets[self.index[site.name]](u.to(l_det.dtype))  # (B, T, E) twice
-        return dist.Normal(l_det + delta, self.init_scale * raw.exp()).to_event(1)
+        s = self.scale_at(site)
+        return dist.Normal(l_det + s * delta, s * raw.exp()).to_event(1)
 
     def q_dists(self, site, u, l_det):
         """``{"logits": q}``."""

@@ -14,6 +14,8 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pyro.distributions as dist
 from torch import nn
 from vmoer_ppl.guides.base import RouterGuide
@@ -31,8 +33,9 @@ class TemperatureGuide(RouterGuide):
         The model to mirror (shared or per-expert temperatures).
     trunk_dim : int, optional
         Trunk width H (default D/4).
-    init_scale : float
-        Log-space std at initialisation; match the prior scale.
+    init_scale : float or mapping of str to float
+        The unit ``s_ℓ`` of the log-space mean and std (one, or one per router name): the prior
+        scale of ``log T``.
     """
 
     def __init__(
@@ -40,10 +43,10 @@ class TemperatureGuide(RouterGuide):
         model: TemperatureRouterModel,
         *,
         trunk_dim: int | None = None,
-        init_scale: float = 0.5,
+        init_scale: float | Mapping[str, float] = 0.5,
     ) -> None:
         super().__init__(model)
-        self.init_scale = float(init_scale)
+        self.set_scales(init_scale)
         self.nets = nn.ModuleList(
             AmortisedHeads(s.hidden_size, self._m(s), self._m(s), trunk_dim=trunk_dim)
             for s in model.sites
@@ -55,7 +58,8 @@ class TemperatureGuide(RouterGuide):
     def temperature_dist(self, site, u, l_det) -> dist.Distribution:
         """``q`` over T, batch `(B, T)`, event `()` or `(E,)`."""
         loc, raw = self.nets[self.index[site.name]](u.to(l_det.dtype))  # (B, T, m) twice
-        scale = self.init_scale * raw.exp()
+        s = self.scale_at(site)
+        loc, scale = s * loc, s * raw.exp()
         if self.model.per_expert:
             return log_space(dist.Normal(loc, scale).to_event(1))  # event (E,)
         return log_space(dist.Normal(loc[..., 0], scale[..., 0]))  # event ()

@@ -20,9 +20,12 @@ from torch import nn
 from vmoer_ppl.priors.base import Prior
 from vmoer_ppl.priors.gaussian import GaussianPrior
 from vmoer_ppl.priors.hierarchical import HierarchicalGaussianPrior
+from vmoer_ppl.priors.shorthands import PerSitePrior
 
 WEIGHTS_NAME, CONFIG_NAME = "router_adapter.safetensors", "router_adapter.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Format 1 stored the amortised mean head in absolute units; format 2 in units of the prior scale.
+READABLE_VERSIONS = (1, 2)
 
 
 def weight_hash(weight: torch.Tensor) -> str:
@@ -56,6 +59,11 @@ def prior_to_json(prior: Prior) -> dict:
         return {"type": "hierarchical", "scale": prior.scale, "hyper_scale": prior.hyper_scale}
     if isinstance(prior, GaussianPrior):
         return {"type": "gaussian", "scale": prior.scale}
+    if isinstance(prior, PerSitePrior):
+        parts = {k: prior_to_json(v) for k, v in prior.priors.items()}
+        default = prior_to_json(prior.default)
+        if all(p["type"] != "custom" for p in (default, *parts.values())):
+            return {"type": "per-site", "default": default, "sites": parts}
     return {"type": "custom", "repr": repr(prior)}
 
 
@@ -65,6 +73,9 @@ def prior_from_json(spec: dict) -> Prior:
         return GaussianPrior(spec["scale"])
     if spec["type"] == "hierarchical":
         return HierarchicalGaussianPrior(spec["scale"], spec["hyper_scale"])
+    if spec["type"] == "per-site":
+        sites = {k: prior_from_json(v) for k, v in spec["sites"].items()}
+        return PerSitePrior(sites, prior_from_json(spec["default"]))
     raise ValueError(f"the adapter was trained with a custom prior ({spec['repr']}); pass prior=")
 
 
@@ -170,9 +181,10 @@ def from_pretrained(net: nn.Module, directory: str | Path, *, prior: Prior | Non
     if not (path / CONFIG_NAME).exists():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {path}; save one with guide.save_pretrained")
     config = json.loads((path / CONFIG_NAME).read_text())
-    if config.get("format_version") != FORMAT_VERSION:
+    if config.get("format_version") not in READABLE_VERSIONS:
         raise ValueError(
-            f"adapter format {config.get('format_version')} unsupported (need {FORMAT_VERSION})"
+            f"adapter format {config.get('format_version')} unsupported (this version reads "
+            f"{READABLE_VERSIONS}); upgrade vmoer_ppl or refit the adapter"
         )
     _, routers = _network(net, config.get("option_token_ids"), config.get("scorer") or "next-token")
     check_compatible(config, net, routers)
@@ -188,5 +200,25 @@ def from_pretrained(net: nn.Module, directory: str | Path, *, prior: Prior | Non
         scorer=config.get("scorer") or "next-token",
     )
     state = load_file(path / WEIGHTS_NAME)
+    if config["format_version"] == 1:
+        state = mean_head_to_prior_units(guide, state)
     guide.load_state_dict({k: v.to(guide.state_dict()[k]) for k, v in state.items()}, strict=True)
     return model, guide
+
+
+def mean_head_to_prior_units(guide, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Convert a format-1 state dict: its mean heads gave ``Δμ`` in absolute units.
+
+    Format 2 multiplies the mean head's output by the prior scale ``s_ℓ``; dividing the head's
+    weight and bias by ``s_ℓ`` gives exactly the same posterior.
+    """
+    out = dict(state)
+    for i, site in enumerate(guide.model.sites):
+        if not guide.scales:
+            break
+        s = guide.scale_at(site)
+        for part in ("weight", "bias"):
+            key = f"nets.{i}.mean.{part}"
+            if key in out:
+                out[key] = out[key] / s
+    return out

@@ -13,8 +13,7 @@ from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.infer.freeze import freeze
 from vmoer_ppl.models.base import RouterModel
 from vmoer_ppl.models.likelihoods import Likelihood
-from vmoer_ppl.priors.gaussian import GaussianPrior
-from vmoer_ppl.priors.shorthands import as_prior
+from vmoer_ppl.priors.shorthands import as_prior, gaussian_scale
 from vmoer_ppl.sites import RouterSite, find_routers, select_layers
 
 
@@ -123,8 +122,9 @@ def bayesianize(
     guide_kwargs = {}
     if spec.model_cls.family != "weight":  # amortised guides: trunk width, start at the prior scale
         guide_kwargs["trunk_dim"] = trunk_dim
-        if isinstance(prior, GaussianPrior):
-            guide_kwargs["init_scale"] = prior.scale
+        scales = {s.name: gaussian_scale(prior, s) for s in sites}
+        if all(v is not None for v in scales.values()):
+            guide_kwargs["init_scale"] = scales  # q starts at the prior; Δμ, σ in its units
     model.spec = {
         "architecture": architecture_name(original),
         "num_routers": len(routers),

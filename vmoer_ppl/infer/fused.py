@@ -49,6 +49,7 @@ def fused_loss(
     attention_mask=None,
     labels=None,
     norm=None,
+    recorder=None,
     **inputs,
 ):
     """Negative β-weighted ELBO of one minibatch from a single network pass.
@@ -68,6 +69,8 @@ def fused_loss(
     norm : ShardNorm, optional
         This minibatch is one shard of a larger batch: normalise by that batch instead (see
         :mod:`vmoer_ppl.infer.sharding`).
+    recorder : Recorder, optional
+        Collects per-router diagnostics of this pass (:mod:`vmoer_ppl.infer.diagnostics`).
     **inputs
         Further network inputs, as for the model.
 
@@ -101,19 +104,25 @@ def fused_loss(
         hyper = {k: draw_global(site, k, q, p_h[k]) for k, q in q_h.items()}  # the guide's order
         q = guide.q_dists(site, u, l_det)
         p = model.prior_dists(site, u, l_det, hyper)
-        values = {}
+        values, kls = {}, {}
         for k, d in q.items():
             if k in model.global_latents:
                 values[k] = draw_global(site, k, d, p[k])
             else:
                 values[k] = d.rsample()
                 kl = kl_term(d, p[k], values[k])  # (S, T)
+                kls[k] = kl
                 terms.append(ctx.token_scale * torch.where(grid.mask, kl, kl.new_zeros(())).sum())
-        return model.route_latents(site, u, l_det, values)
+        out = model.route_latents(site, u, l_det, values)
+        if recorder is not None:
+            recorder.add(site, model, q, p, kls, l_det, out, grid.mask)
+        return out
 
     with install_routing(model.sites, lambda s: functools.partial(route, s)):
         outputs = model.net(**net_inputs)
     nll = -poutine.trace(model.likelihood).get_trace(outputs, labels).log_prob_sum()
     if norm is not None:  # the likelihood averages over this shard's questions
         nll = nll * (len(labels) / norm.questions)
+    if recorder is not None:
+        recorder.nll += nll.item()
     return nll + sum(terms)

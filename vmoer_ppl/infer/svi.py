@@ -12,7 +12,7 @@ import functools
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import numpy as np
@@ -25,6 +25,7 @@ from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.infer import kl as _kl  # noqa: F401  (registers the MVN-Independent KL)
 from vmoer_ppl.infer.checkpoint import load_state, save_state
+from vmoer_ppl.infer.diagnostics import Recorder
 from vmoer_ppl.infer.early_stop import EarlyStopping, validation_nll
 from vmoer_ppl.infer.freeze import check_no_active_checkpointing, check_only_guide_trains
 from vmoer_ppl.infer.fused import fused_loss
@@ -56,9 +57,12 @@ class ELBOPath(str, Enum):
 class SVIConfig:
     """Settings of :func:`fit_svi`."""
 
-    num_steps: int = 200  # optimiser steps
+    num_steps: int = 200  # optimiser steps (replaced by epochs when that is set)
+    epochs: float | None = None  # passes over the data; sets num_steps = ceil(epochs × N / batch)
     batch_size: int = 16  # questions per step (the paper's effective batch)
-    lr: float = 1e-2  # Adam learning rate for the small guide networks
+    lr: float = 1e-2  # learning rate for the small guide networks
+    optimizer: str = "adamw"  # "adamw" (VMoER App. D.2) or "adam"
+    weight_decay: float = 0.01  # AdamW's decoupled weight decay (pulls q towards the prior)
     path: ELBOPath = ELBOPath.FUSED  # fused is the fast path; reference is the spec
     seed: int = 0  # fixes minibatch order and every draw
     clip_norm: float | None = 10.0  # gradient clipping of guide parameters, None for off
@@ -72,6 +76,8 @@ class SVIConfig:
     checkpoint_every: int = 10  # steps between checkpoints (also written at each validation)
     resume: bool = True  # continue from checkpoint_dir's state when there is one
     shards: int = 1  # micro-batches per step; under torch.distributed a multiple of the world size
+    diagnostics: bool = True  # per-step router statistics (fused path; infer/diagnostics.py)
+    min_init_overlap: float = 0.9  # warn when the first step's top-K overlap is below this
 
 
 @dataclass
@@ -94,6 +100,9 @@ class SVIResult:
         Whether patience ran out before ``num_steps``.
     resumed_from : int or None
         Step at which a checkpoint was picked up.
+    diagnostics : list of dict
+        Per step: ``step``, ``loss``, ``nll``, ``grad_norm``, ``lr`` and ``routers`` (router
+        name -> KL, mean/std of log σ/s, mean |Δμ|/s, top-K overlap; fused path only).
     """
 
     params: dict[str, torch.Tensor]
@@ -103,6 +112,7 @@ class SVIResult:
     best_step: int | None = None
     stopped_early: bool = False
     resumed_from: int | None = None
+    diagnostics: list[dict] = field(default_factory=list)
 
 
 def batch_at(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
@@ -216,6 +226,8 @@ def fit_svi(
     """
     cfg = cfg or SVIConfig()
     n = check_data(data)
+    if cfg.epochs is not None:
+        cfg = replace(cfg, num_steps=steps_for_epochs(cfg.epochs, n, cfg.batch_size))
     if val_data is not None:
         check_data(val_data)
     path = ELBOPath(cfg.path)
@@ -234,10 +246,11 @@ def fit_svi(
         step_loss = functools.partial(fused_loss, model, guide)
     check_only_guide_trains(model.net, guide, params)
     check_no_active_checkpointing(model.net)
-    optim = torch.optim.Adam(params, lr=cfg.lr)
+    optim = make_optimizer(cfg, params)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_factor(cfg))
     stopper = EarlyStopping(cfg.patience)
     losses: list[float] = []
+    diagnostics: list[dict] = []
     step, done, resumed = 0, False, None
     state = load_state(cfg.checkpoint_dir) if cfg.checkpoint_dir and cfg.resume else None
     if state is not None:
@@ -247,6 +260,7 @@ def fit_svi(
         sched.load_state_dict(state["sched"])
         stopper.load_state_dict(state["stopper"])
         losses, step, done, resumed = state["losses"], state["step"], state["done"], state["step"]
+        diagnostics = state.get("diagnostics", [])
         log.info("resuming SVI from %s at step %d", cfg.checkpoint_dir, step)
 
     def checkpoint(finished: bool = False) -> None:
@@ -259,6 +273,7 @@ def fit_svi(
                     "sched": sched.state_dict(),
                     "stopper": stopper.state_dict(),
                     "losses": losses,
+                    "diagnostics": diagnostics,
                     "step": step,
                     "done": finished,
                     "fingerprint": fingerprint(cfg, n),
@@ -280,27 +295,35 @@ def fit_svi(
     if validate is not None and cfg.eval_every and step == 0 and not stopper.history:
         stopper.update(0, validate(), guide)  # the initial guide competes too
         bar.set_postfix(val=f"{stopper.history[-1][1]:.4f}", best=f"{stopper.best:.4f}")
+    record = cfg.diagnostics and path is ELBOPath.FUSED
     while not done and step < cfg.num_steps:
         optim.zero_grad()
         idx = batch_at(step, n, bs, cfg.seed)
+        rec = {"recorder": Recorder()} if record else {}
         if sharded:
             norm = ShardNorm(len(idx), count_tokens(model, subset(data, idx)), cfg.shards)
             value = 0.0
             for k in mine:
                 seed_shard(cfg.seed, step, k)
-                loss = step_loss(norm=norm, **subset(data, shard_rows(idx, k, cfg.shards)))
+                loss = step_loss(norm=norm, **rec, **subset(data, shard_rows(idx, k, cfg.shards)))
                 loss.backward()
                 value += loss.item()
             all_reduce_grads(params)
             value = all_reduce_sum(value)
         else:
-            loss = step_loss(**subset(data, idx))
+            loss = step_loss(**rec, **subset(data, idx))
             loss.backward()
             value = loss.item()
-        if cfg.clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            params, cfg.clip_norm if cfg.clip_norm is not None else float("inf")
+        )
+        lr_now = optim.param_groups[0]["lr"]
         optim.step()
         sched.step()
+        if record:
+            diagnostics.append(step_record(step, value, rec["recorder"], grad_norm, lr_now))
+            if step == 0:
+                check_init_overlap(diagnostics[0], cfg.min_init_overlap)
         losses.append(value)
         step += 1
         bar.update(1)
@@ -330,12 +353,67 @@ def fit_svi(
         best_step=stopper.best_step if stopper.best_state is not None else None,
         stopped_early=step < cfg.num_steps,
         resumed_from=resumed,
+        diagnostics=diagnostics,
     )
+
+
+def steps_for_epochs(epochs: float, n: int, batch_size: int) -> int:
+    """Optimiser steps of ``epochs`` passes over ``n`` rows in batches of ``batch_size``."""
+    if not epochs > 0:
+        raise ValueError(f"epochs={epochs!r}: must be > 0")
+    return max(1, math.ceil(epochs * math.ceil(n / min(batch_size, n))))
+
+
+def make_optimizer(cfg: SVIConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """AdamW (the paper's) or Adam over the guide's parameters."""
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer={cfg.optimizer!r}: use 'adamw' or 'adam'")
+
+
+def step_record(step: int, loss: float, recorder: Recorder, grad_norm, lr: float) -> dict:
+    """One entry of :attr:`SVIResult.diagnostics` (the statistics of the pass before the update)."""
+    return {
+        "step": step + 1,
+        "loss": loss,
+        "nll": recorder.nll,
+        "grad_norm": float(grad_norm),
+        "lr": lr,
+        "routers": recorder.summary(),
+    }
+
+
+def check_init_overlap(record: dict, threshold: float) -> None:
+    """Log a warning when a draw of the initial ``q`` swaps many of the deterministic experts."""
+    routers = record["routers"].items()
+    low = {k: round(v["overlap"], 3) for k, v in routers if v["overlap"] < threshold}
+    if low:
+        log.warning(
+            "at initialisation a routing draw keeps under %.2f of the deterministic top-K at %s: "
+            "the prior is wide against these routers' logit spread, and training starts from "
+            "swapped experts; use a relative prior scale (--prior-scale relative:C) or a "
+            "smaller one",
+            threshold,
+            low,
+        )
 
 
 def fingerprint(cfg: SVIConfig, n: int) -> dict:
     """The settings a checkpoint must share with the run that resumes it."""
-    keys = ("num_steps", "batch_size", "lr", "path", "seed", "schedule", "warmup_ratio", "shards")
+    keys = (
+        "num_steps",
+        "batch_size",
+        "lr",
+        "optimizer",
+        "weight_decay",
+        "path",
+        "seed",
+        "schedule",
+        "warmup_ratio",
+        "shards",
+    )
     return {"n": n, **{k: str(getattr(cfg, k)) for k in keys}}
 
 

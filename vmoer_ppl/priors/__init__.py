@@ -3,7 +3,7 @@
 from vmoer_ppl.priors.base import Prior, check_scale
 from vmoer_ppl.priors.gaussian import GaussianPrior
 from vmoer_ppl.priors.hierarchical import HierarchicalGaussianPrior
-from vmoer_ppl.priors.shorthands import CallablePrior, PerSitePrior, as_prior
+from vmoer_ppl.priors.shorthands import CallablePrior, PerSitePrior, as_prior, gaussian_scale
 
 __all__ = [
     "CallablePrior",
@@ -13,4 +13,5 @@ __all__ = [
     "Prior",
     "as_prior",
     "check_scale",
+    "gaussian_scale",
 ]

@@ -41,6 +41,25 @@ class PerSitePrior(Prior):
         return self._for(site).hyper_priors(site)
 
 
+def gaussian_scale(prior: Prior, site: RouterSite) -> float | None:
+    """The Gaussian scale ``s`` of ``prior`` at ``site``, or None when it is not a Gaussian prior.
+
+    Parameters
+    ----------
+    prior : Prior
+        A :class:`GaussianPrior`, a :class:`PerSitePrior` of them, or any other prior.
+    site : RouterSite
+        The router.
+
+    Returns
+    -------
+    float or None
+    """
+    if isinstance(prior, PerSitePrior):
+        return gaussian_scale(prior._for(site), site)
+    return prior.scale if isinstance(prior, GaussianPrior) else None
+
+
 def as_prior(prior, default: Prior) -> Prior:
     """Accept a :class:`Prior`, a positive number (Gaussian scale), a dict or a callable.
 
