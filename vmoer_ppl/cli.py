@@ -69,6 +69,7 @@ def config_from(args: argparse.Namespace, defaults: FitConfig) -> FitConfig:
     for key in ("families", "ood", "baselines"):
         if values[key] is not None:
             values[key] = tuple(values[key])
+    values["lr_grid"] = tuple(float(v) for v in values["lr_grid"])
     return replace(defaults, **values)
 
 

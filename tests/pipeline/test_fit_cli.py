@@ -78,7 +78,7 @@ def test_letter_scorer_fits_and_evaluates(setup, tmp_path):
     model, data = setup
     run = tmp_path / "letter"
     extra = ["--scorer", "letter", "--families", "logit-mf", "temperature"]
-    assert main(fit_args(model, data, run, *extra, "--logit-prior-scale", "0.3")) == 0
+    assert main(fit_args(model, data, run, *extra, "--prior-scale", "0.3")) == 0
     priors = {
         f: json.loads((run / "adapters" / f / "router_adapter.json").read_text())["prior"]
         for f in ("logit-mf", "temperature")
@@ -88,6 +88,27 @@ def test_letter_scorer_fits_and_evaluates(setup, tmp_path):
     assert main(["evaluate", str(run)]) == 0
     res = json.loads((run / "metrics.json").read_text())["results"]["vmoer-logit-mf"]["id"]
     assert 0 <= res["acc"] <= 1
+
+
+def test_relative_prior_lr_grid_and_diagnostics_land_in_the_run(setup, tmp_path):
+    model, data = setup
+    run = tmp_path / "relative"
+    extra = ["--prior-scale", "relative:0.5", "--lr-grid", "0.05", "0.001"]
+    assert main(fit_args(model, data, run, *extra)) == 0
+    rec = json.loads((run / "fit.json").read_text())["families"]["logit-mf"]
+    spreads = rec["prior"]["logit_spread"]
+    assert rec["prior"]["rule"] == "relative" and spreads
+    assert rec["prior"]["scale"] == pytest.approx({k: 0.5 * v for k, v in spreads.items()})
+    saved = json.loads((run / "adapters" / "logit-mf" / "router_adapter.json").read_text())
+    assert saved["prior"]["type"] == "per-site"
+    assert {k: v["scale"] for k, v in saved["prior"]["sites"].items()} == pytest.approx(
+        rec["prior"]["scale"]
+    )
+    assert set(rec["lr_grid"]) == {"0.05", "0.001"}
+    assert rec["lr_grid"][f"{rec['lr']:g}"] == min(rec["lr_grid"].values())  # kept: best val NLL
+    assert len(rec["diagnostics"]) == len(rec["losses"])
+    assert set(rec["diagnostics"][0]["routers"]) == set(spreads)
+    assert (run / "plots" / "fit_logit-mf.png").stat().st_size > 0
 
 
 def test_an_unfinished_run_resumes_and_other_settings_are_refused(setup, tmp_path, capsys):

@@ -28,9 +28,13 @@ class FitConfig:
     n_ood: int = 100  # questions per OOD set
     svi_steps: int = 200  # SVI steps per family (upper bound with early stopping)
     batch_size: int = 16  # questions per SVI step (the paper's effective batch)
-    lr: float = 1e-2  # Adam learning rate of the guide
+    svi_epochs: float | None = None  # passes over the train split; replaces svi_steps when set
+    lr: float = 1e-2  # AdamW learning rate of the guide
+    lr_grid: tuple[float, ...] = ()  # learning rates tried per family, best val NLL kept; (): lr
+    weight_decay: float = 0.01  # AdamW weight decay of the guide
     beta: float = 0.01  # KL weight
-    logit_prior_scale: float | None = None  # s of the logit prior N(l_det, s²I); None: 1
+    prior_scale: str | None = None  # logit prior s: 'relative:C' (C × logit spread) or S; None: 1
+    val_samples: int | None = None  # S of the validation NLL (None: num_samples, as at prediction)
     trunk_dim: int | None = None  # width of the guides' amortisation trunk (None: D/4)
     shards: int = 1  # micro-batches per SVI step; under torchrun at least the process count
     eval_every: int = 20  # steps between validations (0: only at the end)
@@ -70,11 +74,13 @@ class FitConfig:
                 "`vmoer fit` or `vmoer demo`"
             )
         raw = json.loads(path.read_text())
+        if "logit_prior_scale" in raw:  # the name before the relative scale existed
+            raw["prior_scale"] = raw.pop("logit_prior_scale")
         known = {f.name for f in fields(cls)}
         if unknown := set(raw) - known:
             raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
         raw["embedded"] = EmbeddedConfig(**raw.get("embedded", {}))
-        for key in ("families", "ood", "baselines"):
+        for key in ("families", "ood", "baselines", "lr_grid"):
             if raw.get(key) is not None:
                 raw[key] = tuple(raw[key])
         return cls(**raw)

@@ -20,12 +20,11 @@ import torch
 from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.embedded.build import cache_root
 from vmoer_ppl.embedded.prefix_cache import SUFFIX_SAFE, cached_prefix_states
-from vmoer_ppl.families import FAMILIES, as_family
 from vmoer_ppl.infer.sharding import barrier, init_from_env
-from vmoer_ppl.infer.svi import SVIConfig, fit_svi
-from vmoer_ppl.models.logit_router import LogitRouterModel
 from vmoer_ppl.pipeline.config import CONFIG_FILE, FitConfig
+from vmoer_ppl.pipeline.fit_family import fit_family
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
+from vmoer_ppl.pipeline.plots import plot_fit_diagnostics
 from vmoer_ppl.pipeline.regime import measure_regime
 from vmoer_ppl.pipeline.run_data import encode_sets
 from vmoer_ppl.pipeline.stage1 import LoRASettings, adapt_backbone, apply_saved_lora
@@ -193,44 +192,26 @@ def run_fit(cfg: FitConfig) -> dict:
         (out / RUN_FILE).write_text(json.dumps(run, indent=2))
     families = {}
     data = None
+    build = {
+        "layers": cfg.layers,
+        "beta": cfg.beta,
+        "num_data": sizes["train"],
+        "trunk_dim": cfg.trunk_dim,
+        **kwargs,
+    }
     for family in cfg.families:
         t = time.perf_counter()
-        logit = FAMILIES[as_family(family)].model_cls is LogitRouterModel
-        bm, guide = bayesianize(
-            model,
-            family=family,
-            layers=cfg.layers,
-            beta=cfg.beta,
-            num_data=sizes["train"],
-            trunk_dim=cfg.trunk_dim,
-            prior=cfg.logit_prior_scale if logit else None,
-            **kwargs,
-        )
         if data is None:
-            data = suffix_data(bm.net, enc, model)
+            bm, _ = bayesianize(model, family=family, **build)
+            data = {k: strip(v) for k, v in suffix_data(bm.net, enc, model).items()}
             timings["frozen_prefix_s"] = time.perf_counter() - t
             t = time.perf_counter()
-        svi = SVIConfig(
-            num_steps=cfg.svi_steps,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            seed=cfg.seed,
-            eval_every=cfg.eval_every,
-            patience=cfg.patience,
-            checkpoint_dir=str(out / "checkpoints" / family),
-            shards=size * -(-cfg.shards // size),  # a multiple of the process count
-            progress=rank == 0,
+        shards = size * -(-cfg.shards // size)  # a multiple of the process count
+        families[family] = fit_family(
+            cfg, family, model, data, build, out, shards=shards, is_main=rank == 0
         )
-        res = fit_svi(bm, guide, strip(data["train"]), svi, val_data=strip(data["val"]))
         if rank == 0:
-            guide.save_pretrained(out / "adapters" / family, overwrite=True)
-        families[family] = {
-            "losses": res.losses,
-            "val_history": res.val_history,
-            "best_step": res.best_step,
-            "stopped_early": res.stopped_early,
-            "resumed_from": res.resumed_from,
-        }
+            plot_fit_diagnostics(families[family], family, out / "plots" / f"fit_{family}.png")
         timings[f"fit_{family}_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     result = {"run": run, "families": families, "timings": timings}

@@ -103,3 +103,69 @@ def plot_stability(results: dict, path: Path) -> Path | None:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_fit_diagnostics(record: dict, family: str, path: Path) -> Path | None:
+    """SVI curves of one family: NLL, per-router KL, log σ/s, |Δμ|/s, overlap, grad norm, lr.
+
+    Parameters
+    ----------
+    record : dict
+        The family's ``fit.json`` entry (``diagnostics`` per step, ``val_history``).
+    family : str
+        Title.
+    path : Path
+        PNG to write.
+
+    Returns
+    -------
+    Path or None
+        ``path``, or None when no diagnostics were recorded (reference ELBO path).
+    """
+    diag = record.get("diagnostics") or []
+    if not diag:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    steps = [d["step"] for d in diag]
+    routers = list(diag[0]["routers"])
+    fig, axes = plt.subplots(2, 4, figsize=(16, 6.5))
+    ax = axes[0][0]
+    ax.plot(steps, [d["nll"] for d in diag], label="train NLL (batch)")
+    if record.get("val_history"):
+        vs, vv = zip(*record["val_history"], strict=True)
+        ax.plot(vs, vv, "o-", label="val NLL")
+    ax.set(title="NLL", xlabel="step")
+    ax.legend(fontsize=7)
+    panels = [
+        (axes[0][1], "kl", "KL per token (nats)"),
+        (axes[0][2], "log_sigma_mean", "mean log σ/s (band: ±std)"),
+        (axes[0][3], "dmu_over_s", "mean |Δμ|/s"),
+        (axes[1][0], "overlap", "top-K overlap with deterministic"),
+    ]
+    for ax, key, title in panels:
+        for r in routers:
+            y = [d["routers"][r][key] for d in diag]
+            (line,) = ax.plot(steps, y, label=r.split(".")[-3] if r.count(".") >= 3 else r)
+            if key == "log_sigma_mean":
+                sd = [d["routers"][r]["log_sigma_std"] for d in diag]
+                lo = [a - b for a, b in zip(y, sd, strict=True)]
+                hi = [a + b for a, b in zip(y, sd, strict=True)]
+                ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
+        ax.set(title=title, xlabel="step")
+    axes[1][0].legend(fontsize=6, title="layer", title_fontsize=6)
+    axes[1][1].plot(steps, [d["grad_norm"] for d in diag])
+    axes[1][1].set(title="gradient norm", xlabel="step", yscale="log")
+    axes[1][2].plot(steps, [d["lr"] for d in diag])
+    axes[1][2].set(title="learning rate", xlabel="step")
+    axes[1][3].plot(steps, [d["loss"] for d in diag])
+    axes[1][3].set(title="loss (NLL + β KL)", xlabel="step")
+    fig.suptitle(f"SVI of {family}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,146 @@
+"""Stage 2 for one router family: its prior in the router's units, SVI over a learning-rate grid.
+
+The prior scale of the logit families is ``absolute`` (``s``) or ``relative`` (``s_ℓ = c ×`` the
+median logit spread of router ℓ on train questions, :mod:`vmoer_ppl.priors.relative`). Each
+learning rate of the grid is fitted from the same initial guide with early stopping on validation
+NLL; the one with the lowest validation NLL is kept (the test split is never seen here).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from vmoer_ppl.bayesianize import bayesianize
+from vmoer_ppl.data.tensors import subset
+from vmoer_ppl.families import FAMILIES, as_family
+from vmoer_ppl.infer.svi import SVIConfig, fit_svi
+from vmoer_ppl.models.logit_router import LogitRouterModel
+from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.priors.relative import logit_spread, parse_prior_scale, relative_prior
+
+log = logging.getLogger(__name__)
+
+#: Train questions on which the relative prior's logit spread is measured.
+SPREAD_QUESTIONS = 64
+
+
+def family_prior(cfg: FitConfig, family: str, bm, train: dict):
+    """The prior of ``family`` under ``cfg.prior_scale`` and what it was derived from.
+
+    Parameters
+    ----------
+    cfg : FitConfig
+        ``prior_scale``: ``"relative:C"``, ``"absolute:S"``, a number, or None.
+    family : str
+        Router family; only the logit families take ``prior_scale``.
+    bm : RouterModel
+        A model of the family built on the backbone (its sites are measured).
+    train : dict
+        Train inputs (the first :data:`SPREAD_QUESTIONS` rows are used).
+
+    Returns
+    -------
+    tuple
+        ``(prior or None, record)``; None keeps the family's default prior.
+    """
+    parsed = parse_prior_scale(cfg.prior_scale)
+    if parsed is None or FAMILIES[as_family(family)].model_cls is not LogitRouterModel:
+        return None, {"rule": "default"}
+    kind, value = parsed
+    if kind == "absolute":
+        return value, {"rule": "absolute", "scale": value}
+    rows = range(min(SPREAD_QUESTIONS, len(train["labels"])))
+    spreads = logit_spread(bm, subset(train, rows), batch_size=cfg.batch_size)
+    scales = {k: value * v for k, v in spreads.items()}
+    log.info("%s: relative prior c=%g, logit spread %s -> s %s", family, value, spreads, scales)
+    return relative_prior(spreads, value), {
+        "rule": "relative",
+        "c": value,
+        "logit_spread": spreads,
+        "scale": scales,
+    }
+
+
+def fit_family(
+    cfg: FitConfig,
+    family: str,
+    backbone,
+    data: dict,
+    build: dict,
+    out: Path,
+    *,
+    shards: int = 1,
+    is_main: bool = True,
+) -> dict:
+    """Fit one family over the learning-rate grid; save the best adapter; return its record.
+
+    Parameters
+    ----------
+    cfg : FitConfig
+        The run's settings.
+    family : str
+        Router family.
+    backbone : nn.Module
+        The (stage-1 adapted) frozen model.
+    data : dict
+        ``{"train": ..., "val": ...}`` network inputs with labels.
+    build : dict
+        Keyword arguments of :func:`bayesianize` (layers, β, scorer, ...).
+    out : Path
+        The run directory (adapters and checkpoints go below it).
+    shards : int
+        Micro-batches per SVI step.
+    is_main : bool
+        This process shows progress and writes the adapter (rank 0).
+
+    Returns
+    -------
+    dict
+        The family's entry of ``fit.json``: the kept run's histories and diagnostics, the prior
+        record and every learning rate's best validation NLL.
+    """
+    torch.manual_seed(cfg.seed)
+    bm, _ = bayesianize(backbone, family=family, **build)
+    prior, prior_record = family_prior(cfg, family, bm, data["train"])
+    grid = tuple(cfg.lr_grid) or (cfg.lr,)
+    best, tried, ckpt = None, {}, out / "checkpoints" / family
+    for lr in grid:
+        torch.manual_seed(cfg.seed)  # every learning rate starts from the same guide
+        bm, guide = bayesianize(backbone, family=family, prior=prior, **build)
+        bm.spec["prior_scale"] = prior_record
+        svi = SVIConfig(
+            num_steps=cfg.svi_steps,
+            epochs=cfg.svi_epochs,
+            batch_size=cfg.batch_size,
+            lr=lr,
+            weight_decay=cfg.weight_decay,
+            seed=cfg.seed,
+            eval_every=cfg.eval_every,
+            patience=cfg.patience,
+            val_samples=cfg.val_samples or cfg.num_samples,
+            checkpoint_dir=str(ckpt / f"lr{lr:g}" if len(grid) > 1 else ckpt),
+            shards=shards,
+            progress=is_main,
+        )
+        res = fit_svi(bm, guide, data["train"], svi, val_data=data["val"])
+        score = min((v for _, v in res.val_history), default=float("inf"))
+        tried[f"{lr:g}"] = score
+        if best is None or score < best[0]:
+            best = (score, lr, res, guide)
+    score, lr, res, guide = best
+    if is_main:
+        guide.save_pretrained(out / "adapters" / family, overwrite=True)
+    return {
+        "lr": lr,
+        "lr_grid": tried,
+        "prior": prior_record,
+        "losses": res.losses,
+        "val_history": res.val_history,
+        "best_step": res.best_step,
+        "stopped_early": res.stopped_early,
+        "resumed_from": res.resumed_from,
+        "diagnostics": res.diagnostics,
+    }
