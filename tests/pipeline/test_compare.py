@@ -44,7 +44,12 @@ def test_mean_sd_and_paired_differences_over_seeds(tmp_path):
     assert agg["deterministic"]["OOD AUROC (entropy)"]["mean"] == pytest.approx(0.61)
     assert "Δ ID acc" not in agg["deterministic"]
     table = compare_runs(dirs, out=tmp_path / "seeds")
-    assert "mean ± sd over 3 seeds" in table and "-0.050 ± 0.050" in table
+    assert "mean ± sd over 3 seeds" in table
+    # paired Δacc -0.05, sd 0.05: 95% t-interval ± t(0.975, 2) 0.05 / √3 = ± 0.124
+    assert "-0.050 [-0.174, +0.074]" in table
+    assert delta["lo"] == pytest.approx(-0.05 - 4.302653 * 0.05 / 3**0.5, rel=1e-5)
+    assert "| NLL below deterministic | missed: ΔNLL +0.200" in table
+    assert "| OOD AUROC ≥ deterministic + 0.03 | met: 0.700 (MI) vs 0.610 |" in table
     saved = json.loads((tmp_path / "seeds.json").read_text())
     assert saved["seeds"] == [0, 1, 2]
     assert (tmp_path / "seeds.md").read_text().endswith(table + "\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from tqdm.auto import tqdm
 
@@ -13,6 +15,8 @@ from vmoer_ppl.evaluation.metrics import accuracy, auroc, calibration_errors, nl
 from vmoer_ppl.infer.predictive import predict
 from vmoer_ppl.nn.mc import entropy
 
+log = logging.getLogger(__name__)
+
 
 @torch.no_grad()
 def deterministic_outputs(
@@ -22,7 +26,8 @@ def deterministic_outputs(
     inputs, order = inputs_of(data), length_order(data)
     todo = tqdm(batches(inputs, batch_size, order), total=n_batches(data, batch_size), desc=desc)
     probs = torch.cat([torch.softmax(head(**b), -1) for b in todo])
-    return with_answer_scores({"probs": unsort(probs, order)})
+    probs = unsort(probs, order)
+    return with_answer_scores({"probs": probs}, option_counts(data, probs))
 
 
 def bayesian_outputs(
@@ -36,14 +41,85 @@ def bayesian_outputs(
         p = predict(model, guide, mode=mode, num_samples=num_samples, **b)
         for k in keys:
             out[k].append(getattr(p, k))
-    return with_answer_scores({k: unsort(torch.cat(v), order) for k, v in out.items()})
+    out = {k: unsort(torch.cat(v), order) for k, v in out.items()}
+    return with_answer_scores(out, option_counts(data, out["probs"]))
 
 
-def with_answer_scores(out: dict) -> dict:
-    """Add the answer-level OOD scores: entropy and ``1 - max p`` (higher = more OOD)."""
-    out["answer_entropy"] = entropy(out["probs"])
-    out["max_prob"] = 1 - out["probs"].max(-1).values
+def option_counts(data, probs: torch.Tensor) -> torch.Tensor:
+    """Number of real options C of each question, `(N,)`.
+
+    From the cloze ``option_mask`` `(N, C_max, T)` or the letter format's ``num_options``;
+    otherwise the options with non-zero probability (padded options are exactly 0).
+    """
+    if "option_mask" in data:
+        return (data["option_mask"].sum(-1) > 0).sum(-1)
+    if "num_options" in data:
+        return data["num_options"].long()
+    return (probs > 0).sum(-1)
+
+
+def with_answer_scores(out: dict, counts: torch.Tensor | None = None) -> dict:
+    """Add the answer-level OOD scores, normalised for the option count C (higher = more OOD).
+
+    Raw entropy is bounded by ``log C`` and ``1 − max p`` by ``1 − 1/C``: between sets whose
+    questions have different option counts they rank the counts, not the shift. So
+    ``answer_entropy`` is ``H / log C`` and ``max_prob`` is ``(1 − max p) / (1 − 1/C)``, both in
+    [0, 1] with 1 at the uniform answer; for one option count they order questions exactly as the
+    raw scores do. ``answer_entropy_nats`` keeps the raw entropy.
+
+    Parameters
+    ----------
+    out : dict
+        ``probs`` `(N, C_max)`.
+    counts : torch.Tensor, optional
+        `(N,)` real options per question (default: :func:`option_counts` from ``probs``).
+
+    Returns
+    -------
+    dict
+        ``out`` with ``answer_entropy``, ``max_prob`` and ``answer_entropy_nats`` `(N,)`.
+    """
+    probs = out["probs"]
+    c = (option_counts({}, probs) if counts is None else counts).to(probs.device).double()
+    c = c.clamp(min=2)  # a one-option question has no uncertainty: scores 0
+    h = entropy(probs)
+    out["answer_entropy_nats"] = h
+    out["answer_entropy"] = (h.double() / c.log()).to(h.dtype)
+    top = probs.max(-1).values.double()
+    out["max_prob"] = ((1 - top) / (1 - 1 / c)).to(probs.dtype)
     return out
+
+
+def check_option_counts(data: dict, id_key: str) -> dict[str, dict[int, int]]:
+    """Option-count histograms per set; log a warning for OOD sets whose counts differ from ID.
+
+    Parameters
+    ----------
+    data : dict
+        Set name -> encoded data.
+    id_key : str
+        The ID test set.
+
+    Returns
+    -------
+    dict
+        Set name -> {C: number of questions}.
+    """
+    hist = {}
+    for k, d in data.items():
+        counts = option_counts(d, torch.ones(len(d["labels"]), 1)).tolist()
+        hist[k] = {c: counts.count(c) for c in sorted(set(counts))}
+    for k, h in hist.items():
+        if k != id_key and set(h) != set(hist[id_key]):
+            log.warning(
+                "%s has questions with %s options, the ID set %s: answer-level OOD scores are "
+                "normalised by log C (entropy) and 1 - 1/C (max prob) so that they compare "
+                "shift, not option count; raw entropy would rank option counts",
+                k,
+                sorted(h),
+                sorted(hist[id_key]),
+            )
+    return hist
 
 
 def id_metrics(out, labels, *, n_boot: int = 0) -> dict[str, float]:

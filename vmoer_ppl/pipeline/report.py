@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 
@@ -26,6 +27,7 @@ SUMMARY_COLUMNS = (
     "ID Brier",
     "OOD AUROC (entropy)",
     "OOD AUROC (MI)",
+    "OOD AUROC (ILV)",
     "Jaccard (γ=0.01)",
 )
 
@@ -40,6 +42,7 @@ def summary_row(r: dict) -> list[float]:
         i["brier"],
         _mean_auroc(r, "auroc_answer_entropy"),
         _mean_auroc(r, "auroc_mutual_information"),
+        _mean_auroc(r, "auroc_ilv"),
         _jaccard(r),
     ]
 
@@ -98,6 +101,27 @@ def per_set_tables(results: dict) -> str:
     return "\n\n".join(blocks)
 
 
+ROUTING_SCORES = ("auroc_routing_entropy", "auroc_mutual_information", "auroc_ilv")
+
+
+def direction_notes(results: dict) -> str:
+    """Name the routing-level scores whose mean OOD AUROC is below 0.5 (inverted direction).
+
+    Every score is read as "higher = more OOD"; a mean AUROC below 0.5 means the score is
+    *lower* on the OOD sets, i.e. the router is more certain there than in distribution.
+    """
+    lines = []
+    for name, r in results.items():
+        for key in ROUTING_SCORES:
+            m = _mean_auroc(r, key)
+            if not math.isnan(m):
+                word = "inverted (lower on OOD)" if m < 0.5 else "as expected (higher on OOD)"
+                lines.append(f"- {name}, {key.removeprefix('auroc_')}: mean AUROC {m:.3f}, {word}")
+    if not lines:
+        return "No routing-level scores (deterministic routers only)."
+    return "Routing-level scores, read as higher = more OOD:\n\n" + "\n".join(lines)
+
+
 def write_run(out: Path, meta: dict, results: dict) -> None:
     """Write metrics.json and report.md into the run directory ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +146,11 @@ def write_run(out: Path, meta: dict, results: dict) -> None:
         "## Per OOD set (AUROC; AUPRC and FPR@95%TPR in metrics.json)",
         "",
         per_set_tables(results),
+        "",
+        "Answer-level scores are normalised for the option count (entropy / log C, "
+        f"(1 − max p) / (1 − 1/C)); option counts per set: {meta.get('option_counts', {})}.",
+        "",
+        direction_notes(results),
         "",
         "## Plots",
         plots,

@@ -19,8 +19,10 @@ from vmoer_ppl.evaluation.temperature_scaling import apply_temperature, fit_temp
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.evaluate import (
     bayesian_outputs,
+    check_option_counts,
     deterministic_outputs,
     evaluate_outputs,
+    option_counts,
     with_answer_scores,
 )
 from vmoer_ppl.pipeline.fit import FIT_FILE, RUN_FILE, adapted, scorer_kwargs, strip, suffix_data
@@ -106,6 +108,7 @@ def evaluate_run(
     enc, sizes, id_label = encode_sets(cfg, tok)
     id_key = f"id:{id_label}"
     eval_sets = [k for k in enc if ":" in k]
+    option_hist = check_option_counts({k: enc[k] for k in eval_sets}, id_key)
     if stability_questions and 0.01 not in gammas:
         gammas = (*gammas, 0.01)  # the reported column
     guides = {f: from_pretrained(net, out / "adapters" / f) for f in cfg.families}
@@ -120,7 +123,9 @@ def evaluate_run(
     }
     temp = fit_temperature(deterministic_outputs(head, data["val"])["probs"], data["val"]["labels"])
     outs["temperature-scaling"] = {
-        k: with_answer_scores({"probs": apply_temperature(o["probs"], temp)})
+        k: with_answer_scores(
+            {"probs": (p := apply_temperature(o["probs"], temp))}, option_counts(data[k], p)
+        )
         for k, o in outs["deterministic"].items()
     }
     timings["deterministic_s"] = time.perf_counter() - t
@@ -188,6 +193,7 @@ def evaluate_run(
         "layers": cfg.layers,
         "num_samples": S,
         "sizes": sizes,
+        "option_counts": {k: {str(c): n for c, n in h.items()} for k, h in option_hist.items()},
         "plots": plots,
         "timings": timings,
     }

@@ -16,11 +16,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.pipeline.goals import goals_table
 from vmoer_ppl.pipeline.report import SUMMARY_COLUMNS, summary_row
 
 #: Settings that must agree for runs to be pooled (everything but the seed and the directory).
 IGNORED = {"seed", "out", "overwrite"}
-PAIRED = ("ID acc", "ID NLL", "ID ECE")
 
 
 def load_runs(run_dirs) -> list[dict]:
@@ -66,6 +66,18 @@ def _mean_sd(xs: list[float]) -> tuple[float, float]:
     return mean, statistics.stdev(xs) if len(xs) > 1 else math.nan
 
 
+def t_interval(xs: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Student-t confidence interval of the mean of ``xs`` (nan with fewer than 2 values)."""
+    from scipy.stats import t
+
+    xs = [x for x in xs if not math.isnan(x)]
+    if len(xs) < 2:
+        return math.nan, math.nan
+    mean, sd = statistics.fmean(xs), statistics.stdev(xs)
+    half = t.ppf(0.5 + level / 2, len(xs) - 1) * sd / math.sqrt(len(xs))
+    return mean - half, mean + half
+
+
 def aggregate(runs: list[dict]) -> dict:
     """Mean and sd over runs of every summary column, and of the paired differences.
 
@@ -77,7 +89,8 @@ def aggregate(runs: list[dict]) -> dict:
     Returns
     -------
     dict
-        ``{router: {column: {"mean", "sd", "values"}}}``; paired columns are ``"Δ <column>"``.
+        ``{router: {column: {"mean", "sd", "values"}}}``; paired columns are ``"Δ <column>"``
+        and also carry the 95% Student-t interval ``"lo"``, ``"hi"`` of the mean difference.
     """
     routers = [r for r in runs[0]["results"] if all(r in run["results"] for run in runs)]
     det = [summary_row(run["results"]["deterministic"]) for run in runs]
@@ -88,16 +101,22 @@ def aggregate(runs: list[dict]) -> dict:
         for j, col in enumerate(SUMMARY_COLUMNS):
             values = [row[j] for row in rows]
             cols[col] = dict(zip(("mean", "sd"), _mean_sd(values), strict=True), values=values)
-            if col in PAIRED and name != "deterministic":
+            if name != "deterministic":
                 d = [row[j] - base[j] for row, base in zip(rows, det, strict=True)]
-                cols[f"Δ {col}"] = dict(zip(("mean", "sd"), _mean_sd(d), strict=True), values=d)
+                lo, hi = t_interval(d)
+                cols[f"Δ {col}"] = {
+                    **dict(zip(("mean", "sd"), _mean_sd(d), strict=True)),
+                    "lo": lo,
+                    "hi": hi,
+                    "values": d,
+                }
         out[name] = cols
     return out
 
 
 def seeds_table(agg: dict, n_runs: int) -> str:
-    """Markdown table: mean ± sd over ``n_runs`` runs per router and column."""
-    cols = list(SUMMARY_COLUMNS) + [f"Δ {c}" for c in PAIRED]
+    """Markdown tables: mean ± sd over ``n_runs`` runs, then paired differences with 95% CIs."""
+    cols = list(SUMMARY_COLUMNS)
     lines = [
         f"| router (mean ± sd over {n_runs} seeds) | " + " | ".join(cols) + " |",
         "|" + "---|" * (len(cols) + 1),
@@ -109,9 +128,28 @@ def seeds_table(agg: dict, n_runs: int) -> str:
             if v is None or math.isnan(v["mean"]):
                 cells.append("–")
             else:
-                sign = "+" if col.startswith("Δ") else ""
                 sd = "" if math.isnan(v["sd"]) else f" ± {v['sd']:.3f}"
-                cells.append(f"{v['mean']:{sign}.3f}{sd}")
+                cells.append(f"{v['mean']:.3f}{sd}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"| paired Δ to deterministic (mean [95% t-CI], {n_runs} seeds) | "
+        + " | ".join(cols)
+        + " |",
+        "|" + "---|" * (len(cols) + 1),
+    ]
+    for name, c in agg.items():
+        if name == "deterministic":
+            continue
+        cells = []
+        for col in cols:
+            v = c.get(f"Δ {col}")
+            if v is None or math.isnan(v["mean"]):
+                cells.append("–")
+            elif math.isnan(v["lo"]):
+                cells.append(f"{v['mean']:+.3f}")
+            else:
+                cells.append(f"{v['mean']:+.3f} [{v['lo']:+.3f}, {v['hi']:+.3f}]")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -133,7 +171,7 @@ def compare_runs(run_dirs, out: str | Path | None = None) -> str:
     """
     runs = load_runs(run_dirs)
     agg = aggregate(runs)
-    table = seeds_table(agg, len(runs))
+    table = seeds_table(agg, len(runs)) + "\n\n" + goals_table(agg)
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,93 @@
+"""The paper's claims as checks on pooled seeds: does VMoER pay off on this model.
+
+Each goal compares a VMoER router with the deterministic router of the same runs (paired over
+seeds) or with post-hoc temperature scaling, on the means over seeds (VMoER, arXiv:2603.09453:
+no accuracy loss, −94 % ECE, lower NLL, +38 % routing stability, +12 % OOD AUROC):
+
+- accuracy within 1 point of deterministic (mean Δ ≥ −0.01);
+- ECE ≤ 0.5 × deterministic;
+- NLL below deterministic (mean Δ < 0; "significant" when the 95 % CI excludes 0);
+- better than post-hoc temperature scaling on NLL or ECE;
+- Jaccard stability (γ = 0.01) ≥ 1.2 × deterministic;
+- best OOD AUROC of the router's scores ≥ deterministic answer-entropy AUROC + 0.03.
+"""
+
+from __future__ import annotations
+
+import math
+
+AUROC_COLUMNS = ("OOD AUROC (entropy)", "OOD AUROC (MI)", "OOD AUROC (ILV)")
+
+
+def _m(agg: dict, router: str, col: str) -> float:
+    v = agg.get(router, {}).get(col)
+    return math.nan if v is None else v["mean"]
+
+
+def goals(agg: dict, router: str) -> list[tuple[str, str, bool | None]]:
+    """``(goal, measured, met)`` for one router of :func:`vmoer_ppl.pipeline.seeds.aggregate`.
+
+    ``met`` is None when a figure is missing (nan).
+    """
+    out = []
+
+    def add(goal: str, measured: str, ok, *values) -> None:
+        out.append((goal, measured, None if any(math.isnan(x) for x in values) else bool(ok)))
+
+    d_acc = _m(agg, router, "Δ ID acc")
+    add("accuracy within 1 point", f"Δacc {d_acc:+.3f}", d_acc >= -0.01, d_acc)
+    ece, ece_det = _m(agg, router, "ID ECE"), _m(agg, "deterministic", "ID ECE")
+    add(
+        "ECE ≤ 0.5× deterministic",
+        f"{ece:.3f} vs {ece_det:.3f}",
+        ece <= 0.5 * ece_det,
+        ece,
+        ece_det,
+    )
+    d = agg.get(router, {}).get("Δ ID NLL", {"mean": math.nan, "lo": math.nan, "hi": math.nan})
+    sig = "" if math.isnan(d["hi"]) else f" [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+    add("NLL below deterministic", f"ΔNLL {d['mean']:+.3f}{sig}", d["mean"] < 0, d["mean"])
+    nll, ts_nll = _m(agg, router, "ID NLL"), _m(agg, "temperature-scaling", "ID NLL")
+    ts_ece = _m(agg, "temperature-scaling", "ID ECE")
+    add(
+        "better than temperature scaling (NLL or ECE)",
+        f"NLL {nll:.3f} vs {ts_nll:.3f}, ECE {ece:.3f} vs {ts_ece:.3f}",
+        nll < ts_nll or ece < ts_ece,
+        nll,
+        ts_nll,
+        ts_ece,
+    )
+    jac, jac_det = _m(agg, router, "Jaccard (γ=0.01)"), _m(agg, "deterministic", "Jaccard (γ=0.01)")
+    add("Jaccard ≥ +20 %", f"{jac:.3f} vs {jac_det:.3f}", jac >= 1.2 * jac_det, jac, jac_det)
+    scores = {c: _m(agg, router, c) for c in AUROC_COLUMNS}
+    scores = {c: v for c, v in scores.items() if not math.isnan(v)}
+    base = _m(agg, "deterministic", "OOD AUROC (entropy)")
+    best_col, best = max(scores.items(), key=lambda kv: kv[1], default=("–", math.nan))
+    add(
+        "OOD AUROC ≥ deterministic + 0.03",
+        f"{best:.3f} {best_col.removeprefix('OOD AUROC ')} vs {base:.3f}",
+        best >= base + 0.03,
+        best,
+        base,
+    )
+    return out
+
+
+def goals_table(agg: dict) -> str:
+    """Markdown table of :func:`goals` for every ``vmoer-*`` router in ``agg``."""
+    routers = [r for r in agg if r.startswith("vmoer-")]
+    if not routers or "deterministic" not in agg:
+        return ""
+    lines = [
+        "| goal (paper's claim) | " + " | ".join(routers) + " |",
+        "|" + "---|" * (len(routers) + 1),
+    ]
+    rows = {r: goals(agg, r) for r in routers}
+    for i, (goal, _, _) in enumerate(rows[routers[0]]):
+        cells = []
+        for r in routers:
+            _, measured, met = rows[r][i]
+            mark = {True: "met", False: "missed", None: "n/a"}[met]
+            cells.append(f"{mark}: {measured}")
+        lines.append(f"| {goal} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
