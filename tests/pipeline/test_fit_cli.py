@@ -144,7 +144,9 @@ def test_stage1_lora_adapts_attention_and_experts_not_routers(setup, tmp_path):
     assert main(["evaluate", str(run)]) == 0  # re-applies stage 1 and matches the fingerprint
 
 
-def test_stage1_on_the_suffix_adapts_only_layers_from_the_first_bayesian_one(setup, tmp_path):
+def test_stage1_on_the_suffix_adapts_only_layers_from_the_first_bayesian_one(
+    setup, tmp_path, monkeypatch
+):
     model, data = setup
     run = tmp_path / "suffix"
     extra = ["--lora-steps", "3", "--lora-lr", "1e-2", "--lora-scope", "suffix"]
@@ -169,6 +171,19 @@ def test_stage1_on_the_suffix_adapts_only_layers_from_the_first_bayesian_one(set
     assert model_fingerprint(after, below=2) == prefix  # the frozen-prefix cache stays valid
     assert model_fingerprint(after) != model_fingerprint(after, below=2)
     assert main(["evaluate", str(run)]) == 0
+    # the same stage 1 in another run comes from the stage-1 cache, not from training
+    import vmoer_ppl.pipeline.fit as fit_mod
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("stage 1 trained again")
+
+    monkeypatch.setattr(fit_mod, "adapt_backbone", no_training)
+    again = tmp_path / "again"
+    assert main(fit_args(model, data, again, *extra, "--layers", "last:1")) == 0
+    for name in ("adapter_model.safetensors", "regime.json"):
+        assert (again / "stage1" / name).read_bytes() == (run / "stage1" / name).read_bytes()
+    with pytest.raises(AssertionError, match="trained again"):  # other settings: a new key
+        main(fit_args(model, data, tmp_path / "other", *extra, "--layers", "last:1", "--seed", "1"))
 
 
 def test_bad_inputs_get_clear_messages(setup, tmp_path, capsys):

@@ -28,6 +28,7 @@ from vmoer_ppl.pipeline.plots import plot_fit_diagnostics
 from vmoer_ppl.pipeline.regime import measure_regime
 from vmoer_ppl.pipeline.run_data import encode_sets
 from vmoer_ppl.pipeline.stage1 import LoRASettings, adapt_backbone, apply_saved_lora
+from vmoer_ppl.pipeline.stage1_cache import cached_stage1, stage1_key, store_stage1
 from vmoer_ppl.scoring.letter import letter_token_ids
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,9 @@ def prepare_run_dir(cfg: FitConfig) -> Path:
 def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
     """The model after stage 1: trained now (given ``enc``) or re-applied from ``out/stage1``.
 
+    A stage 1 trained before on the same backbone, splits and settings is taken from the
+    stage-1 cache (:mod:`vmoer_ppl.pipeline.stage1_cache`) instead of trained again.
+
     With ``cfg.lora_scope == "suffix"``, LoRA adapts only the decoder layers from the first
     Bayesian router on and trains on the frozen-prefix states entering that layer (cached), so
     each step pays for the suffix alone; the layers below, and so the cache, stay exact. The
@@ -88,9 +92,14 @@ def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
     if enc is None:
         raise FileNotFoundError(f"{out / 'stage1'}: the run's stage-1 adapter is missing")
     kwargs = scorer_kwargs(cfg, tok, enc)
+    data = {k: enc[k] for k in ("train", "val")}
+    key = stage1_key(model, cfg, data)
+    if (hit := cached_stage1(key)) is not None:  # the same stage 1 was trained before
+        log.info("stage 1: reusing the cached adapter %s", hit)
+        shutil.copytree(hit, out / "stage1", dirs_exist_ok=True)
+        return apply_saved_lora(model, out / "stage1")
     first = stage1_first_layer(cfg, model, kwargs)
     head = stage1_head(model, kwargs, first)
-    data = {k: enc[k] for k in ("train", "val")}
     if first:
         data = suffix_data(head, data, model)
     before = measure_regime(head, data["val"], desc="regime before stage 1")
@@ -107,6 +116,7 @@ def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
     report = {"first_layer": first, "losses": losses, "val_before": before, "val_after": after}
     (out / "stage1" / "regime.json").write_text(json.dumps(report, indent=2))
     log.info("stage 1: validation regime %s -> %s", before, after)
+    store_stage1(key, out / "stage1")
     return model
 
 
