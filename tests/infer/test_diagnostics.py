@@ -35,6 +35,7 @@ def test_recorded_statistics_match_closed_form_at_a_known_guide():
         # KL(N(m + s, s²) ‖ N(m, s²)) = 1/2 per expert
         assert r["kl"] == pytest.approx(0.5 * site.num_experts, rel=1e-5)
         assert r["dmu_over_s"] == pytest.approx(1.0, rel=1e-5)
+        assert r["mu_over_s"] == pytest.approx(1.0, rel=1e-5)
         assert r["log_sigma_mean"] == pytest.approx(0.0, abs=1e-6)
         assert r["log_sigma_std"] == pytest.approx(0.0, abs=1e-6)
         assert 0.0 <= r["overlap"] <= 1.0
@@ -59,6 +60,23 @@ def test_overlap_is_one_for_a_narrow_prior_and_the_wide_one_warns(caplog):
         )
     assert min(r["overlap"] for r in wide.diagnostics[0]["routers"].values()) < 0.9
     assert "relative prior scale" in caplog.text
+
+
+def test_posterior_summary_reads_a_temperature_shift_in_prior_units():
+    from vmoer_ppl.infer.diagnostics import posterior_summary
+
+    model, guide = bayesianize(toy_net(), family="temperature", prior=0.5)
+    with torch.no_grad():
+        for net in guide.nets:
+            net.scale.weight.zero_()
+            net.mean.weight.zero_()
+            net.mean.bias.fill_(-2.0)  # log T = 0.5 × -2 = -1: T ≈ 0.37, sharper routing
+    post = posterior_summary(model, guide, _data(), batch_size=4)
+    for site in model.sites:
+        r = post[site.name]
+        assert r["mu_over_s"] == pytest.approx(-2.0, rel=1e-6)
+        assert r["prior_scale"] == 0.5
+        assert r["kl"] == pytest.approx(2.0, rel=1e-5)  # KL = (Δμ/s)² / 2 for equal scales
 
 
 def test_each_step_records_loss_grad_norm_and_the_scheduled_lr():

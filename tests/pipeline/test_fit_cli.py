@@ -108,6 +108,9 @@ def test_relative_prior_lr_grid_and_diagnostics_land_in_the_run(setup, tmp_path)
     assert rec["lr_grid"][f"{rec['lr']:g}"] == min(rec["lr_grid"].values())  # kept: best val NLL
     assert len(rec["diagnostics"]) == len(rec["losses"])
     assert set(rec["diagnostics"][0]["routers"]) == set(spreads)
+    for name, post in rec["posterior"].items():  # the kept guide against its prior
+        assert post["prior_scale"] == pytest.approx(rec["prior"]["scale"][name])
+        assert 0 <= post["overlap"] <= 1 and post["kl"] >= 0
     assert (run / "plots" / "fit_logit-mf.png").stat().st_size > 0
 
 

@@ -6,6 +6,8 @@ Recorded from the fused pass itself (no extra forward), per router:
 - ``log_sigma_mean`` / ``log_sigma_std``: mean and spread of ``log(σ / s)`` over tokens and
   latent dims, σ the guide's std and s the prior's (0 and 0 when ``q`` is the prior);
 - ``dmu_over_s``: mean ``|μ_q − μ_p| / s`` (how far the posterior mean moved, in prior units);
+- ``mu_over_s``: the signed mean of the same (for a temperature family: the mean shift of
+  ``log T`` in prior units; > 0 flattens routing);
 - ``overlap``: mean fraction of the experts the draw selects that the deterministic router selects
   too (1 = no expert swapped).
 
@@ -26,10 +28,11 @@ from torch.distributions import (
     TransformedDistribution,
 )
 
+from vmoer_ppl.infer.fused import fused_loss
 from vmoer_ppl.nn.gates import route
 
 #: Per-router keys of a diagnostics record.
-SITE_KEYS = ("kl", "log_sigma_mean", "log_sigma_std", "dmu_over_s", "overlap")
+SITE_KEYS = ("kl", "log_sigma_mean", "log_sigma_std", "dmu_over_s", "mu_over_s", "overlap")
 
 
 def gaussian_parts(d) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -88,7 +91,9 @@ class Recorder:
             acc["ls_n"] += rel.numel()
             acc["ls_sum"] += float(rel.sum())
             acc["ls_sq"] += float((rel**2).sum())
-            acc["dmu_sum"] += float(((mq - mp).abs() / sp)[mask].double().sum())
+            shift = ((mq - mp) / sp)[mask].double()
+            acc["dmu_sum"] += float(shift.abs().sum())
+            acc["mu_sum"] += float(shift.sum())
         det = route(l_det, site.top_k, site.gate_rule).experts  # (B, T, K)
         same = (routed.experts.unsqueeze(-1) == det.unsqueeze(-2)).any(-1).float().mean(-1)
         acc["overlap"] += float(same[mask].sum())
@@ -104,6 +109,42 @@ class Recorder:
                 "log_sigma_mean": mean,
                 "log_sigma_std": math.sqrt(max(a["ls_sq"] / m - mean**2, 0.0)),
                 "dmu_over_s": a["dmu_sum"] / m,
+                "mu_over_s": a["mu_sum"] / m,
                 "overlap": a["overlap"] / n,
             }
         return out
+
+
+@torch.no_grad()
+def posterior_summary(model, guide, data, batch_size: int = 16) -> dict[str, dict[str, float]]:
+    """The :data:`SITE_KEYS` statistics of ``q`` against the prior, averaged over ``data``.
+
+    One pass of the fused ELBO per batch with the guide as it is (no update): how far the fit
+    moved each router's posterior from its prior, on (e.g.) the validation questions.
+
+    Parameters
+    ----------
+    model : RouterModel
+        The model.
+    guide : RouterGuide
+        Its (trained) guide.
+    data : mapping of str to torch.Tensor
+        Inputs and ``labels`` with `(N, ·)` rows.
+    batch_size : int
+        Questions per pass.
+
+    Returns
+    -------
+    dict
+        Router name -> statistics, plus ``prior_scale`` (the guide's unit s_ℓ) where known.
+    """
+    from vmoer_ppl.data.tensors import batches
+
+    rec = Recorder()
+    for b in batches(dict(data), batch_size):
+        fused_loss(model, guide, recorder=rec, **b)
+    out = rec.summary()
+    for site in model.sites:
+        if site.name in out and getattr(guide, "scales", None):
+            out[site.name]["prior_scale"] = guide.scale_at(site)
+    return out

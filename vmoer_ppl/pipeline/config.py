@@ -43,6 +43,7 @@ class FitConfig:
     lora_rank: int = 16  # stage 1: LoRA rank
     lora_lr: float = 1e-4  # stage 1: learning rate
     lora_scope: str = "all"  # stage 1: "all" layers (paper) or the Bayesian "suffix" (prefix cache)
+    stage_split: str = "shared"  # train split: "shared" by both stages (paper) or "disjoint" halves
     baselines: tuple[str, ...] = ("mc-dropout", "temperature-sampling")  # also ensemble, swag
     baseline_steps: int = 30  # router fine-tuning steps of the ensemble / SWAG baselines
     num_samples: int = 35  # S, routing samples per Bayesian router at prediction

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from vmoer_ppl.bayesianize import bayesianize
+from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.embedded.build import cache_root
 from vmoer_ppl.embedded.prefix_cache import SUFFIX_SAFE, cached_prefix_states
 from vmoer_ppl.infer.sharding import barrier, init_from_env
@@ -92,7 +93,7 @@ def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
     if enc is None:
         raise FileNotFoundError(f"{out / 'stage1'}: the run's stage-1 adapter is missing")
     kwargs = scorer_kwargs(cfg, tok, enc)
-    data = {k: enc[k] for k in ("train", "val")}
+    data = {"train": stage_rows(cfg, enc["train"], stage=1), "val": enc["val"]}
     key = stage1_key(model, cfg, data)
     if (hit := cached_stage1(key)) is not None:  # the same stage 1 was trained before
         log.info("stage 1: reusing the cached adapter %s", hit)
@@ -118,6 +119,24 @@ def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
     log.info("stage 1: validation regime %s -> %s", before, after)
     store_stage1(key, out / "stage1")
     return model
+
+
+def stage_rows(cfg: FitConfig, train: dict, stage: int) -> dict:
+    """The train rows stage ``stage`` (1: LoRA, 2: SVI) fits under ``cfg.stage_split``.
+
+    ``"shared"`` (the paper): both stages fit the whole train split. ``"disjoint"``: stage 1 the
+    first half, SVI the second, so the routers' posterior is fitted on questions the adapted
+    backbone has not memorised. Without stage 1 SVI always gets the whole split.
+    """
+    if cfg.stage_split == "shared" or not cfg.lora_steps:
+        return train
+    if cfg.stage_split != "disjoint":
+        raise ValueError(f"stage_split={cfg.stage_split!r}: use 'shared' or 'disjoint'")
+    n = len(train["labels"])
+    if n < 2:
+        raise ValueError("stage_split='disjoint' needs at least 2 train questions; raise --n-train")
+    half = n // 2
+    return subset(train, range(half) if stage == 1 else range(half, n))
 
 
 def stage1_first_layer(cfg: FitConfig, model, kwargs: dict) -> int:
@@ -205,7 +224,7 @@ def run_fit(cfg: FitConfig) -> dict:
     build = {
         "layers": cfg.layers,
         "beta": cfg.beta,
-        "num_data": sizes["train"],
+        "num_data": len(stage_rows(cfg, enc["train"], stage=2)["labels"]),
         "trunk_dim": cfg.trunk_dim,
         **kwargs,
     }
@@ -214,6 +233,7 @@ def run_fit(cfg: FitConfig) -> dict:
         if data is None:
             bm, _ = bayesianize(model, family=family, **build)
             data = {k: strip(v) for k, v in suffix_data(bm.net, enc, model).items()}
+            data["train"] = stage_rows(cfg, data["train"], stage=2)
             timings["frozen_prefix_s"] = time.perf_counter() - t
             t = time.perf_counter()
         shards = size * -(-cfg.shards // size)  # a multiple of the process count

@@ -16,6 +16,7 @@ import torch
 from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.families import FAMILIES, as_family
+from vmoer_ppl.infer.diagnostics import posterior_summary
 from vmoer_ppl.infer.svi import SVIConfig, fit_svi
 from vmoer_ppl.models.logit_router import LogitRouterModel
 from vmoer_ppl.pipeline.config import FitConfig
@@ -100,7 +101,8 @@ def fit_family(
     -------
     dict
         The family's entry of ``fit.json``: the kept run's histories and diagnostics, the prior
-        record and every learning rate's best validation NLL.
+        record, every learning rate's best validation NLL, and ``posterior``: the kept guide's
+        statistics against the prior on the validation questions (KL, log σ/s, Δμ/s, overlap).
     """
     torch.manual_seed(cfg.seed)
     bm, _ = bayesianize(backbone, family=family, **build)
@@ -129,8 +131,8 @@ def fit_family(
         score = min((v for _, v in res.val_history), default=float("inf"))
         tried[f"{lr:g}"] = score
         if best is None or score < best[0]:
-            best = (score, lr, res, guide)
-    score, lr, res, guide = best
+            best = (score, lr, res, bm, guide)
+    score, lr, res, bm, guide = best
     if is_main:
         guide.save_pretrained(out / "adapters" / family, overwrite=True)
     return {
@@ -143,4 +145,5 @@ def fit_family(
         "stopped_early": res.stopped_early,
         "resumed_from": res.resumed_from,
         "diagnostics": res.diagnostics,
+        "posterior": posterior_summary(bm, guide, data["val"], batch_size=cfg.batch_size),
     }
