@@ -7,7 +7,8 @@ from tests.scoring.tiny_tokenizer import tiny_tokenizer
 from vmoer_ppl.cli import main
 
 SMALL = ["--n-train", "8", "--n-val", "4", "--n-test", "8", "--n-ood", "6"]
-FAST = ["--svi-steps", "4", "--eval-every", "2", "--num-samples", "3", "--layers", "last:1"]
+FAST = ["--svi-steps", "4", "--svi-epochs", "none", "--eval-every", "2", "--num-samples", "3"]
+FAST += ["--layers", "last:1"]
 
 
 def save_tiny(path, family="mixtral"):
