@@ -17,6 +17,12 @@ from torch.distributions import kl_divergence
 
 from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.infer import kl as _kl  # noqa: F401  (registers the MVN-Independent KL)
+from vmoer_ppl.infer.score_function import (
+    check_estimator,
+    mean_routing_nll,
+    per_question,
+    per_question_nll,
+)
 from vmoer_ppl.models.base import RouterModel
 from vmoer_ppl.sites import install_routing, router_grid
 
@@ -50,6 +56,7 @@ def fused_loss(
     labels=None,
     norm=None,
     recorder=None,
+    estimator: str = "pathwise",
     **inputs,
 ):
     """Negative β-weighted ELBO of one minibatch from a single network pass.
@@ -71,6 +78,10 @@ def fused_loss(
         :mod:`vmoer_ppl.infer.sharding`).
     recorder : Recorder, optional
         Collects per-router diagnostics of this pass (:mod:`vmoer_ppl.infer.diagnostics`).
+    estimator : str
+        Gradient of the expected NLL: ``"pathwise"`` (the paper's: through the gate values of
+        the selected experts) or ``"score-function"`` (:mod:`vmoer_ppl.infer.score_function`;
+        same loss value, unbiased gradient that includes swapped experts).
     **inputs
         Further network inputs, as for the model.
 
@@ -88,6 +99,8 @@ def fused_loss(
             ctx, token_scale=model.beta / norm.tokens, global_scale=ctx.global_scale / norm.shards
         )
     terms: list[torch.Tensor] = []
+    sf = check_estimator(estimator) == "score-function"
+    logq = []  # score function: per-question log q of the draws, (B,) per grid and router
 
     def draw_global(site, key, q, p):
         """Draw a global latent once per forward (as sample_latents does), adding its KL once."""
@@ -110,6 +123,9 @@ def fused_loss(
                 values[k] = draw_global(site, k, d, p[k])
             else:
                 values[k] = d.rsample()
+                if sf and k not in model.selection_latents:  # a constant draw; its log q
+                    values[k] = values[k].detach()
+                    logq.append(per_question(d.log_prob(values[k]), grid.mask, len(labels)))
                 kl = kl_term(d, p[k], values[k])  # (S, T)
                 kls[k] = kl
                 terms.append(ctx.token_scale * torch.where(grid.mask, kl, kl.new_zeros(())).sum())
@@ -121,8 +137,14 @@ def fused_loss(
     with install_routing(model.sites, lambda s: functools.partial(route, s)):
         outputs = model.net(**net_inputs)
     nll = -poutine.trace(model.likelihood).get_trace(outputs, labels).log_prob_sum()
-    if norm is not None:  # the likelihood averages over this shard's questions
-        nll = nll * (len(labels) / norm.questions)
+    shard = 1.0 if norm is None else len(labels) / norm.questions
+    nll = nll * shard  # the likelihood averages over this shard's questions
+    if sf and logq:
+        adv = per_question_nll(model, outputs, labels) - mean_routing_nll(
+            model, guide, net_inputs, labels
+        )
+        surrogate = shard * (adv.detach() * sum(logq)).sum()
+        terms.append(surrogate - surrogate.detach())  # value 0, gradient E[(NLL - b) ∇log q]
     if recorder is not None:
         recorder.nll += nll.item()
     return nll + sum(terms)

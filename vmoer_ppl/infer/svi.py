@@ -64,6 +64,7 @@ class SVIConfig:
     optimizer: str = "adamw"  # "adamw" (VMoER App. D.2) or "adam"
     weight_decay: float = 0.01  # AdamW's decoupled weight decay (pulls q towards the prior)
     path: ELBOPath = ELBOPath.FUSED  # fused is the fast path; reference is the spec
+    estimator: str = "pathwise"  # fused path: "pathwise" (paper) or "score-function" (swaps)
     seed: int = 0  # fixes minibatch order and every draw
     clip_norm: float | None = 10.0  # gradient clipping of guide parameters, None for off
     schedule: str = "cosine"  # "cosine" (VMoER App. D.2: cosine decay with warm-up) or "constant"
@@ -237,13 +238,15 @@ def fit_svi(
         )
     pyro.set_rng_seed(cfg.seed)
     store_before = set(pyro.get_param_store().keys())
+    if path is ELBOPath.REFERENCE and cfg.estimator != "pathwise":
+        raise ValueError("the score-function estimator runs on the fused path; set path='fused'")
     if path is ELBOPath.REFERENCE:
         elbo = TraceMeanField_ELBO(max_plate_nesting=2)(model, guide)
         params = list(elbo.parameters())
         step_loss = elbo
     else:
         params = list(guide.parameters())
-        step_loss = functools.partial(fused_loss, model, guide)
+        step_loss = functools.partial(fused_loss, model, guide, estimator=cfg.estimator)
     check_only_guide_trains(model.net, guide, params)
     check_no_active_checkpointing(model.net)
     optim = make_optimizer(cfg, params)
@@ -408,6 +411,7 @@ def fingerprint(cfg: SVIConfig, n: int) -> dict:
         "lr",
         "optimizer",
         "weight_decay",
+        "estimator",
         "path",
         "seed",
         "schedule",
@@ -420,6 +424,8 @@ def fingerprint(cfg: SVIConfig, n: int) -> dict:
 def check_resumable(state: dict, cfg: SVIConfig, n: int) -> None:
     """Refuse to resume a checkpoint written with other settings or data."""
     want, got = fingerprint(cfg, n), state.get("fingerprint", {})
+    default = fingerprint(SVIConfig(), n)  # settings added later: absent means their default
+    got = {**{k: v for k, v in default.items() if k not in got}, **got}
     diff = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
     if diff:
         raise ValueError(

@@ -32,6 +32,7 @@ class FitConfig:
     lr: float = 1e-2  # AdamW learning rate of the guide
     lr_grid: tuple[float, ...] = ()  # learning rates tried per family, best val NLL kept; (): lr
     weight_decay: float = 0.01  # AdamW weight decay of the guide
+    estimator: str = "pathwise"  # gradient through top-K: "pathwise" (paper) or "score-function"
     beta: float = 0.01  # KL weight
     prior_scale: str | None = None  # logit prior s: 'relative:C' (C × logit spread) or S; None: 1
     val_samples: int | None = None  # S of the validation NLL (None: num_samples, as at prediction)

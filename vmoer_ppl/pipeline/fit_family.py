@@ -119,6 +119,7 @@ def fit_family(
             batch_size=cfg.batch_size,
             lr=lr,
             weight_decay=cfg.weight_decay,
+            estimator=cfg.estimator,
             seed=cfg.seed,
             eval_every=cfg.eval_every,
             patience=cfg.patience,
