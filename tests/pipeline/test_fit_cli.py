@@ -227,3 +227,25 @@ def test_help_documents_every_setting():
     for flag in ("--model", "--data", "--families", "--layers", "--lora-steps", "--patience"):
         assert flag in text
     assert "(default: last:5)" in " ".join(text.split())
+
+
+def test_an_ood_file_with_fewer_options_is_flagged_and_scored_per_option_count(
+    setup, tmp_path, caplog
+):
+    model, data = setup
+    two = tmp_path / "two.jsonl"
+    rows = [
+        {"question": f"is {i} even", "choices": ["yes", "no"], "answer": i % 2} for i in range(12)
+    ]
+    two.write_text("\n".join(json.dumps(r) for r in rows))
+    run = tmp_path / "two"
+    assert main(fit_args(model, data, run, "--ood", str(two))) == 0
+    with caplog.at_level("WARNING", logger="vmoer_ppl.pipeline.evaluate"):
+        assert main(["evaluate", str(run)]) == 0
+    assert "options" in caplog.text and "log C" in caplog.text
+    metrics = json.loads((run / "metrics.json").read_text())
+    counts = metrics["meta"]["option_counts"]
+    ood = next(k for k in counts if k != "id:qa" and "two" in k)
+    assert counts[ood] == {"2": 6} and set(counts["id:qa"]) == {"4"}
+    assert 0 <= metrics["results"]["deterministic"][ood]["auroc_answer_entropy"] <= 1
+    assert "routing-level scores" in (run / "report.md").read_text().lower()
