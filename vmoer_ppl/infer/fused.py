@@ -122,11 +122,11 @@ def fused_loss(
             if k in model.global_latents:
                 values[k] = draw_global(site, k, d, p[k])
             else:
-                values[k] = d.rsample()
+                drawn = values[k] = d.rsample()
                 if sf and k not in model.selection_latents:  # a constant draw; its log q
-                    values[k] = values[k].detach()
+                    values[k] = drawn.detach()
                     logq.append(per_question(d.log_prob(values[k]), grid.mask, len(labels)))
-                kl = kl_term(d, p[k], values[k])  # (S, T)
+                kl = kl_term(d, p[k], drawn)  # (S, T); a sampled KL stays pathwise
                 kls[k] = kl
                 terms.append(ctx.token_scale * torch.where(grid.mask, kl, kl.new_zeros(())).sum())
         out = model.route_latents(site, u, l_det, values)
