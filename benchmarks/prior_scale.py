@@ -18,10 +18,9 @@ import torch
 from common import write_result
 
 from vmoer_ppl.bayesianize import bayesianize
-from vmoer_ppl.data.tensors import batches, subset
-from vmoer_ppl.infer.diagnostics import Recorder
+from vmoer_ppl.data.tensors import subset
+from vmoer_ppl.infer.diagnostics import posterior_summary
 from vmoer_ppl.infer.early_stop import validation_nll
-from vmoer_ppl.infer.fused import fused_loss
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.evaluate import deterministic_outputs
 from vmoer_ppl.pipeline.fit import adapted, scorer_kwargs, strip, suffix_data
@@ -32,14 +31,11 @@ from vmoer_ppl.priors.relative import logit_spread, parse_prior_scale, relative_
 SCALES = ("absolute:1", "absolute:0.3", "relative:0.25", "relative:0.5", "relative:1", "relative:2")
 
 
-@torch.no_grad()
 def init_overlap(bm, guide, train: dict, questions: int = 32) -> dict[str, float]:
     """Mean top-K overlap of one draw of the initial ``q`` with the deterministic top-K."""
-    rec = Recorder()
     torch.manual_seed(0)
-    for b in batches(subset(train, range(min(questions, len(train["labels"])))), 8):
-        fused_loss(bm, guide, recorder=rec, **b)
-    return {k: v["overlap"] for k, v in rec.summary().items()}
+    rows = subset(train, range(min(questions, len(train["labels"]))))
+    return {k: v["overlap"] for k, v in posterior_summary(bm, guide, rows, batch_size=8).items()}
 
 
 def main() -> None:
