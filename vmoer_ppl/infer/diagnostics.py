@@ -28,6 +28,7 @@ from torch.distributions import (
     TransformedDistribution,
 )
 
+from vmoer_ppl.data.tensors import batches
 from vmoer_ppl.infer.fused import fused_loss
 from vmoer_ppl.nn.gates import route
 
@@ -138,8 +139,6 @@ def posterior_summary(model, guide, data, batch_size: int = 16) -> dict[str, dic
     dict
         Router name -> statistics, plus ``prior_scale`` (the guide's unit s_ℓ) where known.
     """
-    from vmoer_ppl.data.tensors import batches
-
     rec = Recorder()
     for b in batches(dict(data), batch_size):
         fused_loss(model, guide, recorder=rec, **b)

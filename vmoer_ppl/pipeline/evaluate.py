@@ -103,14 +103,17 @@ def check_option_counts(data: dict, id_key: str) -> dict[str, dict[int, int]]:
     Returns
     -------
     dict
-        Set name -> {C: number of questions}.
+        Set name -> {C: number of questions}, for the sets that record their option counts
+        (cloze ``option_mask`` or letter ``num_options``).
     """
     hist = {}
     for k, d in data.items():
-        counts = option_counts(d, torch.ones(len(d["labels"]), 1)).tolist()
+        if "option_mask" not in d and "num_options" not in d:
+            continue  # no record of the option count without answers to count
+        counts = option_counts(d, torch.empty(0)).tolist()
         hist[k] = {c: counts.count(c) for c in sorted(set(counts))}
     for k, h in hist.items():
-        if k != id_key and set(h) != set(hist[id_key]):
+        if k != id_key and id_key in hist and set(h) != set(hist[id_key]):
             log.warning(
                 "%s has questions with %s options, the ID set %s: answer-level OOD scores are "
                 "normalised by log C (entropy) and 1 - 1/C (max prob) so that they compare "
