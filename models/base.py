@@ -23,9 +23,17 @@ from torch import nn
 from vmoer_ppl.models.dims import RouteContext, default_grids, make_context, token_plates
 from vmoer_ppl.models.likelihoods import CategoricalLikelihood, Likelihood
 
+from vmoer_ppl.nn.link import gaussian_gate_logits
 from vmoer_ppl.nn.outputs import RoutingOutput
 from vmoer_ppl.priors.base import Prior
 from vmoer_ppl.sites import RouterSite, install_routing, router_grid
+
+
+def is_gaussian(d: dist.Distribution) -> bool:
+    """Whether ``d`` is a (possibly ``Independent``-wrapped) Normal or a MultivariateNormal."""
+    while isinstance(d, dist.Independent):
+        d = d.base_dist
+    return isinstance(d, (dist.Normal, dist.MultivariateNormal))
 
 
 def declare_batch(d: dist.Distribution, batch_ndim: int) -> dist.Distribution:
@@ -135,6 +143,32 @@ class RouterModel(ABC):
         self, site: RouterSite, u: torch.Tensor, l_det: torch.Tensor, values: Mapping
     ) -> torch.Tensor:
         """Routing logits `(S, B, T, E)` from latents with a leading sample dim S."""
+
+    def expected_gate_logits(
+        self, site: RouterSite, u: torch.Tensor, l_det: torch.Tensor, q: Mapping, link: str
+    ) -> torch.Tensor:
+        """Gate logits `(B, T, E)` of the closed-form predictive routing (``mode="analytic"``).
+
+        Families whose guide makes the logits Gaussian return ``logit_moments``; the gate
+        logits are then :func:`~vmoer_ppl.nn.link.gaussian_gate_logits` of them.
+        """
+        mean, cov = self.logit_moments(site, u, l_det, q)
+        return gaussian_gate_logits(mean, cov, site.gate_rule, link)
+
+    def logit_moments(
+        self, site: RouterSite, u: torch.Tensor, l_det: torch.Tensor, q: Mapping
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean `(B, T, E)` and variances `(B, T, E)` or covariance `(B, T, E, E)` of the logits."""
+        raise NotImplementedError(
+            f"the {self.family!r} family has no closed-form predictive routing; "
+            "use mode='mc' (Monte Carlo over its latents)"
+        )
+
+    def _not_gaussian(self, name: str, d) -> NotImplementedError:
+        return NotImplementedError(
+            f"q({name}) of the {self.family!r} family is {type(d).__name__}, not Gaussian: no "
+            "closed-form predictive routing; use mode='mc'"
+        )
 
     # -- the model ---------------------------------------------------------------------------
     def net_inputs(self, input_ids=None, attention_mask=None, **inputs) -> dict[str, torch.Tensor]:

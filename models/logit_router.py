@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 import pyro.distributions as dist
 import torch
-from vmoer_ppl.models.base import RouterModel, declare_batch
+from vmoer_ppl.models.base import RouterModel, declare_batch, is_gaussian
 
 from vmoer_ppl.nn.gates import route
 from vmoer_ppl.nn.outputs import RoutingOutput
@@ -60,3 +60,12 @@ class LogitRouterModel(RouterModel):
     def logit_samples(self, site, u, l_det, values) -> torch.Tensor:
         """The logit samples themselves, `(S, B, T, E)`."""
         return values["logits"]
+
+    def logit_moments(self, site, u, l_det, q):
+        """Mean `(B, T, E)` and variances `(B, T, E)` or covariance `(B, T, E, E)` of q(logits)."""
+        d = q["logits"]
+        if not is_gaussian(d):
+            raise self._not_gaussian("logits", d)
+        if isinstance(d, dist.MultivariateNormal):
+            return d.loc, d.covariance_matrix
+        return d.mean, d.variance

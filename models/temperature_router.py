@@ -33,6 +33,7 @@ from pyro.distributions.transforms import ExpTransform
 from vmoer_ppl.models.base import RouterModel, declare_batch
 
 from vmoer_ppl.nn.gates import gate_weights
+from vmoer_ppl.nn.link import hermite_rule, weighted_gate_logits
 from vmoer_ppl.nn.outputs import RoutingOutput
 from vmoer_ppl.nn.selection import gumbel_topk
 
@@ -91,3 +92,23 @@ class TemperatureRouterModel(RouterModel):
     def logit_samples(self, site, u, l_det, values) -> torch.Tensor:
         """Tempered logits ``l_det / T_s``, `(S, B, T, E)`."""
         return self._scores(l_det, values["temperature"])
+
+    def expected_gate_logits(self, site, u, l_det, q, link, nodes: int = 16) -> torch.Tensor:
+        """``E_q[softmax(l_det / T)]`` by Gauss–Hermite quadrature over ``log T``, `(B, T, E)`.
+
+        Selection noise is not part of the predictive (as in ``mode="mc"``), so the integral is
+        one-dimensional per token and 16 nodes are exact far below Monte Carlo error; ``link``
+        is unused. A per-expert temperature makes it E-dimensional: use ``mode="mc"`` then.
+        """
+        if self.per_expert:
+            raise NotImplementedError(
+                "closed-form predictive routing needs a shared temperature (one log T per "
+                "token); with per_expert=True use mode='mc'"
+            )
+        base = q["temperature"].base_dist  # Normal over log T, (B, T)
+        if not isinstance(base, dist.Normal):
+            raise self._not_gaussian("log temperature", base)
+        x, w = hermite_rule(nodes, l_det.dtype)
+        x = x.to(l_det.device).reshape(-1, *([1] * base.loc.dim()))
+        log_t = base.loc + base.scale * x  # (n, B, T)
+        return weighted_gate_logits(self._scores(l_det, log_t.exp()), w, site.gate_rule)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 from torch import nn
-from vmoer_ppl.models.base import RouterModel, declare_batch
+from vmoer_ppl.models.base import RouterModel, declare_batch, is_gaussian
 
 from vmoer_ppl.nn.gates import route
 from vmoer_ppl.nn.outputs import RoutingOutput
@@ -53,3 +53,11 @@ class WeightRouterModel(RouterModel):
     def logit_samples(self, site, u, l_det, values) -> torch.Tensor:
         """``u W_sᵀ`` for each weight sample, `(S, B, T, E)`."""
         return torch.einsum("btd,sed->sbte", u, values["weight"].to(u.dtype))
+
+    def logit_moments(self, site, u, l_det, q):
+        """Logits ``u Wᵀ`` under a mean-field Gaussian ``W``: mean and variances `(B, T, E)`."""
+        d = q["weight"]
+        if not is_gaussian(d) or isinstance(d, dist.MultivariateNormal):
+            raise self._not_gaussian("weight", d)
+        mean, var = d.mean.to(u.dtype), d.variance.to(u.dtype)  # (E, D) each
+        return nn.functional.linear(u, mean), nn.functional.linear(u * u, var)

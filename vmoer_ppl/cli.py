@@ -15,6 +15,7 @@ import time
 from dataclasses import MISSING, fields, replace
 
 from vmoer_ppl.evaluation.stability import GAMMAS
+from vmoer_ppl.nn.link import LINKS
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.demo import DEMO, run_demo
 from vmoer_ppl.pipeline.fit import run_fit
@@ -119,6 +120,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         stability_questions=args.stability_questions,
         gammas=tuple(args.gammas),
         n_boot=args.n_boot,
+        predict_mode=args.predict_mode,
+        link=args.link,
     )
     _print_summary(res, args.run_dir, time.perf_counter() - t0)
     return 0
@@ -188,6 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation")
     ev.add_argument("--num-samples", dest="num_samples", type=int, help="S (default: the run's)")
     ev.add_argument("--model", default=None, help="load this copy of the run's model instead")
+    ev.add_argument(
+        "--predict-mode",
+        dest="predict_mode",
+        choices=("mc", "analytic"),
+        help="VMoER prediction: 'mc' (S draws, the paper's) or 'analytic' (default: the run's)",
+    )
+    ev.add_argument(
+        "--link",
+        choices=LINKS,
+        help="the analytic mode's approximation of E[softmax(l)] (default: the run's)",
+    )
     ev.add_argument(
         "--baselines",
         nargs="*",

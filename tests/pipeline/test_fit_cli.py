@@ -249,3 +249,30 @@ def test_an_ood_file_with_fewer_options_is_flagged_and_scored_per_option_count(
     assert counts[ood] == {"2": 6} and set(counts["id:qa"]) == {"4"}
     assert 0 <= metrics["results"]["deterministic"][ood]["auroc_answer_entropy"] <= 1
     assert "routing-level scores" in (run / "report.md").read_text().lower()
+
+
+def test_analytic_prediction_is_a_run_setting_and_repeats_exactly(setup, tmp_path, capsys):
+    model, data = setup
+    run = tmp_path / "analytic"
+    extra = ["--families", "logit-mf", "temperature", "--predict-mode", "analytic"]
+    assert main(fit_args(model, data, run, *extra, "--prior-scale", "relative:0.5")) == 0
+    assert FitConfig.load(run).predict_mode == "analytic"
+    nll = []
+    for _ in range(2):
+        assert main(["evaluate", str(run), "--overwrite", "--stability-questions", "0"]) == 0
+        metrics = json.loads((run / "metrics.json").read_text())
+        nll.append(
+            {f: metrics["results"][f"vmoer-{f}"]["id"]["nll"] for f in ("logit-mf", "temperature")}
+        )
+    assert nll[0] == nll[1]  # no Monte Carlo noise in the answers
+    assert (metrics["meta"]["predict_mode"], metrics["meta"]["link"]) == (
+        "analytic",
+        "second-order",
+    )
+    assert "closed-form routing probabilities" in (run / "report.md").read_text()
+    argv = ["evaluate", str(run), "--overwrite", "--stability-questions", "0"]
+    assert main([*argv, "--predict-mode", "mc"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["meta"]["predict_mode"] == "mc"
+    capsys.readouterr()
+    assert main(fit_args(model, data, tmp_path / "bad", "--predict-mode", "exact")) == 2
+    assert "predict_mode='exact': use 'mc'" in capsys.readouterr().err

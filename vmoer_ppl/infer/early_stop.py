@@ -22,8 +22,10 @@ def validation_nll(
     num_samples: int = 8,
     batch_size: int = 16,
     seed: int = 0,
+    mode: str = "mc",
+    link: str = "second-order",
 ) -> float:
-    """Mean answer NLL under MC-averaged routing, with its own fixed random stream.
+    """Mean answer NLL under MC-averaged (or closed-form) routing, with its own random stream.
 
     The draws come from a forked RNG seeded with ``seed``, so validating neither perturbs the
     training stream nor varies between calls with the same guide.
@@ -42,6 +44,9 @@ def validation_nll(
         Questions per forward.
     seed : int
         Seed of the validation draws.
+    mode, link : str
+        Prediction mode (``"mc"`` or ``"analytic"``) and link approximation, as in
+        :func:`~vmoer_ppl.infer.predictive.predict`.
 
     Returns
     -------
@@ -53,7 +58,8 @@ def validation_nll(
         torch.manual_seed(seed)
         for b in batches(data, batch_size, length_order(data)):
             labels = b.pop("labels")
-            probs = predict(model, guide, mode="mc", num_samples=num_samples, **b).probs
+            probs = predict(model, guide, mode=mode, num_samples=num_samples, link=link, **b)
+            probs = probs.probs
             total -= probs.gather(-1, labels[:, None]).clamp_min(1e-12).log().sum().item()
             n += len(labels)
     return total / n

@@ -2,8 +2,11 @@
 
 Modes (DESIGN.md): ``mean`` routes with each latent at its q location; ``mc`` (default) draws
 S = 35 samples of the routing logits, vectorised along a leading sample dim, averages the
-routing probabilities and hands ``log p̄`` to the gate rule; ``sample`` routes with one draw.
-Uncertainty signals come from the same S draws in every mode.
+routing probabilities and hands ``log p̄`` to the gate rule; ``analytic`` hands the gate rule
+the closed-form ``log E_q[softmax(l)]`` instead (a link approximation for Gaussian logits,
+quadrature for the temperature family: :mod:`vmoer_ppl.nn.link`), so answers carry no Monte
+Carlo noise; ``sample`` routes with one draw. Mutual information and (for non-Gaussian
+families) ILV come from the same S draws in every mode.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.models.base import RouterModel
 from vmoer_ppl.nn.gates import route
+from vmoer_ppl.nn.link import check_link, is_sigmoid_rule
 from vmoer_ppl.nn.masks import last_token_index
 from vmoer_ppl.nn.mc import entropy, mc_logits, mutual_information, softmax
 from vmoer_ppl.sites import install_routing, router_grid
@@ -32,6 +36,8 @@ class PredictMode(str, Enum):
     """S draws of the routing logits; ``log p̄`` through the gate rule (the paper's mode)."""
     SAMPLE = "sample"
     """One draw from q (for the temperature family: Gumbel-top-K)."""
+    ANALYTIC = "analytic"
+    """Closed-form ``E_q`` of the routing probabilities; deterministic answers."""
 
 
 @dataclass
@@ -110,7 +116,7 @@ def draw(d: dist.Distribution, num_samples: int) -> torch.Tensor:
     return d.rsample((num_samples,))
 
 
-def _route(model, guide, ctx, mode, num_samples, store, keep, site, u, l_det):
+def _route(model, guide, ctx, mode, link, num_samples, store, keep, site, u, l_det):
     grid = ctx.grid()
     u, l_det = router_grid(site, u, l_det, *grid.shape)
     q = guide.q_dists(site, u, l_det)
@@ -120,6 +126,9 @@ def _route(model, guide, ctx, mode, num_samples, store, keep, site, u, l_det):
     probs = softmax(samples)  # (S, B, T, E), once for routing and every signal
     if mode is PredictMode.MC:
         gate_logits = mc_logits(samples, site.gate_rule, probs=probs)  # log p̄ -> gate rule
+        out = route(gate_logits, site.top_k, site.gate_rule)
+    elif mode is PredictMode.ANALYTIC:
+        gate_logits = model.expected_gate_logits(site, u, l_det, q, link)
         out = route(gate_logits, site.top_k, site.gate_rule)
     elif mode is PredictMode.MEAN:
         out = model.route_latents(site, u, l_det, guide.point_values(q))
@@ -131,7 +140,8 @@ def _route(model, guide, ctx, mode, num_samples, store, keep, site, u, l_det):
         ilv = samples.var(0, unbiased=True).sum(-1)
     else:
         ilv = torch.zeros_like(l_det[..., 0])
-    p_bar = probs.mean(0)
+    exact = mode is PredictMode.ANALYTIC and not is_sigmoid_rule(site.gate_rule)
+    p_bar = softmax(gate_logits) if exact else probs.mean(0)
     mi = mutual_information(samples, probs=probs)
     store[routing_key(site, grid.name)] = LayerRouting(
         p_bar, out.experts, entropy(p_bar), mi, ilv, draws if keep else None
@@ -153,6 +163,7 @@ def predict(
     *,
     mode: PredictMode | str = PredictMode.MC,
     num_samples: int = 35,
+    link: str = "second-order",
     keep_draws: bool = False,
     **inputs,
 ) -> PredictiveOutput:
@@ -169,9 +180,13 @@ def predict(
     attention_mask : torch.Tensor, optional
         `(B, T)` 1 at tokens, 0 at padding.
     mode : PredictMode or str
-        ``"mean"``, ``"mc"`` or ``"sample"``.
+        ``"mean"``, ``"mc"``, ``"analytic"`` or ``"sample"``.
     num_samples : int
-        S, draws per router (the paper: 35).
+        S, draws per router (the paper: 35); in ``analytic`` mode only for mutual information.
+    link : str
+        ``analytic`` mode's approximation of ``E[softmax(l)]`` for Gaussian logits:
+        ``"second-order"``, ``"mean-field"``, ``"probit"`` or ``"bridge"``
+        (:mod:`vmoer_ppl.nn.link`).
     keep_draws : bool
         Keep the latent draws in :attr:`LayerRouting.draws` (for posterior export).
     **inputs
@@ -195,7 +210,8 @@ def predict(
     net_inputs = model.net_inputs(input_ids, attention_mask, **inputs)
     ctx = model.context(net_inputs)
     store: dict = {}
-    fn = functools.partial(_route, model, guide, ctx, mode, num_samples, store, keep_draws)
+    check_link(link)
+    fn = functools.partial(_route, model, guide, ctx, mode, link, num_samples, store, keep_draws)
     with install_routing(model.sites, lambda s: functools.partial(fn, s)):
         logits = model.net(**net_inputs)  # (B, C)
     first = ctx.first

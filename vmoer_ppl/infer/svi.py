@@ -73,6 +73,8 @@ class SVIConfig:
     eval_every: int = 0  # validate every N steps (needs val_data); 0: only at the end
     patience: int | None = None  # stop after N validations without improvement; None: never
     val_samples: int = 8  # S of the MC validation NLL
+    val_mode: str = "mc"  # validation prediction mode: "mc" or "analytic" (no MC noise)
+    val_link: str = "second-order"  # link approximation of the analytic mode
     checkpoint_dir: str | None = None  # save the whole training state here (resumable)
     checkpoint_every: int = 10  # steps between checkpoints (also written at each validation)
     resume: bool = True  # continue from checkpoint_dir's state when there is one
@@ -234,7 +236,14 @@ def fit_svi(
     path = ELBOPath(cfg.path)
     if validate is None and val_data is not None:
         validate = functools.partial(
-            validation_nll, model, guide, val_data, num_samples=cfg.val_samples, seed=cfg.seed
+            validation_nll,
+            model,
+            guide,
+            val_data,
+            num_samples=cfg.val_samples,
+            seed=cfg.seed,
+            mode=cfg.val_mode,
+            link=cfg.val_link,
         )
     pyro.set_rng_seed(cfg.seed)
     store_before = set(pyro.get_param_store().keys())

@@ -48,6 +48,8 @@ class FitConfig:
     baselines: tuple[str, ...] = ("mc-dropout", "temperature-sampling")  # also ensemble, swag
     baseline_steps: int = 30  # router fine-tuning steps of the ensemble / SWAG baselines
     num_samples: int = 35  # S, routing samples per Bayesian router at prediction
+    predict_mode: str = "mc"  # prediction and validation: "mc" (paper) or "analytic" (closed form)
+    link: str = "second-order"  # the analytic mode's approximation of E[softmax(l)]
     seed: int = 0
     out: str = "runs/fit"  # run directory
     overwrite: bool = False  # replace an existing run's outputs

@@ -31,14 +31,22 @@ def deterministic_outputs(
 
 
 def bayesian_outputs(
-    model, guide, data, *, num_samples: int = 35, batch_size: int = 16, mode="mc", desc="MC"
+    model,
+    guide,
+    data,
+    *,
+    num_samples: int = 35,
+    batch_size: int = 16,
+    mode="mc",
+    link: str = "second-order",
+    desc="MC",
 ):
     """Answer probabilities and routing signals (at the last prompt token) with Bayesian routers."""
     keys = ("probs", "routing_entropy", "mutual_information", "ilv")
     out, order = {k: [] for k in keys}, length_order(data)
     todo = batches(data, batch_size, order)
     for b in tqdm(todo, total=n_batches(data, batch_size), desc=desc):
-        p = predict(model, guide, mode=mode, num_samples=num_samples, **b)
+        p = predict(model, guide, mode=mode, num_samples=num_samples, link=link, **b)
         for k in keys:
             out[k].append(getattr(p, k))
     out = {k: unsort(torch.cat(v), order) for k, v in out.items()}

@@ -22,6 +22,7 @@ from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.embedded.build import cache_root
 from vmoer_ppl.embedded.prefix_cache import SUFFIX_SAFE, cached_prefix_states
 from vmoer_ppl.infer.sharding import barrier, init_from_env
+from vmoer_ppl.nn.link import check_link
 from vmoer_ppl.pipeline.config import CONFIG_FILE, FitConfig
 from vmoer_ppl.pipeline.fit_family import fit_family
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
@@ -184,6 +185,13 @@ def suffix_data(head, enc: dict, model) -> dict:
     return {k: cached_prefix_states(head, v, first, fingerprint, root) for k, v in enc.items()}
 
 
+def check_prediction(mode: str, link: str) -> None:
+    """Refuse an unknown prediction mode or link before any work, naming the choices."""
+    if mode not in ("mc", "analytic"):
+        raise ValueError(f"predict_mode={mode!r}: use 'mc' (the paper's) or 'analytic'")
+    check_link(link)
+
+
 def run_fit(cfg: FitConfig) -> dict:
     """Fit every family of ``cfg`` and write the run directory.
 
@@ -200,6 +208,7 @@ def run_fit(cfg: FitConfig) -> dict:
     t0, timings = time.perf_counter(), {}
     if not cfg.families:
         raise ValueError("no router family to fit; pass e.g. --families logit-mf logit-fc")
+    check_prediction(cfg.predict_mode, cfg.link)
     rank, size = init_from_env()
     if size > 1 and cfg.lora_steps:
         raise ValueError("stage 1 (LoRA) runs in one process; run it first, then SVI distributed")

@@ -124,6 +124,8 @@ def fit_family(
             eval_every=cfg.eval_every,
             patience=cfg.patience,
             val_samples=cfg.val_samples or cfg.num_samples,
+            val_mode=cfg.predict_mode,
+            val_link=cfg.link,
             checkpoint_dir=str(ckpt / f"lr{lr:g}" if len(grid) > 1 else ckpt),
             shards=shards,
             progress=is_main,

@@ -122,6 +122,13 @@ def direction_notes(results: dict) -> str:
     return "Routing-level scores, read as higher = more OOD:\n\n" + "\n".join(lines)
 
 
+def prediction_text(meta: dict) -> str:
+    """How the VMoER routers predicted: Monte Carlo (the paper's) or the closed form."""
+    if meta.get("predict_mode", "mc") == "analytic":
+        return f"closed-form routing probabilities ({meta.get('link')} link)"
+    return "Monte Carlo over S routing draws"
+
+
 def write_run(out: Path, meta: dict, results: dict) -> None:
     """Write metrics.json and report.md into the run directory ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -131,7 +138,8 @@ def write_run(out: Path, meta: dict, results: dict) -> None:
         "# vmoer run report",
         "",
         f"Model: `{meta['model']}`; scorer: {meta['scorer']}; ID set: **{meta['id_set']}**; "
-        f"Bayesian routers: {meta['layers']}; S = {meta['num_samples']}.",
+        f"Bayesian routers: {meta['layers']}; S = {meta['num_samples']}; "
+        f"prediction: {prediction_text(meta)}.",
         "",
         f"Sizes: {meta['sizes']}",
         "",

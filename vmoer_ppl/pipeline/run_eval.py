@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 
-from vmoer_ppl.adapter_io import from_pretrained
 from vmoer_ppl.baselines import make_baseline
 from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.evaluation.bootstrap import paired_bootstrap
@@ -25,8 +24,8 @@ from vmoer_ppl.pipeline.evaluate import (
     option_counts,
     with_answer_scores,
 )
-from vmoer_ppl.pipeline.fit import FIT_FILE, RUN_FILE, adapted, scorer_kwargs, strip, suffix_data
-from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
+from vmoer_ppl.pipeline.fit import FIT_FILE, RUN_FILE, check_prediction, scorer_kwargs, strip
+from vmoer_ppl.pipeline.open_run import open_run
 from vmoer_ppl.pipeline.plots import (
     plot_reliability,
     plot_risk_coverage,
@@ -34,7 +33,6 @@ from vmoer_ppl.pipeline.plots import (
     plot_stability,
 )
 from vmoer_ppl.pipeline.report import write_run
-from vmoer_ppl.pipeline.run_data import encode_sets
 
 RC = "risk_coverage_id.png"
 
@@ -62,6 +60,8 @@ def evaluate_run(
     stability_questions: int = 8,
     gammas: tuple[float, ...] = GAMMAS,
     baselines: tuple[str, ...] | None = None,
+    predict_mode: str | None = None,
+    link: str | None = None,
 ) -> dict:
     """Evaluate a fitted run and write ``metrics.json``, ``report.md`` and ``plots/``.
 
@@ -83,6 +83,9 @@ def evaluate_run(
         Noise levels of the stability probe.
     baselines : tuple of str, optional
         Baseline routers to evaluate (default: the run's ``baselines``).
+    predict_mode, link : str, optional
+        Prediction mode of the VMoER routers (``"mc"`` or ``"analytic"``) and the analytic
+        mode's link approximation (default: the run's).
 
     Returns
     -------
@@ -96,24 +99,17 @@ def evaluate_run(
         cfg.model = model
     if baselines is not None:
         cfg.baselines = tuple(baselines)
+    cfg.predict_mode, cfg.link = predict_mode or cfg.predict_mode, link or cfg.link
+    check_prediction(cfg.predict_mode, cfg.link)
     S = num_samples or cfg.num_samples
     t0 = time.perf_counter()
-    net, tok, label = load_model(cfg)
-    net = adapted(cfg, out, net, tok)
-    if (fp := model_fingerprint(net)) != run["fingerprint"]:
-        raise ValueError(
-            f"{out} was fitted on model {run['model']!r} (weights {run['fingerprint']}), but "
-            f"{label!r} has weights {fp}; evaluate with the run's model"
-        )
-    enc, sizes, id_label = encode_sets(cfg, tok)
-    id_key = f"id:{id_label}"
-    eval_sets = [k for k in enc if ":" in k]
+    opened = open_run(out, run, cfg)
+    net, tok, enc, sizes = opened.net, opened.tok, opened.enc, opened.sizes
+    id_key, eval_sets, guides, data = opened.id_key, opened.eval_sets, opened.guides, opened.data
     option_hist = check_option_counts({k: enc[k] for k in eval_sets}, id_key)
     if stability_questions and 0.01 not in gammas:
         gammas = (*gammas, 0.01)  # the reported column
-    guides = {f: from_pretrained(net, out / "adapters" / f) for f in cfg.families}
     head = next(iter(guides.values()))[0].net
-    data = {k: strip(v) for k, v in suffix_data(head, enc, net).items()}
     timings = {"load_s": time.perf_counter() - t0}
     t = time.perf_counter()
     outs = {
@@ -133,7 +129,15 @@ def evaluate_run(
         t = time.perf_counter()
         torch.manual_seed(cfg.seed)  # each router's draws independent of evaluation order
         outs[f"vmoer-{family}"] = {
-            k: bayesian_outputs(bm, guide, data[k], num_samples=S, desc=f"{family} {k}")
+            k: bayesian_outputs(
+                bm,
+                guide,
+                data[k],
+                num_samples=S,
+                mode=cfg.predict_mode,
+                link=cfg.link,
+                desc=f"{family} {k}",
+            )
             for k in eval_sets
         }
         timings[f"{family}_s"] = time.perf_counter() - t
@@ -189,9 +193,11 @@ def evaluate_run(
     meta = {
         "model": run["model"],
         "scorer": cfg.scorer,
-        "id_set": id_label,
+        "id_set": id_key.split(":", 1)[1],
         "layers": cfg.layers,
         "num_samples": S,
+        "predict_mode": cfg.predict_mode,
+        "link": cfg.link,
         "sizes": sizes,
         "option_counts": {k: {str(c): n for c, n in h.items()} for k, h in option_hist.items()},
         "plots": plots,

@@ -1,0 +1,58 @@
+"""``predict(mode="analytic")``: deterministic answers equal to the Monte Carlo integral."""
+
+import pytest
+import torch
+
+from tests.common import toy_batch, toy_pair
+from vmoer_ppl import predict
+
+GAUSSIAN = ["logit-mf", "logit-fc", "weight", "temperature"]
+
+
+@pytest.mark.parametrize("family", GAUSSIAN)
+def test_analytic_answers_do_not_move_with_the_seed(family):
+    model, guide = toy_pair(family, perturb=0.2)
+    ids, mask, _ = toy_batch()
+    torch.manual_seed(0)
+    a = predict(model, guide, ids, mask, mode="analytic", num_samples=8)
+    torch.manual_seed(1)
+    b = predict(model, guide, ids, mask, mode="analytic", num_samples=8)
+    torch.testing.assert_close(a.probs, b.probs, rtol=0, atol=0)
+    torch.testing.assert_close(a.routing_entropy, b.routing_entropy, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", GAUSSIAN)
+def test_analytic_routing_probabilities_match_many_draws(family):
+    # prior scale 0.3: the posterior narrower than the toy's logit spread, the regime the
+    # second-order link is for (with s = 1 on this toy the top-K sets already differ)
+    model, guide = toy_pair(family, perturb=0.2, prior=0.3)
+    ids, mask, _ = toy_batch()
+    torch.manual_seed(0)
+    mc = predict(model, guide, ids, mask, mode="mc", num_samples=40_000)
+    exact = predict(model, guide, ids, mask, mode="analytic", num_samples=2)
+    for name, r in exact.routing.items():
+        real = mask.bool()
+        err = (r.probs - mc.routing[name].probs).abs().sum(-1)[real] / 2  # TV per token
+        assert err.max() < 0.01, (name, float(err.max()))
+        assert torch.equal(r.experts.sort(-1).values, mc.routing[name].experts.sort(-1).values)
+    torch.testing.assert_close(exact.probs, mc.probs, atol=5e-3, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["logit-mf", "logit-fc"])
+@pytest.mark.parametrize("link", ["mean-field", "probit", "bridge"])
+def test_every_link_routes(family, link):
+    model, guide = toy_pair(family)
+    out = predict(model, guide, *toy_batch()[:2], mode="analytic", link=link)
+    torch.testing.assert_close(out.probs.sum(-1), torch.ones(3))
+
+
+def test_per_expert_temperature_names_the_mode_that_works():
+    model, guide = toy_pair("temperature-expert")
+    with pytest.raises(NotImplementedError, match="per_expert=True use mode='mc'"):
+        predict(model, guide, *toy_batch()[:2], mode="analytic")
+
+
+def test_unknown_link_is_refused():
+    model, guide = toy_pair("logit-mf")
+    with pytest.raises(ValueError, match="unknown link approximation"):
+        predict(model, guide, *toy_batch()[:2], mode="analytic", link="unscented")

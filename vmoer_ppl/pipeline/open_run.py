@@ -1,0 +1,79 @@
+"""Open a fitted run for evaluation: the adapted model, its guides and the encoded sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmoer_ppl.adapter_io import from_pretrained
+from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.pipeline.fit import adapted, strip, suffix_data
+from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
+from vmoer_ppl.pipeline.run_data import encode_sets
+
+
+@dataclass
+class OpenedRun:
+    """Everything evaluation reads from a run directory.
+
+    Attributes
+    ----------
+    cfg : FitConfig
+        The run's settings.
+    net, tok
+        The adapted network and its tokenizer.
+    enc : dict
+        Encoded sets as stored (``train``, ``val``, ``id:<name>``, ``ood:<name>``).
+    sizes : dict
+        Questions per set.
+    id_key : str
+        ``"id:<name>"``.
+    eval_sets : list of str
+        The ID and OOD keys, in order.
+    guides : dict
+        Family to ``(model, guide)`` loaded from ``adapters/``.
+    data : dict
+        The sets as network inputs (frozen-prefix states attached where the cache applies).
+    """
+
+    cfg: FitConfig
+    net: object
+    tok: object
+    enc: dict
+    sizes: dict
+    id_key: str
+    eval_sets: list
+    guides: dict
+    data: dict
+
+
+def open_run(out: Path, run: dict, cfg: FitConfig | None = None) -> OpenedRun:
+    """Load a run's model (checked against its weight fingerprint), guides and data.
+
+    Parameters
+    ----------
+    out : Path
+        The run directory.
+    run : dict
+        Its ``run.json``.
+    cfg : FitConfig, optional
+        Settings to use (default: the run's ``config.json``).
+
+    Returns
+    -------
+    OpenedRun
+    """
+    cfg = cfg or FitConfig.load(out)
+    net, tok, label = load_model(cfg)
+    net = adapted(cfg, out, net, tok)
+    if (fp := model_fingerprint(net)) != run["fingerprint"]:
+        raise ValueError(
+            f"{out} was fitted on model {run['model']!r} (weights {run['fingerprint']}), but "
+            f"{label!r} has weights {fp}; evaluate with the run's model"
+        )
+    enc, sizes, id_label = encode_sets(cfg, tok)
+    guides = {f: from_pretrained(net, out / "adapters" / f) for f in cfg.families}
+    head = next(iter(guides.values()))[0].net
+    data = {k: strip(v) for k, v in suffix_data(head, enc, net).items()}
+    eval_sets = [k for k in enc if ":" in k]
+    return OpenedRun(cfg, net, tok, enc, sizes, f"id:{id_label}", eval_sets, guides, data)
