@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.infer.svi_run import STEPS, run
-from vmoer_ppl.infer.checkpoint import load_state, state_path
+from vmoer_ppl.infer.checkpoint import load_state, save_state, state_path
 from vmoer_ppl.infer.early_stop import EarlyStopping
 from vmoer_ppl.infer.svi import SVIConfig, batch_at
 
@@ -99,7 +99,7 @@ def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path):
         while time.monotonic() < deadline:
             if (
                 state_path(ckpt).exists()
-                and torch.load(state_path(ckpt), weights_only=False)["step"] >= 12
+                and load_state(ckpt)["step"] >= 12
             ):
                 break
             time.sleep(0.02)
@@ -115,9 +115,10 @@ def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path):
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
     run(str(tmp_path / "a"))
-    state = torch.load(state_path(tmp_path / "a"), weights_only=False)
+    state = load_state(tmp_path / "a")
+    state.pop("rng", None)
     state["fingerprint"]["lr"] = "0.5"
-    torch.save(state, state_path(tmp_path / "a"))
+    save_state(tmp_path / "a", state)
     with pytest.raises(ValueError, match="other settings"):
         run(str(tmp_path / "a"))
 

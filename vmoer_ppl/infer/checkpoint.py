@@ -1,24 +1,38 @@
-"""SVI training state on disk: written atomically, read back to resume with nothing lost.
+"""SVI training state on disk: data only, written atomically, read back with nothing lost.
 
-One file, ``svi_state.pt``, holds everything that decides the rest of a run: the guide's parameters,
-the optimiser and schedule states, the step, the loss and validation histories, the best guide so
-far (early stopping) and every random number generator (torch, Python, NumPy through Pyro). The
+One file, ``svi_state.safetensors``, holds everything that decides the rest of a run: the
+guide's parameters, the optimiser and schedule states, the step, the loss and validation
+histories, the best guide so far (early stopping) and every random number generator (torch,
+Python, NumPy through Pyro). The
 minibatch at a step is a pure function of ``(seed, step)``, so no iterator state is needed. A kill
 at any moment leaves either the previous file or the new one (written to a temporary file, then
 ``os.replace``-d), never a torn one.
+
+The file is data only: the tensors in safetensors, the rest (numbers, histories, RNG states) as
+JSON in the safetensors header (:mod:`vmoer_ppl.infer.state_codec`). A run directory may come
+from a stranger, so loading never unpickles; a ``svi_state.pt`` from before is never read.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyro.util
-import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
-STATE_FILE = "svi_state.pt"
+from vmoer_ppl.infer.state_codec import decode, encode
+
+STATE_FILE = "svi_state.safetensors"
+LEGACY_FILE = "svi_state.pt"  # pickled states of earlier versions: never loaded
+FORMAT = "vmoer-svi-state/1"
+
+log = logging.getLogger(__name__)
 
 
 def state_path(directory: str | Path) -> Path:
@@ -27,14 +41,15 @@ def state_path(directory: str | Path) -> Path:
 
 
 def save_state(directory: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` (plus the current RNG states) atomically to ``directory/svi_state.pt``.
+    """Write ``state`` (plus the RNG states) atomically to ``directory/svi_state.safetensors``.
 
     Parameters
     ----------
     directory : str or Path
         Checkpoint directory (created if missing).
     state : dict
-        Tensors, state dicts, numbers and lists (``torch.save``-able).
+        Tensors, state dicts, numbers, strings, lists and tuples (see
+        :func:`~vmoer_ppl.infer.state_codec.encode`).
 
     Returns
     -------
@@ -43,11 +58,11 @@ def save_state(directory: str | Path, state: dict[str, Any]) -> Path:
     """
     path = state_path(directory)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {**state, "rng": pyro.util.get_rng_state()}
+    tree, tensors = encode({**state, "rng": pyro.util.get_rng_state()})
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".svi_state-", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(payload, tmp)
+        save_file(tensors, tmp, metadata={"format": FORMAT, "state": json.dumps(tree)})
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -64,13 +79,28 @@ def load_state(directory: str | Path) -> dict[str, Any] | None:
         If the file exists but cannot be read (names the file to delete).
     """
     path = state_path(directory)
+    if (Path(directory) / LEGACY_FILE).exists():
+        log.warning(
+            "%s: a pickled checkpoint of an earlier version is never loaded (it could run code); "
+            "training starts afresh unless %s exists",
+            Path(directory) / LEGACY_FILE,
+            STATE_FILE,
+        )
     if not path.exists():
         return None
+    if path.is_symlink() or not path.is_file():
+        raise ValueError(f"{path} is not a regular file; delete it to start afresh")
     try:
-        state = torch.load(path, weights_only=False)
-    except Exception as err:  # a foreign or damaged file: say which, do not guess
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"not a {FORMAT} file (format {meta.get('format')!r})")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+        state = decode(json.loads(meta["state"]), tensors)
+        rng = state.pop("rng")
+    except (SafetensorError, ValueError, KeyError, TypeError, OSError) as err:
         raise ValueError(
             f"cannot read the SVI checkpoint {path} ({err}); delete it to start afresh"
         ) from err
-    pyro.util.set_rng_state(state.pop("rng"))
+    pyro.util.set_rng_state(rng)
     return state
