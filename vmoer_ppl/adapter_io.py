@@ -21,6 +21,7 @@ from vmoer_ppl.priors.base import Prior
 from vmoer_ppl.priors.gaussian import GaussianPrior
 from vmoer_ppl.priors.hierarchical import HierarchicalGaussianPrior
 from vmoer_ppl.priors.shorthands import PerSitePrior
+from vmoer_ppl.safe_files import atomic_write, write_text
 
 WEIGHTS_NAME, CONFIG_NAME = "router_adapter.safetensors", "router_adapter.json"
 FORMAT_VERSION = 2
@@ -127,8 +128,8 @@ def save_pretrained(guide, directory: str | Path, *, overwrite: bool = False) ->
         "versions": _versions(),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in guide.state_dict().items()}
-    save_file(tensors, out / WEIGHTS_NAME, metadata={"format": "pt"})
-    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    write_text(out / CONFIG_NAME, json.dumps(config, indent=2))
     return out
 
 

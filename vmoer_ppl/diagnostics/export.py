@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from vmoer_ppl.data.tensors import batches, inputs_of, length_order, unsort
 from vmoer_ppl.infer.predictive import predict, routing_key
 from vmoer_ppl.nn.masks import last_token_index
+from vmoer_ppl.safe_files import atomic_write
 
 
 def _latents_at_last(model, out, first) -> dict[str, torch.Tensor]:
@@ -136,8 +137,7 @@ def save_datatree(tree: xr.DataTree, path: str | Path) -> Path:
     """Write a DataTree to netCDF (one group per ArviZ group)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tree.to_netcdf(path, engine="h5netcdf")
-    return path
+    return atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def load_datatree(path: str | Path) -> xr.DataTree:

@@ -28,6 +28,7 @@ from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.fit import FIT_FILE, adapted, strip, suffix_data
 from vmoer_ppl.pipeline.loading import load_model
 from vmoer_ppl.pipeline.run_data import encode_sets
+from vmoer_ppl.safe_files import refuse_links, save_figure, write_text
 
 
 def _plt():
@@ -71,7 +72,7 @@ def plot_tree(tree: xr.DataTree, family: str, plots: Path) -> list[str]:
         axes = az.plot_forest(ds, combined=True, figsize=(6, 1 + 0.4 * ds.sizes["layer"]))
     axes[0].set_title(f"{family}: posterior spread per layer")
     names.append(f"inspect_scale_forest_{family}.png")
-    axes[0].figure.savefig(plots / names[-1], dpi=100, bbox_inches="tight")
+    save_figure(axes[0].figure, plots / names[-1], dpi=100, bbox_inches="tight")
     plt.close("all")
     if "temperature" in tree["posterior"].ds:
         t = tree["posterior"].ds["temperature"]
@@ -79,7 +80,7 @@ def plot_tree(tree: xr.DataTree, family: str, plots: Path) -> list[str]:
         with quiet_arviz_plots():
             axes = az.plot_posterior(t, figsize=(3 * t.sizes["layer"], 2.5))
         names.append(f"inspect_temperature_{family}.png")
-        np.ravel(axes)[0].figure.savefig(plots / names[-1], dpi=100, bbox_inches="tight")
+        save_figure(np.ravel(axes)[0].figure, plots / names[-1], dpi=100, bbox_inches="tight")
         plt.close("all")
     return names
 
@@ -103,7 +104,7 @@ def plot_ppc(trees: dict, plots: Path) -> str:
     ax.set(xlabel="answer option", ylabel="questions", title="posterior predictive check")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(plots / "inspect_ppc.png", dpi=100)
+    save_figure(fig, plots / "inspect_ppc.png", dpi=100)
     plt.close(fig)
     return "inspect_ppc.png"
 
@@ -140,6 +141,7 @@ def inspect_run(
         ``loo`` (see :func:`loo_compare`), ``posteriors`` and ``plots`` (paths).
     """
     out = Path(run_dir)
+    refuse_links(out)
     cfg = FitConfig.load(out)
     if not (out / FIT_FILE).exists():
         raise FileNotFoundError(f"{out}: the fit did not finish; run `vmoer fit` again first")
@@ -164,9 +166,8 @@ def inspect_run(
     names.append(plot_ppc(trees, plots))
     names.append(plot_entropy(entropies, [s.name for s in model.sites], plots))
     loo = loo_compare(trees)
-    (out / "loo.md").write_text(
-        "# PSIS-LOO comparison (validation questions)\n\n" + loo_markdown(loo) + "\n"
-    )
+    title = "# PSIS-LOO comparison (validation questions)\n\n"
+    write_text(out / "loo.md", title + loo_markdown(loo) + "\n")
     return {"loo": loo, "posteriors": posteriors, "plots": [str(plots / n) for n in names]}
 
 
@@ -183,6 +184,6 @@ def plot_entropy(entropies: dict, layers: list[str], plots: Path) -> str:
     ax.set(xlabel="Bayesian layer", ylabel="routing entropy (nats)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(plots / "inspect_routing_entropy.png", dpi=100)
+    save_figure(fig, plots / "inspect_routing_entropy.png", dpi=100)
     plt.close(fig)
     return "inspect_routing_entropy.png"

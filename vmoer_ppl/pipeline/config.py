@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from vmoer_ppl.embedded.build import EmbeddedConfig
+from vmoer_ppl.safe_files import write_text
 
 CONFIG_FILE = "config.json"
 
@@ -59,7 +60,7 @@ class FitConfig:
         """Write ``config.json`` into ``directory``."""
         path = Path(directory) / CONFIG_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2))
+        write_text(path, json.dumps(asdict(self), indent=2))
         return path
 
     @classmethod

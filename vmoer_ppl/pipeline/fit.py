@@ -31,6 +31,7 @@ from vmoer_ppl.pipeline.regime import measure_regime
 from vmoer_ppl.pipeline.run_data import encode_sets
 from vmoer_ppl.pipeline.stage1 import LoRASettings, adapt_backbone, apply_saved_lora
 from vmoer_ppl.pipeline.stage1_cache import cached_stage1, stage1_key, store_stage1
+from vmoer_ppl.safe_files import refuse_links, write_text
 from vmoer_ppl.scoring.letter import letter_token_ids
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def scorer_kwargs(cfg: FitConfig, tokenizer, data: dict) -> dict:
 def prepare_run_dir(cfg: FitConfig) -> Path:
     """Create or reuse the run directory: same settings resume; other settings need --overwrite."""
     out = Path(cfg.out)
+    refuse_links(out)
     if (out / CONFIG_FILE).exists() and not cfg.overwrite:
         saved = FitConfig.load(out)
         mine = {**asdict(cfg), "overwrite": False}
@@ -116,7 +118,7 @@ def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
     )
     after = measure_regime(stage1_head(model, kwargs, first), data["val"], desc="regime after")
     report = {"first_layer": first, "losses": losses, "val_before": before, "val_after": after}
-    (out / "stage1" / "regime.json").write_text(json.dumps(report, indent=2))
+    write_text(out / "stage1" / "regime.json", json.dumps(report, indent=2))
     log.info("stage 1: validation regime %s -> %s", before, after)
     store_stage1(key, out / "stage1")
     return model
@@ -227,7 +229,7 @@ def run_fit(cfg: FitConfig) -> dict:
     fp = model_fingerprint(model)
     run = {"model": label, "fingerprint": fp, "sizes": sizes, "id_set": id_label, **kwargs}
     if rank == 0:
-        (out / RUN_FILE).write_text(json.dumps(run, indent=2))
+        write_text(out / RUN_FILE, json.dumps(run, indent=2))
     families = {}
     data = None
     build = {
@@ -255,6 +257,6 @@ def run_fit(cfg: FitConfig) -> dict:
     timings["total_s"] = time.perf_counter() - t0
     result = {"run": run, "families": families, "timings": timings}
     if rank == 0:
-        (out / FIT_FILE).write_text(json.dumps(result, indent=2))
+        write_text(out / FIT_FILE, json.dumps(result, indent=2))
     barrier()
     return result

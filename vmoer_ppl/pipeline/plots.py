@@ -8,6 +8,7 @@ import torch
 
 from vmoer_ppl.evaluation.calibration import reliability_data
 from vmoer_ppl.evaluation.detection import roc_curve
+from vmoer_ppl.safe_files import save_figure
 
 
 def plot_reliability(outputs: dict, labels: torch.Tensor, path: Path) -> Path:
@@ -33,7 +34,7 @@ def plot_reliability(outputs: dict, labels: torch.Tensor, path: Path) -> Path:
         ax.set(title=name, xlabel="confidence", xlim=(0, 1), ylim=(0, 1))
     axes[0][0].set_ylabel("accuracy")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -57,7 +58,7 @@ def plot_roc(id_out: dict, ood_outs: dict, router: str, path: Path) -> Path:
         ax.set(title=f"{router}: {name}", xlabel="FPR", ylabel="TPR")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -78,7 +79,7 @@ def plot_risk_coverage(outputs: dict, labels: torch.Tensor, path: Path) -> Path:
     ax.set(xlabel="coverage", ylabel="selective risk (error rate)", title="risk-coverage (ID)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -100,7 +101,7 @@ def plot_stability(results: dict, path: Path) -> Path | None:
     ax.set_title("routing stability")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -166,6 +167,6 @@ def plot_fit_diagnostics(record: dict, family: str, path: Path) -> Path | None:
     axes[1][3].set(title="loss (NLL + β KL)", xlabel="step")
     fig.suptitle(f"SVI of {family}")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, dpi=90)
     plt.close(fig)
     return path

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from vmoer_ppl.safe_files import write_text
+
 
 def _mean_auroc(r: dict, key: str) -> float:
     ood = [v for k, v in r.items() if ":" in k and key in v]
@@ -132,7 +134,7 @@ def prediction_text(meta: dict) -> str:
 def write_run(out: Path, meta: dict, results: dict) -> None:
     """Write metrics.json and report.md into the run directory ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    write_text(out / "metrics.json", json.dumps({"meta": meta, "results": results}, indent=2))
     plots = "".join(f"\n![{p}](plots/{p})\n" for p in meta.get("plots", []))
     report = [
         "# vmoer run report",
@@ -165,4 +167,4 @@ def write_run(out: Path, meta: dict, results: dict) -> None:
         f"Timings (s): {json.dumps({k: round(v, 1) for k, v in meta['timings'].items()})}",
         "",
     ]
-    (out / "report.md").write_text("\n".join(report))
+    write_text(out / "report.md", "\n".join(report))
