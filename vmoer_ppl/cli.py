@@ -21,10 +21,11 @@ from vmoer_ppl.pipeline.demo import DEMO, run_demo
 from vmoer_ppl.pipeline.fit import run_fit
 from vmoer_ppl.pipeline.report import summary_table
 from vmoer_ppl.pipeline.run_eval import evaluate_run
+from vmoer_ppl.safe_files import RunInUseError
 from vmoer_ppl.toy_demo import ToyDemoConfig, format_table, run_toy_demo
 
 #: Errors that are the user's to fix: printed as one line, exit status 2.
-USER_ERRORS = (FileExistsError, FileNotFoundError, ValueError, ModuleNotFoundError)
+USER_ERRORS = (FileExistsError, FileNotFoundError, ValueError, ModuleNotFoundError, RunInUseError)
 
 
 def field_help(cls) -> dict[str, str]:

@@ -28,7 +28,7 @@ from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.fit import FIT_FILE, adapted, strip, suffix_data
 from vmoer_ppl.pipeline.loading import load_model
 from vmoer_ppl.pipeline.run_data import encode_sets
-from vmoer_ppl.safe_files import refuse_links, save_figure, write_text
+from vmoer_ppl.safe_files import run_lock, save_figure, write_text
 
 
 def _plt():
@@ -140,8 +140,12 @@ def inspect_run(
     dict
         ``loo`` (see :func:`loo_compare`), ``posteriors`` and ``plots`` (paths).
     """
-    out = Path(run_dir)
-    refuse_links(out)
+    with run_lock(run_dir, "inspect"):
+        return inspect_locked(Path(run_dir), num_draws, n_questions, num_samples)
+
+
+def inspect_locked(out: Path, num_draws: int, n_questions: int, num_samples: int) -> dict:
+    """The body of :func:`inspect_run` while the run directory is locked."""
     cfg = FitConfig.load(out)
     if not (out / FIT_FILE).exists():
         raise FileNotFoundError(f"{out}: the fit did not finish; run `vmoer fit` again first")

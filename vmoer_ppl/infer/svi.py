@@ -80,6 +80,7 @@ class SVIConfig:
     resume: bool = True  # continue from checkpoint_dir's state when there is one
     shards: int = 1  # micro-batches per step; under torch.distributed a multiple of the world size
     diagnostics: bool = True  # per-step router statistics (fused path; infer/diagnostics.py)
+    context: dict | None = None  # what else defines the fit (model, data, β, prior); resume checks
     min_init_overlap: float = 0.9  # warn when the first step's top-K overlap is below this
 
 
@@ -427,7 +428,8 @@ def fingerprint(cfg: SVIConfig, n: int) -> dict:
         "warmup_ratio",
         "shards",
     )
-    return {"n": n, **{k: str(getattr(cfg, k)) for k in keys}}
+    extra = {f"context.{k}": str(v) for k, v in (cfg.context or {}).items()}
+    return {"n": n, **{k: str(getattr(cfg, k)) for k in keys}, **extra}
 
 
 def check_resumable(state: dict, cfg: SVIConfig, n: int) -> None:

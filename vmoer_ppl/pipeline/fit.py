@@ -8,6 +8,7 @@ state: a killed run resumes from it when the same command is run again), ``adapt
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -31,7 +32,7 @@ from vmoer_ppl.pipeline.regime import measure_regime
 from vmoer_ppl.pipeline.run_data import encode_sets
 from vmoer_ppl.pipeline.stage1 import LoRASettings, adapt_backbone, apply_saved_lora
 from vmoer_ppl.pipeline.stage1_cache import cached_stage1, stage1_key, store_stage1
-from vmoer_ppl.safe_files import refuse_links, write_text
+from vmoer_ppl.safe_files import refuse_links, run_lock, write_text
 from vmoer_ppl.scoring.letter import letter_token_ids
 
 log = logging.getLogger(__name__)
@@ -214,9 +215,15 @@ def run_fit(cfg: FitConfig) -> dict:
     rank, size = init_from_env()
     if size > 1 and cfg.lora_steps:
         raise ValueError("stage 1 (LoRA) runs in one process; run it first, then SVI distributed")
-    if rank == 0:
-        prepare_run_dir(cfg)
-    barrier()
+    with run_lock(cfg.out, "fit", create=True) if rank == 0 else contextlib.nullcontext():
+        if rank == 0:
+            prepare_run_dir(cfg)
+        barrier()
+        return fit_families(cfg, rank, size, t0, timings)
+
+
+def fit_families(cfg: FitConfig, rank: int, size: int, t0: float, timings: dict) -> dict:
+    """The body of :func:`run_fit` once the run directory is prepared and locked."""
     out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     model, tok, label = load_model(cfg)

@@ -8,6 +8,8 @@ NLL; the one with the lowest validation NLL is kept (the test split is never see
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -20,12 +22,26 @@ from vmoer_ppl.infer.diagnostics import posterior_summary
 from vmoer_ppl.infer.svi import SVIConfig, fit_svi
 from vmoer_ppl.models.logit_router import LogitRouterModel
 from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.pipeline.loading import model_fingerprint
 from vmoer_ppl.priors.relative import logit_spread, parse_prior_scale, relative_prior
 
 log = logging.getLogger(__name__)
 
 #: Train questions on which the relative prior's logit spread is measured.
 SPREAD_QUESTIONS = 64
+
+
+def content_hash(*sets: dict) -> str:
+    """SHA-256 of the integer tensors (token ids, masks, labels) of data sets, in key order."""
+    h = hashlib.sha256()
+    for data in sets:
+        for key in sorted(data):
+            t = data[key]
+            if isinstance(t, torch.Tensor) and not t.is_floating_point():
+                h.update(key.encode())
+                h.update(str(tuple(t.shape)).encode())
+                h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def family_prior(cfg: FitConfig, family: str, bm, train: dict):
@@ -109,6 +125,14 @@ def fit_family(
     prior, prior_record = family_prior(cfg, family, bm, data["train"])
     grid = tuple(cfg.lr_grid) or (cfg.lr,)
     best, tried, ckpt = None, {}, out / "checkpoints" / family
+    context = {
+        "family": family,
+        "model": model_fingerprint(backbone),
+        "data": content_hash(data["train"], data["val"]),
+        "beta": cfg.beta,
+        "prior": json.dumps(prior_record, sort_keys=True),
+        "build": json.dumps({k: str(v) for k, v in build.items()}, sort_keys=True),
+    }
     for lr in grid:
         torch.manual_seed(cfg.seed)  # every learning rate starts from the same guide
         bm, guide = bayesianize(backbone, family=family, prior=prior, **build)
@@ -129,6 +153,7 @@ def fit_family(
             checkpoint_dir=str(ckpt / f"lr{lr:g}" if len(grid) > 1 else ckpt),
             shards=shards,
             progress=is_main,
+            context=context,
         )
         res = fit_svi(bm, guide, data["train"], svi, val_data=data["val"])
         score = min((v for _, v in res.val_history), default=float("inf"))

@@ -33,7 +33,7 @@ from vmoer_ppl.pipeline.plots import (
     plot_stability,
 )
 from vmoer_ppl.pipeline.report import write_run
-from vmoer_ppl.safe_files import refuse_links
+from vmoer_ppl.safe_files import refuse_links, run_lock
 
 RC = "risk_coverage_id.png"
 
@@ -94,7 +94,34 @@ def evaluate_run(
     dict
         ``{"meta": ..., "results": {router: {"id": ..., "<ood set>": ...}}}``.
     """
-    out = Path(run_dir)
+    with run_lock(run_dir, "evaluate"):
+        return evaluate_locked(
+            Path(run_dir),
+            overwrite,
+            num_samples,
+            model,
+            n_boot,
+            stability_questions,
+            gammas,
+            baselines,
+            predict_mode,
+            link,
+        )
+
+
+def evaluate_locked(
+    out,
+    overwrite,
+    num_samples,
+    model,
+    n_boot,
+    stability_questions,
+    gammas,
+    baselines,
+    predict_mode,
+    link,
+) -> dict:
+    """The body of :func:`evaluate_run` while the run directory is locked."""
     run = check_run(out, overwrite)
     cfg = FitConfig.load(out)
     if model is not None:
