@@ -227,7 +227,8 @@ def fit_families(cfg: FitConfig, rank: int, size: int, t0: float, timings: dict)
     out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     model, tok, label = load_model(cfg)
-    enc, sizes, id_label = encode_sets(cfg, tok)
+    hashes: dict = {}
+    enc, sizes, id_label = encode_sets(cfg, tok, hashes)
     timings["load_s"] = time.perf_counter() - t0
     t = time.perf_counter()
     model = adapted(cfg, out, model, tok, enc)
@@ -235,6 +236,7 @@ def fit_families(cfg: FitConfig, rank: int, size: int, t0: float, timings: dict)
     kwargs = scorer_kwargs(cfg, tok, enc)
     fp = model_fingerprint(model)
     run = {"model": label, "fingerprint": fp, "sizes": sizes, "id_set": id_label, **kwargs}
+    run["data_hashes"] = hashes
     if rank == 0:
         write_text(out / RUN_FILE, json.dumps(run, indent=2))
     families = {}

@@ -8,7 +8,6 @@ NLL; the one with the lowest validation NLL is kept (the test split is never see
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import torch
 
 from vmoer_ppl.bayesianize import bayesianize
-from vmoer_ppl.data.tensors import subset
+from vmoer_ppl.data.tensors import content_hash, subset
 from vmoer_ppl.families import FAMILIES, as_family
 from vmoer_ppl.infer.diagnostics import posterior_summary
 from vmoer_ppl.infer.svi import SVIConfig, fit_svi
@@ -29,19 +28,6 @@ log = logging.getLogger(__name__)
 
 #: Train questions on which the relative prior's logit spread is measured.
 SPREAD_QUESTIONS = 64
-
-
-def content_hash(*sets: dict) -> str:
-    """SHA-256 of the integer tensors (token ids, masks, labels) of data sets, in key order."""
-    h = hashlib.sha256()
-    for data in sets:
-        for key in sorted(data):
-            t = data[key]
-            if isinstance(t, torch.Tensor) and not t.is_floating_point():
-                h.update(key.encode())
-                h.update(str(tuple(t.shape)).encode())
-                h.update(t.contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def family_prior(cfg: FitConfig, family: str, bm, train: dict):

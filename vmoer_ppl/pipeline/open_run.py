@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.fit import adapted, strip, suffix_data
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
 from vmoer_ppl.pipeline.run_data import encode_sets
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,9 +74,37 @@ def open_run(out: Path, run: dict, cfg: FitConfig | None = None) -> OpenedRun:
             f"{out} was fitted on model {run['model']!r} (weights {run['fingerprint']}), but "
             f"{label!r} has weights {fp}; evaluate with the run's model"
         )
-    enc, sizes, id_label = encode_sets(cfg, tok)
+    hashes: dict = {}
+    enc, sizes, id_label = encode_sets(cfg, tok, hashes)
+    check_data(out, run, hashes, cfg)
     guides = {f: from_pretrained(net, out / "adapters" / f) for f in cfg.families}
     head = next(iter(guides.values()))[0].net
     data = {k: strip(v) for k, v in suffix_data(head, enc, net).items()}
     eval_sets = [k for k in enc if ":" in k]
     return OpenedRun(cfg, net, tok, enc, sizes, f"id:{id_label}", eval_sets, guides, data)
+
+
+def check_data(out: Path, run: dict, hashes: dict, cfg: FitConfig) -> None:
+    """Refuse sets whose content differs from what the fit saw (``run.json`` ``data_hashes``).
+
+    Editing, shuffling or replacing a data file between fit and evaluation would otherwise
+    re-draw the splits silently (the test split could then hold training questions).
+
+    Raises
+    ------
+    ValueError
+        Naming each set that changed and where it comes from.
+    """
+    saved = run.get("data_hashes")
+    if saved is None:  # a run fitted before the hashes were recorded
+        log.warning("%s records no data hashes; the sets cannot be checked against the fit", out)
+        return
+    changed = [k for k, v in hashes.items() if k in saved and v != saved[k]]
+    changed += [k for k in saved if k not in hashes]
+    if changed:
+        sources = {"train": cfg.data, "val": cfg.data, f"id:{run['id_set']}": cfg.data}
+        named = ", ".join(f"{k} (from {sources.get(k, k.split(':', 1)[-1])})" for k in changed)
+        raise ValueError(
+            f"{out}: the data differ from what the fit saw: {named}; restore the files the run "
+            "was fitted on, or fit again"
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 from collections import Counter
@@ -113,9 +115,24 @@ def _same_width(name: str, records: list[MCQARecord], width: int) -> list[MCQARe
     return kept
 
 
-def encode_sets(cfg: FitConfig, tokenizer) -> tuple[dict, dict[str, int], str]:
-    """Token tensors of every set for the run's scorer, their sizes, and the ID label."""
+def record_hash(records) -> str:
+    """SHA-256 (16 hex digits) of questions, options, answers and passages, in order."""
+    h = hashlib.sha256()
+    for r in records:
+        h.update(json.dumps([r.question, list(r.choices), r.answer, r.context]).encode())
+    return h.hexdigest()[:16]
+
+
+def encode_sets(
+    cfg: FitConfig, tokenizer, hashes: dict | None = None
+) -> tuple[dict, dict[str, int], str]:
+    """Token tensors of every set for the run's scorer, their sizes, and the ID label.
+
+    With ``hashes`` (a dict), also records each set's :func:`record_hash` into it.
+    """
     sets, with_context, label = run_records(cfg)
+    if hashes is not None:
+        hashes.update({k: record_hash(v) for k, v in sets.items()})
     if cfg.scorer == "cloze":
         enc = {k: encode_cloze(v, tokenizer, with_context=with_context) for k, v in sets.items()}
     elif cfg.scorer == "letter":
