@@ -13,26 +13,63 @@ LETTERS = "ABCDEFGHIJ"
 
 
 def _answer(value, n: int, where: str) -> int:
-    if isinstance(value, str) and value.strip().upper() in LETTERS[:n]:
+    letters = LETTERS[: min(n, len(LETTERS))]
+    if isinstance(value, str) and value.strip().upper() in letters:
         return LETTERS.index(value.strip().upper())
-    try:
+    idx = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        idx = value
+    elif isinstance(value, float) and value.is_integer():
+        idx = int(value)  # an integer column read as float (a missing value elsewhere)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
         idx = int(value)
-    except (TypeError, ValueError):
+    if idx is None:
         raise ValueError(
-            f"{where}: answer {value!r} is neither an index nor a letter A-{LETTERS[n - 1]}"
-        ) from None
+            f"{where}: answer {value!r} is neither a 0-based index nor a letter "
+            f"A-{letters[-1]}; fix the row"
+        )
     if not 0 <= idx < n:
         raise ValueError(f"{where}: answer index {idx} out of range for {n} choices")
     return idx
+
+
+def _text(value, what: str, where: str) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"{where}: {what} is missing or empty; fix or drop the row")
+    if isinstance(value, (bool, dict, list)):
+        raise ValueError(f"{where}: {what} {value!r} is not text; fix the row")
+    return str(value)
 
 
 def _choices(row: dict, choices, where: str) -> tuple[str, ...]:
     if isinstance(choices, str):
         value = row[choices]
         if isinstance(value, str):  # csv: a JSON list in one cell
-            value = json.loads(value)
-        return tuple(str(c) for c in value)
-    return tuple(str(row[c]) for c in choices)
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: choices cell is not a JSON list ({err})") from None
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: choices {value!r} is not a list of options; fix the row")
+        opts = tuple(_text(c, f"option {j}", where) for j, c in enumerate(value))
+    else:
+        opts = tuple(_text(row[c], f"option {c!r}", where) for c in choices)
+    if len(opts) < 2:
+        raise ValueError(f"{where}: {len(opts)} option(s); a question needs at least 2")
+    return opts
+
+
+def check_utf8(path: Path) -> None:
+    """Refuse a text file that is not UTF-8, naming its line (``datasets`` names neither)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path} line {line}: not UTF-8 (byte 0x{raw[err.start]:02x}); re-save the file "
+            "as UTF-8"
+        ) from None
 
 
 def load_mcqa_file(
@@ -72,7 +109,18 @@ def load_mcqa_file(
         )
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    rows = load_dataset(FORMATS[path.suffix], data_files=str(path), split="train")
+    if path.suffix != ".parquet":
+        check_utf8(path)
+    try:
+        rows = load_dataset(FORMATS[path.suffix], data_files=str(path), split="train")
+    except Exception as err:  # datasets' own errors name neither the file nor the fix
+        cause = err.__cause__ or err
+        raise ValueError(
+            f"{path}: cannot be read as {FORMATS[path.suffix]} ({type(cause).__name__}: "
+            f"{str(cause)[:300]}); check that it is a valid {path.suffix} file in UTF-8"
+        ) from err
+    if len(rows) == 0:
+        raise ValueError(f"{path} has no questions")
     needed = [question, answer] + ([choices] if isinstance(choices, str) else list(choices))
     needed += [context] if context else []
     missing = [c for c in needed if c not in rows.column_names]
@@ -84,7 +132,7 @@ def load_mcqa_file(
         opts = _choices(row, choices, where)
         out.append(
             MCQARecord(
-                str(row[question]),
+                _text(row[question], "question", where),
                 opts,
                 _answer(row[answer], len(opts), where),
                 source or path.stem,
