@@ -25,7 +25,14 @@ from vmoer_ppl.safe_files import RunInUseError
 from vmoer_ppl.toy_demo import ToyDemoConfig, format_table, run_toy_demo
 
 #: Errors that are the user's to fix: printed as one line, exit status 2.
-USER_ERRORS = (FileExistsError, FileNotFoundError, ValueError, ModuleNotFoundError, RunInUseError)
+USER_ERRORS = (
+    FileExistsError,
+    FileNotFoundError,
+    ValueError,
+    ModuleNotFoundError,
+    RunInUseError,
+    FloatingPointError,
+)
 
 
 def field_help(cls) -> dict[str, str]:

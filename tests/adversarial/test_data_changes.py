@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.test_fit_cli import fit_args, setup  # noqa: F401 (fixture)
+from tests.pipeline.test_fit_cli import fit_args
 from vmoer_ppl.cli import main
 
 
 @pytest.mark.parametrize("change", ["edit", "shuffle"])
-def test_an_edited_or_shuffled_data_file_is_named_at_evaluation(setup, tmp_path, change, capsys):  # noqa: F811
+def test_an_edited_or_shuffled_data_file_is_named_at_evaluation(setup, tmp_path, change, capsys):
     model, data = setup
     run = tmp_path / "run"
     assert main(fit_args(model, data, run, "--families", "logit-mf")) == 0

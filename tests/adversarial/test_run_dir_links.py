@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from tests.pipeline.test_fit_cli import fit_args, setup  # noqa: F401 (fixture)
+from tests.pipeline.test_fit_cli import fit_args
 from vmoer_ppl.cli import main
 from vmoer_ppl.safe_files import refuse_links, write_text
 
@@ -22,7 +22,7 @@ def test_an_atomic_write_replaces_a_link_and_leaves_its_target_alone(tmp_path):
 
 
 @pytest.mark.parametrize("planted", ["report.md", "plots", "adapters/logit-mf/extra"])
-def test_a_run_with_a_planted_link_is_refused_before_any_write(setup, tmp_path, planted, capsys):  # noqa: F811
+def test_a_run_with_a_planted_link_is_refused_before_any_write(setup, tmp_path, planted, capsys):
     model, data = setup
     run = tmp_path / "run"
     assert main(fit_args(model, data, run)) == 0

@@ -97,10 +97,7 @@ def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path):
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
-            if (
-                state_path(ckpt).exists()
-                and load_state(ckpt)["step"] >= 12
-            ):
+            if state_path(ckpt).exists() and load_state(ckpt)["step"] >= 12:
                 break
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)

@@ -275,4 +275,4 @@ def test_analytic_prediction_is_a_run_setting_and_repeats_exactly(setup, tmp_pat
     assert json.loads((run / "metrics.json").read_text())["meta"]["predict_mode"] == "mc"
     capsys.readouterr()
     assert main(fit_args(model, data, tmp_path / "bad", "--predict-mode", "exact")) == 2
-    assert "predict_mode='exact': use 'mc'" in capsys.readouterr().err
+    assert "--predict-mode 'exact': use one of ['mc', 'analytic']" in capsys.readouterr().err

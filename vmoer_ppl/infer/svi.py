@@ -324,13 +324,22 @@ def fit_svi(
             all_reduce_grads(params)
             value = all_reduce_sum(value)
         else:
-            loss = step_loss(**rec, **subset(data, idx))
+            try:
+                loss = step_loss(**rec, **subset(data, idx))
+            except ValueError as err:  # a distribution refusing an inf/NaN parameter
+                if "Expected parameter" not in str(err):
+                    raise
+                lr_now = optim.param_groups[0]["lr"]
+                raise FloatingPointError(
+                    diverged("the guide's outputs became inf/NaN", step, lr_now)
+                ) from err
             loss.backward()
             value = loss.item()
         grad_norm = torch.nn.utils.clip_grad_norm_(
             params, cfg.clip_norm if cfg.clip_norm is not None else float("inf")
         )
         lr_now = optim.param_groups[0]["lr"]
+        check_finite(value, grad_norm, step, lr_now)
         optim.step()
         sched.step()
         if record:
@@ -411,6 +420,28 @@ def check_init_overlap(record: dict, threshold: float) -> None:
             threshold,
             low,
         )
+
+
+def check_finite(loss: float, grad_norm: torch.Tensor, step: int, lr: float) -> None:
+    """Stop before a non-finite loss or gradient reaches the guide (nothing NaN is ever saved).
+
+    Raises
+    ------
+    FloatingPointError
+        Naming the step and the learning rate to lower.
+    """
+    if math.isfinite(loss) and bool(torch.isfinite(grad_norm)):
+        return
+    what = f"the loss became {loss}" if not math.isfinite(loss) else "the gradient became inf/NaN"
+    raise FloatingPointError(diverged(what, step, lr))
+
+
+def diverged(what: str, step: int, lr: float) -> str:
+    """The message of a diverging fit: what happened, when, and the setting to change."""
+    return (
+        f"{what} at step {step}; lower the learning rate (--lr, now {lr:g}) or the prior "
+        "scale, or check the data for empty questions"
+    )
 
 
 def fingerprint(cfg: SVIConfig, n: int) -> dict:

@@ -32,6 +32,7 @@ from vmoer_ppl.pipeline.regime import measure_regime
 from vmoer_ppl.pipeline.run_data import encode_sets
 from vmoer_ppl.pipeline.stage1 import LoRASettings, adapt_backbone, apply_saved_lora
 from vmoer_ppl.pipeline.stage1_cache import cached_stage1, stage1_key, store_stage1
+from vmoer_ppl.pipeline.validate import validate_config
 from vmoer_ppl.safe_files import refuse_links, run_lock, write_text
 from vmoer_ppl.scoring.letter import letter_token_ids
 
@@ -209,9 +210,7 @@ def run_fit(cfg: FitConfig) -> dict:
         The content of ``fit.json``: per family the loss and validation histories.
     """
     t0, timings = time.perf_counter(), {}
-    if not cfg.families:
-        raise ValueError("no router family to fit; pass e.g. --families logit-mf logit-fc")
-    check_prediction(cfg.predict_mode, cfg.link)
+    validate_config(cfg)
     rank, size = init_from_env()
     if size > 1 and cfg.lora_steps:
         raise ValueError("stage 1 (LoRA) runs in one process; run it first, then SVI distributed")

@@ -94,6 +94,12 @@ def evaluate_run(
     dict
         ``{"meta": ..., "results": {router: {"id": ..., "<ood set>": ...}}}``.
     """
+    if n_boot < 1 or stability_questions < 0 or (num_samples is not None and num_samples < 1):
+        raise ValueError(
+            f"--n-boot {n_boot} / --stability-questions {stability_questions} / --num-samples "
+            f"{num_samples}: need n-boot >= 1, stability-questions >= 0 and num-samples >= 1"
+        )
+    check_prediction(predict_mode or "mc", link or "second-order")
     with run_lock(run_dir, "evaluate"):
         return evaluate_locked(
             Path(run_dir),

@@ -1,0 +1,106 @@
+"""Every setting of a run checked before any work starts, each error naming the flag to change.
+
+Without this, ``--batch-size 0`` or ``--shards 100`` surface as a ``ZeroDivisionError`` minutes
+later, ``--lr inf`` as a tensor dump at the first step, ``--num-samples 0`` only at evaluation,
+after the whole fit, and ``--svi-steps -1`` is silently a fit of nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+from vmoer_ppl.baselines import BASELINES
+from vmoer_ppl.families import as_family
+from vmoer_ppl.infer.score_function import ESTIMATORS
+from vmoer_ppl.nn.link import LINKS
+from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.priors.relative import parse_prior_scale
+
+#: Integer settings and their smallest allowed value (``None`` allowed where the default is).
+MIN_INT = {
+    "n_train": 2,
+    "n_val": 1,
+    "n_test": 1,
+    "n_ood": 1,
+    "svi_steps": 1,
+    "batch_size": 1,
+    "shards": 1,
+    "eval_every": 0,
+    "patience": 1,
+    "lora_steps": 0,
+    "lora_rank": 1,
+    "baseline_steps": 0,
+    "num_samples": 1,
+    "val_samples": 1,
+    "trunk_dim": 1,
+}
+#: Float settings: (smallest, whether the smallest itself is allowed).
+MIN_FLOAT = {
+    "lr": (0.0, False),
+    "lora_lr": (0.0, False),
+    "beta": (0.0, True),
+    "weight_decay": (0.0, True),
+    "svi_epochs": (0.0, False),
+}
+CHOICES = {
+    "scorer": ("cloze", "letter"),
+    "estimator": ESTIMATORS,
+    "lora_scope": ("all", "suffix"),
+    "stage_split": ("shared", "disjoint"),
+    "predict_mode": ("mc", "analytic"),
+    "link": LINKS,
+}
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a setting."""
+    return "--" + name.replace("_", "-")
+
+
+def _check_int(name: str, value, least: int) -> None:
+    if value is None and name in ("patience", "val_samples", "trunk_dim"):
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{flag(name)} {value!r}: must be an integer >= {least}")
+
+
+def _check_float(name: str, value, least: float, inclusive: bool) -> None:
+    if value is None and name == "svi_epochs":
+        return
+    bad = not isinstance(value, (int, float)) or isinstance(value, bool)
+    if bad or not math.isfinite(value) or value < least or (value == least and not inclusive):
+        rel = ">=" if inclusive else ">"
+        raise ValueError(f"{flag(name)} {value!r}: must be a finite number {rel} {least:g}")
+
+
+def validate_config(cfg: FitConfig) -> FitConfig:
+    """Check every setting of ``cfg``; return it unchanged.
+
+    Raises
+    ------
+    ValueError
+        For the first bad setting, naming its flag, the value and what is allowed.
+    """
+    for name, least in MIN_INT.items():
+        _check_int(name, getattr(cfg, name), least)
+    for name, (least, inclusive) in MIN_FLOAT.items():
+        _check_float(name, getattr(cfg, name), least, inclusive)
+    for lr in cfg.lr_grid:
+        _check_float("lr_grid", lr, 0.0, False)
+    for name, allowed in CHOICES.items():
+        if getattr(cfg, name) not in allowed:
+            raise ValueError(f"{flag(name)} {getattr(cfg, name)!r}: use one of {list(allowed)}")
+    if not cfg.families:
+        raise ValueError("no router family to fit; pass e.g. --families logit-mf logit-fc")
+    for family in cfg.families:
+        as_family(family)
+    for name in cfg.baselines:
+        if name not in BASELINES:
+            raise ValueError(f"--baselines {name!r}: use any of {sorted(BASELINES)}")
+    if cfg.shards > cfg.batch_size:
+        raise ValueError(
+            f"--shards {cfg.shards} exceeds --batch-size {cfg.batch_size}: a shard needs at "
+            "least one question"
+        )
+    parse_prior_scale(cfg.prior_scale)
+    return cfg
