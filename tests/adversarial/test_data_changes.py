@@ -28,3 +28,26 @@ def test_an_edited_or_shuffled_data_file_is_named_at_evaluation(setup, tmp_path,
     err = capsys.readouterr().err
     assert "differ from what the fit saw" in err and data in err and "fit again" in err
     assert not (run / "metrics.json").exists()
+
+
+def test_duplicates_are_dropped_before_splitting_and_never_cross_splits(tmp_path, caplog):
+    from vmoer_ppl.pipeline.config import FitConfig
+    from vmoer_ppl.pipeline.run_data import run_records
+
+    rows = [{"question": f"q {i}?", "choices": ["a", "b"], "answer": 0} for i in range(30)]
+    rows += [{"question": "  Q 3? ", "choices": ["b", "a"], "answer": 1}] * 5  # same as q 3
+    path = tmp_path / "dup.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = FitConfig(data=str(path), n_train=20, n_val=4, n_test=6, ood=())
+    sets, _, _ = run_records(cfg)
+    texts = [r.question.strip().lower() for k in ("train", "val", "id:dup") for r in sets[k]]
+    assert len(texts) == len(set(texts)) == 30
+    assert "dropped 5 duplicate questions" in caplog.text
+
+
+def test_an_ood_set_holding_id_questions_is_refused(setup, tmp_path, capsys):
+    model, data = setup
+    argv = fit_args(model, data, tmp_path / "run")
+    argv[argv.index("--ood") + 1 : argv.index("--ood") + 3] = [data]  # the ID file as OOD
+    assert main(argv) == 2
+    assert "shares" in capsys.readouterr().err

@@ -29,18 +29,18 @@ def obqa_rows(split, n):
 def hub_copy(tmp_path):
     for split, n in (("train", 120), ("validation", 30), ("test", 40)):
         write(tmp_path, "main", split, obqa_rows(split, n))
-    sciq = [
-        {
-            "question": f"s{i}",
-            "distractor1": "a",
-            "distractor2": "b",
-            "distractor3": "c",
-            "correct_answer": f"right{i}",
-            "support": "passage",
-        }
-        for i in range(25)
-    ]
-    for split in ("train", "validation", "test"):
+    for split in ("train", "validation", "test"):  # same row numbers, different questions
+        sciq = [
+            {
+                "question": f"s{i} of {split}",
+                "distractor1": "a",
+                "distractor2": "b",
+                "distractor3": "c",
+                "correct_answer": f"right{i}",
+                "support": "passage",
+            }
+            for i in range(25)
+        ]
         write(tmp_path, "data", split, sciq)
     return tmp_path
 
@@ -74,3 +74,12 @@ def test_rows_numbered_per_split_do_not_collide(hub_copy):
 def test_unknown_set_names_the_known_ones():
     with pytest.raises(ValueError, match="openbookqa"):
         read_split("obqa", "test")
+
+
+def test_questions_repeated_across_official_splits_stay_in_test_only(hub_copy, caplog):
+    dup = {"question": "s3 of test", "distractor1": "a", "distractor2": "b", "distractor3": "c"}
+    rows = [{**dup, "correct_answer": "right3", "support": "passage"}] * 3
+    write(hub_copy, "data", "validation", rows)
+    s = paper_splits("sciq", path=hub_copy, n_test=25, n_val=5, n_train=30)
+    assert all(r.question != "s3 of test" for r in s.train + s.val)
+    assert "dropped 3 duplicate questions" in caplog.text

