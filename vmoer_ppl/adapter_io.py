@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -129,6 +130,7 @@ def save_pretrained(guide, directory: str | Path, *, overwrite: bool = False) ->
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in guide.state_dict().items()}
     atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    config["weights_sha256"] = file_sha256(out / WEIGHTS_NAME)
     write_text(out / CONFIG_NAME, json.dumps(config, indent=2))
     return out
 
@@ -181,7 +183,7 @@ def from_pretrained(net: nn.Module, directory: str | Path, *, prior: Prior | Non
     path = Path(directory)
     if not (path / CONFIG_NAME).exists():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {path}; save one with guide.save_pretrained")
-    config = json.loads((path / CONFIG_NAME).read_text())
+    config = read_config(path)
     if config.get("format_version") not in READABLE_VERSIONS:
         raise ValueError(
             f"adapter format {config.get('format_version')} unsupported (this version reads "
@@ -200,11 +202,61 @@ def from_pretrained(net: nn.Module, directory: str | Path, *, prior: Prior | Non
         option_token_ids=config.get("option_token_ids"),
         scorer=config.get("scorer") or "next-token",
     )
-    state = load_file(path / WEIGHTS_NAME)
+    state = read_weights(path, config)
     if config["format_version"] == 1:
         state = mean_head_to_prior_units(guide, state)
-    guide.load_state_dict({k: v.to(guide.state_dict()[k]) for k, v in state.items()}, strict=True)
+    load_guide_state(guide, state, path)
     return model, guide
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_config(path: Path) -> dict:
+    """The adapter's JSON config, or a ``ValueError`` naming the file and the fix."""
+    try:
+        config = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{path / CONFIG_NAME} is not valid JSON ({err}); save the adapter again"
+        ) from None
+    need = ("format_version", "family", "routers", "prior", "beta", "num_data", "trunk_dim")
+    missing = [k for k in need if k not in config] if isinstance(config, dict) else list(need)
+    if missing:
+        raise ValueError(f"{path / CONFIG_NAME} lacks {missing}; save the adapter again")
+    return config
+
+
+def read_weights(path: Path, config: dict) -> dict[str, torch.Tensor]:
+    """The adapter's tensors, checked against the hash its config recorded."""
+    weights = path / WEIGHTS_NAME
+    if not weights.is_file():
+        raise FileNotFoundError(f"no {WEIGHTS_NAME} in {path}; save the adapter again")
+    want = config.get("weights_sha256")
+    if want is not None and file_sha256(weights) != want:
+        raise ValueError(
+            f"{weights} is not the file {CONFIG_NAME} was saved with (SHA-256 differs): the "
+            "weights were replaced or damaged; save the adapter again"
+        )
+    try:
+        return load_file(weights)
+    except SafetensorError as err:
+        raise ValueError(f"{weights} cannot be read ({err}); save the adapter again") from None
+
+
+def load_guide_state(guide, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Load tensors into the guide, naming extra, missing or misshapen ones."""
+    want = guide.state_dict()
+    extra, missing = sorted(set(state) - set(want)), sorted(set(want) - set(state))
+    bad = [k for k in set(state) & set(want) if state[k].shape != want[k].shape]
+    if extra or missing or bad:
+        raise ValueError(
+            f"{path / WEIGHTS_NAME} does not fit this guide (unexpected {extra}, missing "
+            f"{missing}, wrong shape {sorted(bad)}); save the adapter again"
+        )
+    guide.load_state_dict({k: v.to(want[k]) for k, v in state.items()}, strict=True)
 
 
 def mean_head_to_prior_units(guide, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
