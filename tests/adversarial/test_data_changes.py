@@ -51,3 +51,21 @@ def test_an_ood_set_holding_id_questions_is_refused(setup, tmp_path, capsys):
     argv[argv.index("--ood") + 1 : argv.index("--ood") + 3] = [data]  # the ID file as OOD
     assert main(argv) == 2
     assert "shares" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("garbage", "is damaged"),
+        ("{}", "lacks"),
+        ('{"meta": {}, "results": {"x": Infinity}}', "is damaged"),
+    ],
+)
+def test_damaged_metrics_are_named_before_comparing(tmp_path, content, message, capsys):
+    from tests.pipeline.test_compare import fake_run
+
+    runs = [fake_run(tmp_path, s, 0.7, 0.7) for s in (0, 1)]
+    (Path(runs[1]) / "metrics.json").write_text(content)
+    assert main(["compare", *map(str, runs)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "--overwrite" in err

@@ -23,6 +23,31 @@ from vmoer_ppl.pipeline.report import SUMMARY_COLUMNS, summary_row
 IGNORED = {"seed", "out", "overwrite"}
 
 
+def read_metrics(d: Path) -> dict:
+    """A run's ``metrics.json``, or a ``ValueError`` naming what is wrong and the fix.
+
+    ``Infinity`` is refused (no evaluation writes it); ``NaN`` marks a metric that is undefined.
+    """
+
+    def no_constants(name):
+        if name == "NaN":
+            return float("nan")
+        raise ValueError(f"non-finite number {name}")
+
+    path = d / "metrics.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=no_constants)
+    except (ValueError, UnicodeDecodeError) as err:
+        fix = f"run `vmoer evaluate {d} --overwrite`"
+        raise ValueError(f"{path} is damaged ({err}); {fix}") from None
+    ok = isinstance(data, dict) and isinstance(data.get("results"), dict) and data["results"]
+    if not ok or not isinstance(data.get("meta"), dict):
+        raise ValueError(
+            f"{path} lacks its 'meta' or 'results'; run `vmoer evaluate {d} --overwrite`"
+        )
+    return data
+
+
 def load_runs(run_dirs) -> list[dict]:
     """``metrics.json`` of each run, after checking that only their seeds differ.
 
@@ -54,7 +79,7 @@ def load_runs(run_dirs) -> list[dict]:
                 f"{d} and {first[0]} differ in {diff}, not only in the seed; "
                 "compare runs of one setup"
             )
-        runs.append({**json.loads((d / "metrics.json").read_text()), "seed": cfg["seed"]})
+        runs.append({**read_metrics(d), "seed": cfg["seed"]})
     if len({r["seed"] for r in runs}) < len(runs):
         raise ValueError("two of the runs have the same seed; pass each seed once")
     return runs
