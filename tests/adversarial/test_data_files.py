@@ -104,3 +104,20 @@ def test_random_files_load_exactly_or_fail_naming_a_row(tmp_path, batch):
         assert rec.choices == tuple(row["choices"]) and rec.question == row["question"]
         a = row["answer"]
         assert rec.answer == ("ABCDEFGHIJ".index(a) if isinstance(a, str) else int(a))
+
+
+def test_a_huge_answer_option_is_cut_not_allocated(caplog):
+    from tests.scoring.tiny_tokenizer import tiny_tokenizer
+    from vmoer_ppl.data.records import MCQARecord
+    from vmoer_ppl.scoring.batches import encode_cloze
+
+    tok = tiny_tokenizer()
+    huge = " ".join(["word"] * 20_000)
+    recs = [
+        MCQARecord("q?", ("short", huge), 0, "x", "0"),
+        MCQARecord("r?", ("a", "b"), 1, "x", "1"),
+    ]
+    enc = encode_cloze(recs, tok, max_option=64)
+    assert enc["option_ids"].shape[-1] == 64 and enc["option_mask"][0, 1].sum() == 64
+    assert 0 < enc["option_chars"][0, 1] < len(huge) / 100
+    assert "1 answer options longer than 64 tokens were cut" in caplog.text

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
 
 from vmoer_ppl.data.records import MCQARecord
+
+log = logging.getLogger(__name__)
+
+#: Longest answer option scored, in tokens (longer ones are cut; see :func:`encode_cloze`).
+MAX_OPTION_TOKENS = 256
 
 
 def cloze_context(record: MCQARecord, *, with_context: bool = False) -> str:
@@ -16,7 +22,12 @@ def cloze_context(record: MCQARecord, *, with_context: bool = False) -> str:
 
 
 def encode_cloze(
-    records: Sequence[MCQARecord], tokenizer, *, with_context: bool = False, max_prefix: int = 256
+    records: Sequence[MCQARecord],
+    tokenizer,
+    *,
+    with_context: bool = False,
+    max_prefix: int = 256,
+    max_option: int = MAX_OPTION_TOKENS,
 ) -> dict[str, torch.Tensor]:
     """Tokenise questions for cloze scoring.
 
@@ -33,6 +44,11 @@ def encode_cloze(
         Prepend the supporting passage (SciQ's ``support``).
     max_prefix : int
         Prefixes longer than this are cut from the left.
+    max_option : int
+        Options longer than this many tokens are cut from the right (a warning counts them) and
+        scored on the kept text: the batch tensors are `(B, C, Tc)` with Tc the longest option,
+        so one 100 KB option would otherwise cost gigabytes. The longest option of 400 MMLU
+        professional-law questions is 185 SmolLM2 tokens.
 
     Returns
     -------
@@ -48,8 +64,12 @@ def encode_cloze(
         [tokenizer(" " + c.strip(), add_special_tokens=False).input_ids or [0] for c in r.choices]
         for r in records
     ]
+    cut = sum(len(o) > max_option for opts in options for o in opts)
+    if cut:
+        log.warning("%d answer options longer than %d tokens were cut", cut, max_option)
     B, C = len(records), max(len(r.choices) for r in records)
-    Tp, Tc = max(map(len, prefixes)), max(len(o) for opts in options for o in opts)
+    Tp = max(map(len, prefixes))
+    Tc = min(max_option, max(len(o) for opts in options for o in opts))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out = {
         "prompt_ids": torch.full((B, Tp), pad, dtype=torch.long),
@@ -63,7 +83,10 @@ def encode_cloze(
         out["prompt_ids"][b, Tp - len(p) :] = torch.tensor(p)
         out["prompt_mask"][b, Tp - len(p) :] = 1
         for c, (o, text) in enumerate(zip(opts, r.choices, strict=True)):
+            text = " " + text.strip()
+            if len(o) > max_option:
+                o, text = o[:max_option], tokenizer.decode(o[:max_option])
             out["option_ids"][b, c, : len(o)] = torch.tensor(o)
             out["option_mask"][b, c, : len(o)] = 1
-            out["option_chars"][b, c] = len(" " + text.strip())
+            out["option_chars"][b, c] = len(text)
     return out
