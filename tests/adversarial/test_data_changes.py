@@ -69,3 +69,18 @@ def test_damaged_metrics_are_named_before_comparing(tmp_path, content, message, 
     assert main(["compare", *map(str, runs)]) == 2
     err = capsys.readouterr().err
     assert message in err and "--overwrite" in err
+
+
+def test_the_letter_format_refuses_more_options_than_letters(tmp_path):
+    from vmoer_ppl.pipeline.config import FitConfig
+    from vmoer_ppl.pipeline.run_data import encode_sets
+
+    rows = [
+        {"question": f"q{i}", "choices": [f"o{j}" for j in range(12)], "answer": 0}
+        for i in range(20)
+    ]
+    path = tmp_path / "wide.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = FitConfig(data=str(path), n_train=5, n_val=2, n_test=3, ood=(), scorer="letter")
+    with pytest.raises(ValueError, match="12 options; the letter format labels at most 10"):
+        encode_sets(cfg, tokenizer=None)

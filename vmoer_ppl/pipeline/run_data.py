@@ -18,7 +18,7 @@ from vmoer_ppl.data.records import MCQARecord, Splits, check_disjoint, dedupe, q
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.sets import ID_CANDIDATES, OOD_FOR, SetSpec, id_splits, ood_records
 from vmoer_ppl.scoring.batches import encode_cloze
-from vmoer_ppl.scoring.letter import encode_letter
+from vmoer_ppl.scoring.letter import LETTERS, encode_letter
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,11 @@ def encode_sets(
         enc = {k: encode_cloze(v, tokenizer, with_context=with_context) for k, v in sets.items()}
     elif cfg.scorer == "letter":
         width = Counter(len(r.choices) for r in sets[f"id:{label}"]).most_common(1)[0][0]
+        if width > len(LETTERS):
+            raise ValueError(
+                f"the ID set's questions have {width} options; the letter format labels at most "
+                f"{len(LETTERS)} (A-{LETTERS[-1]}); use --scorer cloze"
+            )
         sets = {k: _same_width(k, v, width) for k, v in sets.items()}
         enc = {k: encode_letter(v, tokenizer) for k, v in sets.items()}
         for v in enc.values():  # the letter head's option count (C), kept with the data
