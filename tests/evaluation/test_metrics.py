@@ -26,3 +26,15 @@ def test_auroc_hand_cases():
     assert auroc(torch.tensor([0.1, 0.7, 0.6, 0.9]), torch.tensor([0, 0, 1, 1])) == 0.75
     with pytest.raises(ValueError, match="both positive and negative"):
         auroc(torch.tensor([1.0]), torch.tensor([1]))
+
+
+def test_auroc_with_ties_equals_the_pairwise_definition():
+    from vmoer_ppl.evaluation.metrics import auroc
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 7, (300,), generator=g).float()  # many ties
+    labels = torch.rand(300, generator=g) < 0.4
+    pos, neg = scores[labels], scores[~labels]
+    diff = pos[:, None] - neg[None, :]
+    want = ((diff > 0).double() + 0.5 * (diff == 0).double()).mean().item()
+    assert abs(auroc(scores, labels) - want) < 1e-12

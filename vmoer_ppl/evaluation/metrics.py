@@ -50,6 +50,19 @@ def calibration_errors(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 
     return ece, mce
 
 
+def average_ranks(x: torch.Tensor) -> torch.Tensor:
+    """1-based ranks of `(N,)` values, ties sharing their average rank; O(N log N).
+
+    Same values as ``scipy.stats.rankdata(x, method="average")``.
+    """
+    sorted_x, order = x.sort()
+    _, group, counts = torch.unique_consecutive(sorted_x, return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).to(x.dtype)  # the last rank of each tie group
+    ranks = torch.empty_like(x)
+    ranks[order] = (ends - (counts.to(x.dtype) - 1) / 2)[group]
+    return ranks
+
+
 def auroc(scores: torch.Tensor, is_positive: torch.Tensor) -> float:
     """Area under the ROC curve (Mann-Whitney U with average ranks for ties).
 
@@ -65,12 +78,7 @@ def auroc(scores: torch.Tensor, is_positive: torch.Tensor) -> float:
     float
     """
     s = scores.double()
-    order = s.argsort()
-    ranks = torch.empty_like(s)
-    ranks[order] = torch.arange(1, len(s) + 1, dtype=s.dtype)
-    for v in s.unique():  # average ranks of ties
-        tie = s == v
-        ranks[tie] = ranks[tie].mean()
+    ranks = average_ranks(s)
     pos = is_positive.bool()
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
     if n_pos == 0 or n_neg == 0:
