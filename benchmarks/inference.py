@@ -1,9 +1,10 @@
-"""Benchmark: wall-clock overhead of MC routing (S = 35) over the deterministic forward.
+"""Benchmark: wall-clock overhead of Bayesian prediction over the deterministic forward.
 
 The embedded MoE by default (or ``--model DIR``), cloze scoring of real questions (full forward,
-no prefix cache), Bayesian routers in the last 5 MoE layers (``logit-fc`` and ``temperature``).
-Deterministic forward vs ``predict(mode="mc")``: the paper's prediction path, which averages the
-S routing draws into one routing per token, so the experts run once. Goal (issue 8): <= 3%.
+no prefix cache), Bayesian routers in the last 5 MoE layers (``logit-mf``, ``logit-fc``,
+``temperature``). Deterministic forward vs ``predict(mode="mc")`` (the paper's path: S routing
+draws averaged into one routing per token, experts run once) and ``predict(mode="analytic")``
+(closed-form routing; the S draws remain for mutual information). Goal (issue 23): <= 2%.
 
     python benchmarks/inference.py --out benchmarks/results/inference.json
 """
@@ -45,23 +46,29 @@ def main(argv=None) -> dict:
         "config": vars(args),
     }
     print(f"{label}: B={args.batch_size}, Bayesian routers {args.layers}, S={args.num_samples}")
-    for family in ("logit-fc", "temperature"):
+    for family in ("logit-mf", "logit-fc", "temperature"):
         model, guide = bayesianize(net, family=family, layers=args.layers, scorer="cloze")
         guide.to(args.device)
-        with torch.no_grad():
-            t_det, t_mc, ratio = timed_pair(
-                lambda m=model: m.net(**batch),
-                lambda m=model, g=guide: predict(
-                    m, g, mode="mc", num_samples=args.num_samples, **batch
-                ),
-                args.repeats,
+        result[family] = {}
+        for mode in ("mc", "analytic"):
+            with torch.no_grad():
+                t_det, t_bayes, ratio = timed_pair(
+                    lambda m=model: m.net(**batch),
+                    lambda m=model, g=guide, mode=mode: predict(
+                        m, g, mode=mode, num_samples=args.num_samples, **batch
+                    ),
+                    args.repeats,
+                )
+            over = 100 * (ratio - 1)  # median over alternating (deterministic, Bayesian) pairs
+            result[family][mode] = {
+                "deterministic_s": t_det,
+                "bayesian_s": t_bayes,
+                "overhead_pct": over,
+            }
+            print(
+                f"  {family:12s} {mode:8s} deterministic {t_det * 1e3:8.1f} ms   "
+                f"Bayesian {t_bayes * 1e3:8.1f} ms   overhead {over:+.1f}%  (goal <= 2%)"
             )
-        over = 100 * (ratio - 1)  # median over alternating (deterministic, MC) pairs
-        result[family] = {"deterministic_s": t_det, "mc_s": t_mc, "overhead_pct": over}
-        print(
-            f"  {family:12s} deterministic {t_det * 1e3:8.1f} ms   MC {t_mc * 1e3:8.1f} ms   "
-            f"overhead {over:+.1f}%  (goal <= 3%)"
-        )
     write_result(args.out, result)
     return result
 
