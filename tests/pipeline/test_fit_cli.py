@@ -276,3 +276,12 @@ def test_analytic_prediction_is_a_run_setting_and_repeats_exactly(setup, tmp_pat
     capsys.readouterr()
     assert main(fit_args(model, data, tmp_path / "bad", "--predict-mode", "exact")) == 2
     assert "--predict-mode 'exact': use one of ['mc', 'analytic']" in capsys.readouterr().err
+
+
+def test_a_run_saved_before_the_analytic_mode_keeps_predicting_by_monte_carlo(tmp_path):
+    FitConfig(out=str(tmp_path)).save(tmp_path)
+    raw = json.loads((tmp_path / "config.json").read_text())
+    raw.pop("predict_mode")
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    assert FitConfig.load(tmp_path).predict_mode == "mc"
+    assert FitConfig().predict_mode == "analytic"
