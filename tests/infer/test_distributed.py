@@ -107,3 +107,17 @@ def test_vmoer_fit_under_torchrun_equals_one_process_with_as_many_shards(tmp_pat
     )
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-7)
+
+
+def test_with_cuda_cpu_tensors_still_have_a_backend(monkeypatch):
+    from vmoer_ppl.infer import sharding
+
+    seen = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(sharding.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(sharding.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(sharding.dist, "init_process_group", lambda backend: seen.append(backend))
+    monkeypatch.setattr(sharding, "world", lambda: (0, 2))
+    sharding.init_from_env()
+    assert seen == ["cpu:gloo,cuda:nccl"]  # NCCL alone would refuse the CPU all-reduce
+    assert sharding.backend_for(False) == "gloo"

@@ -47,10 +47,17 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
+def backend_for(cuda: bool) -> str:
+    """The process-group backend: gloo for CPU tensors, plus NCCL for CUDA ones when present."""
+    return "cpu:gloo,cuda:nccl" if cuda else "gloo"
+
+
 def init_from_env() -> tuple[int, int]:
     """Join the process group ``torchrun`` / ``accelerate launch`` describe in the environment.
 
-    Uses NCCL when CUDA is available, else gloo; a no-op without ``WORLD_SIZE > 1``.
+    With CUDA, CPU tensors go through gloo and CUDA tensors through NCCL (``"cpu:gloo,cuda:nccl"``;
+    NCCL alone refuses the CPU tensors the guide and the loss sums live in); else gloo. A no-op
+    without ``WORLD_SIZE > 1``.
 
     Returns
     -------
@@ -60,7 +67,7 @@ def init_from_env() -> tuple[int, int]:
     import os
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(backend_for(torch.cuda.is_available()))
     return world()
 
 
