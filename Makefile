@@ -71,6 +71,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/training.py --out benchmarks/results/training.json
 	$(BIN)/python benchmarks/inference.py --out benchmarks/results/inference.json
 	$(BIN)/python benchmarks/scaling.py --out benchmarks/results/scaling.json
+	$(BIN)/python benchmarks/summary.py --out benchmarks/results/summary.json
 
 clean:
 	rm -rf $(VENV) $(LATEST) $(OLDEST) build dist *.egg-info
