@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from vmoer_ppl.embedded.build import embedded_path, load_embedded
@@ -77,6 +78,18 @@ def load_model(cfg: FitConfig):
             raise ValueError(
                 f"--model {cfg.model}: cannot load it ({err}); give a directory saved with "
                 "save_pretrained or a hub id reachable from this machine"
+            ) from err
+        except SafetensorError as err:
+            raise ValueError(
+                f"--model {cfg.model}: its weights file is damaged or truncated ({err}); "
+                "copy or save the model again"
+            ) from err
+        except RuntimeError as err:
+            if "mismatch" not in str(err).lower():
+                raise
+            raise ValueError(
+                f"--model {cfg.model}: its config.json does not match its weights (tensor shapes "
+                "differ, e.g. the expert count); use the config the weights were saved with"
             ) from err
         label = Path(cfg.model).name if Path(cfg.model).exists() else cfg.model
     model.eval()
