@@ -43,7 +43,10 @@ def test_benchmark_inference_runs_on_a_tiny_model(tmp_path):
     args = ["--model", model, "--batch-size", 2, "--num-samples", 2, "--repeats", 1]
     run_script("inference.py", *args, "--layers", "last:1", "--out", out)
     result = json.loads(out.read_text())
-    assert result["logit-fc"]["mc_s"] > 0 and result["temperature"]["deterministic_s"] > 0
+    for family in ("logit-mf", "logit-fc", "temperature"):
+        for mode in ("mc", "analytic"):
+            row = result[family][mode]
+            assert row["bayesian_s"] > 0 and row["deterministic_s"] > 0
 
 
 def test_vmoer_toy_smoke(tmp_path, capsys):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 from torch import nn
 
 from vmoer_ppl.priors.base import Prior
@@ -234,14 +234,15 @@ def read_weights(path: Path, config: dict) -> dict[str, torch.Tensor]:
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"no {WEIGHTS_NAME} in {path}; save the adapter again")
+    raw = weights.read_bytes()  # hashed and parsed from the same bytes
     want = config.get("weights_sha256")
-    if want is not None and file_sha256(weights) != want:
+    if want is not None and hashlib.sha256(raw).hexdigest() != want:
         raise ValueError(
             f"{weights} is not the file {CONFIG_NAME} was saved with (SHA-256 differs): the "
             "weights were replaced or damaged; save the adapter again"
         )
     try:
-        return load_file(weights)
+        return load(raw)
     except SafetensorError as err:
         raise ValueError(f"{weights} cannot be read ({err}); save the adapter again") from None
 

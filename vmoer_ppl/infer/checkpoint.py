@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pyro.util
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError
+from safetensors.torch import load, save_file
 
 from vmoer_ppl.infer.state_codec import decode, encode
 
@@ -70,6 +70,17 @@ def save_state(directory: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
+def header_metadata(raw: bytes) -> dict:
+    """The ``__metadata__`` of a safetensors file's header (its first 8 + N bytes)."""
+    if len(raw) < 8:
+        raise ValueError("file too short for a safetensors header")
+    n = int.from_bytes(raw[:8], "little")
+    if n > len(raw) - 8:
+        raise ValueError("truncated safetensors header")
+    header = json.loads(raw[8 : 8 + n])
+    return header.get("__metadata__") or {} if isinstance(header, dict) else {}
+
+
 def load_state(directory: str | Path) -> dict[str, Any] | None:
     """Read a saved state and restore the RNGs it recorded; ``None`` when there is none.
 
@@ -91,12 +102,13 @@ def load_state(directory: str | Path) -> dict[str, Any] | None:
     if path.is_symlink() or not path.is_file():
         raise ValueError(f"{path} is not a regular file; delete it to start afresh")
     try:
-        with safe_open(path, framework="pt") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"not a {FORMAT} file (format {meta.get('format')!r})")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
-        state = decode(json.loads(meta["state"]), tensors)
+        # one read of one file: safe_open re-opens the file by name for each tensor, which mixes
+        # two files when a writer replaces it in between
+        raw = path.read_bytes()
+        meta = header_metadata(raw)
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} file (format {meta.get('format')!r})")
+        state = decode(json.loads(meta["state"]), load(raw))
         rng = state.pop("rng")
     except (SafetensorError, ValueError, KeyError, TypeError, OSError) as err:
         raise ValueError(
