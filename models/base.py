@@ -23,7 +23,13 @@ from torch import nn
 from vmoer_ppl.models.dims import RouteContext, default_grids, make_context, token_plates
 from vmoer_ppl.models.likelihoods import CategoricalLikelihood, Likelihood
 
-from vmoer_ppl.nn.link import gaussian_gate_logits
+from vmoer_ppl.nn.link import (
+    AnalyticRouting,
+    gaussian_gate_logits,
+    gaussian_mutual_information,
+    is_sigmoid_rule,
+    link_probs,
+)
 from vmoer_ppl.nn.outputs import RoutingOutput
 from vmoer_ppl.priors.base import Prior
 from vmoer_ppl.sites import RouterSite, install_routing, router_grid
@@ -144,16 +150,20 @@ class RouterModel(ABC):
     ) -> torch.Tensor:
         """Routing logits `(S, B, T, E)` from latents with a leading sample dim S."""
 
-    def expected_gate_logits(
+    def analytic_routing(
         self, site: RouterSite, u: torch.Tensor, l_det: torch.Tensor, q: Mapping, link: str
-    ) -> torch.Tensor:
-        """Gate logits `(B, T, E)` of the closed-form predictive routing (``mode="analytic"``).
+    ) -> AnalyticRouting:
+        """Closed-form predictive routing (``mode="analytic"``): no draws.
 
-        Families whose guide makes the logits Gaussian return ``logit_moments``; the gate
-        logits are then :func:`~vmoer_ppl.nn.link.gaussian_gate_logits` of them.
+        Families whose guide makes the logits Gaussian supply ``logit_moments``; the gate
+        logits, ``E[p]``, the mutual information (``½ tr(FΣ)``) and ``tr Σ`` follow from them
+        (:mod:`vmoer_ppl.nn.link`).
         """
         mean, cov = self.logit_moments(site, u, l_det, q)
-        return gaussian_gate_logits(mean, cov, site.gate_rule, link)
+        gate = gaussian_gate_logits(mean, cov, site.gate_rule, link)
+        probs = gate.exp() if not is_sigmoid_rule(site.gate_rule) else link_probs(mean, cov, link)
+        var = cov if cov.dim() == mean.dim() else cov.diagonal(dim1=-2, dim2=-1)
+        return AnalyticRouting(gate, probs, gaussian_mutual_information(mean, cov), var.sum(-1))
 
     def logit_moments(
         self, site: RouterSite, u: torch.Tensor, l_det: torch.Tensor, q: Mapping

@@ -33,7 +33,8 @@ from pyro.distributions.transforms import ExpTransform
 from vmoer_ppl.models.base import RouterModel, declare_batch
 
 from vmoer_ppl.nn.gates import gate_weights
-from vmoer_ppl.nn.link import hermite_rule, weighted_gate_logits
+from vmoer_ppl.nn.link import AnalyticRouting, hermite_rule, weighted_gate_logits
+from vmoer_ppl.nn.mc import entropy, softmax
 from vmoer_ppl.nn.outputs import RoutingOutput
 from vmoer_ppl.nn.selection import gumbel_topk
 
@@ -93,8 +94,8 @@ class TemperatureRouterModel(RouterModel):
         """Tempered logits ``l_det / T_s``, `(S, B, T, E)`."""
         return self._scores(l_det, values["temperature"])
 
-    def expected_gate_logits(self, site, u, l_det, q, link, nodes: int = 16) -> torch.Tensor:
-        """``E_q[softmax(l_det / T)]`` by Gauss–Hermite quadrature over ``log T``, `(B, T, E)`.
+    def analytic_routing(self, site, u, l_det, q, link, nodes: int = 16) -> AnalyticRouting:
+        """``E_q`` over ``log T`` by Gauss–Hermite quadrature: gate logits, ``E[p]``, MI, ILV.
 
         Selection noise is not part of the predictive (as in ``mode="mc"``), so the integral is
         one-dimensional per token and 16 nodes are exact far below Monte Carlo error; ``link``
@@ -110,5 +111,12 @@ class TemperatureRouterModel(RouterModel):
             raise self._not_gaussian("log temperature", base)
         x, w = hermite_rule(nodes, l_det.dtype)
         x = x.to(l_det.device).reshape(-1, *([1] * base.loc.dim()))
-        log_t = base.loc + base.scale * x  # (n, B, T)
-        return weighted_gate_logits(self._scores(l_det, log_t.exp()), w, site.gate_rule)
+        scores = self._scores(l_det, (base.loc + base.scale * x).exp())  # (n, B, T, E)
+        wn = w.to(scores).reshape(-1, *([1] * (scores.dim() - 1)))
+        p_n = softmax(scores)
+        p_bar = (wn * p_n).sum(0)
+        mi = entropy(p_bar) - (wn[..., 0] * entropy(p_n)).sum(0)
+        mean = (wn * scores).sum(0)
+        ilv = (wn * (scores - mean) ** 2).sum(0).sum(-1)
+        gate = weighted_gate_logits(scores, w, site.gate_rule)
+        return AnalyticRouting(gate, p_bar, mi.clamp_min(0), ilv)

@@ -56,3 +56,21 @@ def test_unknown_link_is_refused():
     model, guide = toy_pair("logit-mf")
     with pytest.raises(ValueError, match="unknown link approximation"):
         predict(model, guide, *toy_batch()[:2], mode="analytic", link="unscented")
+
+
+@pytest.mark.parametrize(
+    "family, rel", [("logit-mf", 0.1), ("logit-fc", 0.1), ("temperature", 0.03)]
+)
+def test_closed_form_signals_match_many_draws_and_nothing_is_drawn(family, rel):
+    model, guide = toy_pair(family, perturb=0.2, prior=0.3)
+    ids, mask, _ = toy_batch()
+    torch.manual_seed(0)
+    mc = predict(model, guide, ids, mask, mode="mc", num_samples=40_000)
+    state = torch.get_rng_state()
+    exact = predict(model, guide, ids, mask, mode="analytic")
+    assert torch.equal(torch.get_rng_state(), state)  # no draws at all
+    real = mask.bool()
+    for name, r in exact.routing.items():
+        a, b = r.mutual_information[real], mc.routing[name].mutual_information[real]
+        assert (a >= 0).all() and abs(float(a.mean() / b.mean()) - 1) < rel, name
+        torch.testing.assert_close(r.ilv[real], mc.routing[name].ilv[real], rtol=0.1, atol=1e-4)

@@ -112,3 +112,17 @@ def test_hermite_quadrature_integrates_a_tempered_softmax_over_log_t():
     t = (loc + scale * torch.randn(50_000, 64, 1, generator=g, dtype=torch.float64)).exp()
     want = torch.softmax(l_det / t, -1).mean(0)
     assert (got - want).abs().max() < 3e-3
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_mutual_information_is_half_the_fisher_trace_at_small_variance(full):
+    from vmoer_ppl.nn.link import gaussian_mutual_information
+    from vmoer_ppl.nn.mc import entropy
+
+    mu, cov = gaussians(sigma=0.2, full=full)
+    ent = monte_carlo(mu, cov, fn=lambda x: entropy(torch.softmax(x, -1)).unsqueeze(-1))[..., 0]
+    want = entropy(monte_carlo(mu, cov)) - ent
+    got = gaussian_mutual_information(mu, cov)
+    assert (got >= 0).all()
+    assert abs(float(got.mean() / want.mean()) - 1) < 0.05
+    assert abs(float(torch.corrcoef(torch.stack([got, want]))[0, 1])) > 0.95

@@ -5,8 +5,9 @@ S = 35 samples of the routing logits, vectorised along a leading sample dim, ave
 routing probabilities and hands ``log p̄`` to the gate rule; ``analytic`` hands the gate rule
 the closed-form ``log E_q[softmax(l)]`` instead (a link approximation for Gaussian logits,
 quadrature for the temperature family: :mod:`vmoer_ppl.nn.link`), so answers carry no Monte
-Carlo noise; ``sample`` routes with one draw. Mutual information and (for non-Gaussian
-families) ILV come from the same S draws in every mode.
+Carlo noise, and computes every signal in closed form too (mutual information ``½ tr(FΣ)``,
+exact by quadrature for the temperature family): nothing is drawn. ``sample`` routes with one
+draw. In the other modes the signals come from the same S draws.
 """
 
 from __future__ import annotations
@@ -120,6 +121,13 @@ def _route(model, guide, ctx, mode, link, num_samples, store, keep, site, u, l_d
     grid = ctx.grid()
     u, l_det = router_grid(site, u, l_det, *grid.shape)
     q = guide.q_dists(site, u, l_det)
+    if mode is PredictMode.ANALYTIC and not keep:  # closed form throughout: no draws at all
+        a = model.analytic_routing(site, u, l_det, q, link)
+        out = route(a.gate_logits, site.top_k, site.gate_rule)
+        store[routing_key(site, grid.name)] = LayerRouting(
+            a.probs, out.experts, entropy(a.probs), a.mutual_information, a.ilv
+        )
+        return out
     skip = model.selection_latents if mode is not PredictMode.SAMPLE and not keep else ()
     draws = {k: draw(d, num_samples) for k, d in q.items() if k not in skip}  # (S, ...) each
     samples = model.logit_samples(site, u, l_det, draws)  # (S, B, T, E)
@@ -127,8 +135,8 @@ def _route(model, guide, ctx, mode, link, num_samples, store, keep, site, u, l_d
     if mode is PredictMode.MC:
         gate_logits = mc_logits(samples, site.gate_rule, probs=probs)  # log p̄ -> gate rule
         out = route(gate_logits, site.top_k, site.gate_rule)
-    elif mode is PredictMode.ANALYTIC:
-        gate_logits = model.expected_gate_logits(site, u, l_det, q, link)
+    elif mode is PredictMode.ANALYTIC:  # with keep_draws: route in closed form, keep the draws
+        gate_logits = model.analytic_routing(site, u, l_det, q, link).gate_logits
         out = route(gate_logits, site.top_k, site.gate_rule)
     elif mode is PredictMode.MEAN:
         out = model.route_latents(site, u, l_det, guide.point_values(q))
@@ -182,7 +190,7 @@ def predict(
     mode : PredictMode or str
         ``"mean"``, ``"mc"``, ``"analytic"`` or ``"sample"``.
     num_samples : int
-        S, draws per router (the paper: 35); in ``analytic`` mode only for mutual information.
+        S, draws per router (the paper: 35); unused in ``analytic`` mode.
     link : str
         ``analytic`` mode's approximation of ``E[softmax(l)]`` for Gaussian logits:
         ``"second-order"``, ``"mean-field"``, ``"probit"`` or ``"bridge"``

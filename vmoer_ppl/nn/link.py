@@ -37,6 +37,7 @@ below any Monte Carlo error with 16 nodes.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -167,6 +168,33 @@ _LINK_FNS = {
 }
 
 
+@dataclass
+class AnalyticRouting:
+    """Closed-form routing of one router.
+
+    Attributes
+    ----------
+    gate_logits : torch.Tensor
+        `(B, T, E)` logits handed to the gate rule.
+    probs : torch.Tensor
+        `(B, T, E)` ``E_q[softmax(l)]``.
+    mutual_information : torch.Tensor
+        `(B, T)` routing mutual information.
+    ilv : torch.Tensor
+        `(B, T)` ``tr Cov_q[l]``.
+    """
+
+    gate_logits: torch.Tensor
+    probs: torch.Tensor
+    mutual_information: torch.Tensor
+    ilv: torch.Tensor
+
+
+def link_probs(mean: torch.Tensor, cov: torch.Tensor, link: str) -> torch.Tensor:
+    """``E[softmax(l)]`` by the named link approximation, `(..., E)`."""
+    return _LINK_FNS[check_link(link)](mean, cov)
+
+
 def is_sigmoid_rule(rule) -> bool:
     """Whether a gate rule averages sigmoid scores rather than softmax probabilities."""
     return hasattr(rule, "mc_logits")
@@ -200,6 +228,34 @@ def gaussian_gate_logits(
         return mean / torch.sqrt(1 + LAMBDA * _diag(cov, mean.dim()))
     p = _LINK_FNS[check_link(link)](mean, cov)
     return p.clamp_min(torch.finfo(p.dtype).tiny).log()
+
+
+def gaussian_mutual_information(mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    """Routing mutual information under ``l ~ N(mean, cov)`` to second order: ``½ tr(F Σ)``.
+
+    ``F = diag(p) − ppᵀ`` is the Fisher information of the routing categorical at
+    ``p = softmax(mean)``; ``H[E p] − E H[p] = ½ tr(F Σ) + O(Σ²)`` (the leading term of BALD).
+
+    Parameters
+    ----------
+    mean : torch.Tensor
+        `(..., E)` logit means.
+    cov : torch.Tensor
+        `(..., E)` variances or `(..., E, E)` covariances.
+
+    Returns
+    -------
+    torch.Tensor
+        `(...)`, non-negative.
+    """
+    p = softmax(mean)
+    if cov.dim() == mean.dim():
+        quad = (p * p * cov).sum(-1)
+        trace = (p * cov).sum(-1)
+    else:
+        quad = (p.unsqueeze(-2) @ cov @ p.unsqueeze(-1))[..., 0, 0]
+        trace = (p * cov.diagonal(dim1=-2, dim2=-1)).sum(-1)
+    return (0.5 * (trace - quad)).clamp_min(0)
 
 
 def hermite_rule(n: int, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
