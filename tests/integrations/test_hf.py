@@ -212,3 +212,24 @@ def test_checkpointing_is_inert_in_eval_and_refused_in_training_mode():
     hf.train()
     with pytest.raises(RuntimeError, match="would bypass the Bayesian routers"):
         fit_svi(model, guide, data, SVIConfig(num_steps=1, batch_size=4, progress=False))
+
+
+@pytest.mark.parametrize("model_type", sorted(CONFIGS))
+def test_analytic_prediction_on_every_architecture_is_close_to_many_draws(model_type):
+    hf = tiny_model(model_type)
+    ids, mask = _batch(B=2)
+    model, guide = bayesianize(hf, family="logit-fc", layers="all", prior=0.05)
+    torch.manual_seed(0)
+    mc = predict(model, guide, ids, mask, mode="mc", num_samples=4000)
+    exact = predict(model, guide, ids, mask, mode="analytic")
+    torch.testing.assert_close(exact.probs, mc.probs, atol=0.02, rtol=0)
+    for name, r in exact.routing.items():  # DeepSeek's sigmoid rule included
+        assert torch.isfinite(r.probs).all() and (r.mutual_information >= 0).all(), name
+
+
+def test_analytic_prediction_of_a_bf16_model_keeps_float32_router_math():
+    hf = tiny_model("granitemoe", dtype=torch.bfloat16)
+    ids, mask = _batch(B=2)
+    model, guide = bayesianize(hf, family="logit-mf", layers="all")
+    out = predict(model, guide, ids, mask, mode="analytic")
+    assert out.routing[model.sites[0].name].probs.dtype == torch.float32
