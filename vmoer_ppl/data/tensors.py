@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
@@ -78,16 +77,3 @@ def length_order(data: Mapping[str, torch.Tensor]) -> torch.Tensor:
 def unsort(x: torch.Tensor, order: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """Rows of ``x`` (N along ``dim``), computed in ``order``, back in data order."""
     return torch.empty_like(x).index_copy_(dim, order, x)
-
-
-def content_hash(*sets: dict) -> str:
-    """SHA-256 of the integer tensors (token ids, masks, labels) of data sets, in key order."""
-    h = hashlib.sha256()
-    for data in sets:
-        for key in sorted(data):
-            t = data[key]
-            if isinstance(t, torch.Tensor) and not t.is_floating_point():
-                h.update(key.encode())
-                h.update(str(tuple(t.shape)).encode())
-                h.update(t.contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]

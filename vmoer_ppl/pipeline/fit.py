@@ -33,7 +33,7 @@ from vmoer_ppl.pipeline.run_data import encode_sets
 from vmoer_ppl.pipeline.stage1 import LoRASettings, adapt_backbone, apply_saved_lora
 from vmoer_ppl.pipeline.stage1_cache import cached_stage1, stage1_key, store_stage1
 from vmoer_ppl.pipeline.validate import validate_config
-from vmoer_ppl.safe_files import refuse_links, run_lock, write_text
+from vmoer_ppl.safe_files import run_lock, write_text
 from vmoer_ppl.scoring.letter import letter_token_ids
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,7 @@ def scorer_kwargs(cfg: FitConfig, tokenizer, data: dict) -> dict:
 
 def prepare_run_dir(cfg: FitConfig) -> Path:
     """Create or reuse the run directory: same settings resume; other settings need --overwrite."""
-    out = Path(cfg.out)
-    refuse_links(out)
+    out = Path(cfg.out)  # run_lock has refused links in it
     if (out / CONFIG_FILE).exists() and not cfg.overwrite:
         saved = FitConfig.load(out)
         mine = {**asdict(cfg), "overwrite": False}
@@ -236,6 +235,7 @@ def fit_families(cfg: FitConfig, rank: int, size: int, t0: float, timings: dict)
     fp = model_fingerprint(model)
     run = {"model": label, "fingerprint": fp, "sizes": sizes, "id_set": id_label, **kwargs}
     run["data_hashes"] = hashes
+    ids = {"model": fp, "data": f"{hashes['train']}:{hashes['val']}"}  # checked on resume
     if rank == 0:
         write_text(out / RUN_FILE, json.dumps(run, indent=2))
     families = {}
@@ -257,7 +257,7 @@ def fit_families(cfg: FitConfig, rank: int, size: int, t0: float, timings: dict)
             t = time.perf_counter()
         shards = size * -(-cfg.shards // size)  # a multiple of the process count
         families[family] = fit_family(
-            cfg, family, model, data, build, out, shards=shards, is_main=rank == 0
+            cfg, family, model, data, build, out, shards=shards, is_main=rank == 0, identity=ids
         )
         if rank == 0:
             plot_fit_diagnostics(families[family], family, out / "plots" / f"fit_{family}.png")

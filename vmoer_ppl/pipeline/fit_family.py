@@ -15,13 +15,12 @@ from pathlib import Path
 import torch
 
 from vmoer_ppl.bayesianize import bayesianize
-from vmoer_ppl.data.tensors import content_hash, subset
+from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.families import FAMILIES, as_family
 from vmoer_ppl.infer.diagnostics import posterior_summary
 from vmoer_ppl.infer.svi import SVIConfig, fit_svi
 from vmoer_ppl.models.logit_router import LogitRouterModel
 from vmoer_ppl.pipeline.config import FitConfig
-from vmoer_ppl.pipeline.loading import model_fingerprint
 from vmoer_ppl.priors.relative import logit_spread, parse_prior_scale, relative_prior
 
 log = logging.getLogger(__name__)
@@ -77,6 +76,7 @@ def fit_family(
     *,
     shards: int = 1,
     is_main: bool = True,
+    identity: dict | None = None,
 ) -> dict:
     """Fit one family over the learning-rate grid; save the best adapter; return its record.
 
@@ -98,6 +98,9 @@ def fit_family(
         Micro-batches per SVI step.
     is_main : bool
         This process shows progress and writes the adapter (rank 0).
+    identity : dict, optional
+        What identifies the run's model and data (``run.json``'s weight fingerprint and set
+        hashes); a resume checks it with the fit's settings.
 
     Returns
     -------
@@ -113,8 +116,7 @@ def fit_family(
     best, tried, ckpt = None, {}, out / "checkpoints" / family
     context = {
         "family": family,
-        "model": model_fingerprint(backbone),
-        "data": content_hash(data["train"], data["val"]),
+        **(identity or {}),
         "beta": cfg.beta,
         "prior": json.dumps(prior_record, sort_keys=True),
         "build": json.dumps({k: str(v) for k, v in build.items()}, sort_keys=True),

@@ -33,14 +33,13 @@ from vmoer_ppl.pipeline.plots import (
     plot_stability,
 )
 from vmoer_ppl.pipeline.report import write_run
-from vmoer_ppl.safe_files import refuse_links, run_lock
+from vmoer_ppl.safe_files import run_lock
 
 RC = "risk_coverage_id.png"
 
 
 def check_run(out: Path, overwrite: bool) -> dict:
     """The run's ``run.json`` after checking the run is finished and not yet evaluated."""
-    refuse_links(out)
     FitConfig.load(out)  # a clear error when this is not a run directory
     if not (out / FIT_FILE).exists():
         raise FileNotFoundError(
