@@ -29,6 +29,7 @@ from vmoer_ppl.nn.link import (
     gaussian_mutual_information,
     is_sigmoid_rule,
     link_probs,
+    variances,
 )
 from vmoer_ppl.nn.outputs import RoutingOutput
 from vmoer_ppl.priors.base import Prior
@@ -162,8 +163,8 @@ class RouterModel(ABC):
         mean, cov = self.logit_moments(site, u, l_det, q)
         gate = gaussian_gate_logits(mean, cov, site.gate_rule, link)
         probs = gate.exp() if not is_sigmoid_rule(site.gate_rule) else link_probs(mean, cov, link)
-        var = cov if cov.dim() == mean.dim() else cov.diagonal(dim1=-2, dim2=-1)
-        return AnalyticRouting(gate, probs, gaussian_mutual_information(mean, cov), var.sum(-1))
+        ilv = variances(cov, mean.dim()).sum(-1)
+        return AnalyticRouting(gate, probs, gaussian_mutual_information(mean, cov), ilv)
 
     def logit_moments(
         self, site: RouterSite, u: torch.Tensor, l_det: torch.Tensor, q: Mapping

@@ -118,5 +118,5 @@ class TemperatureRouterModel(RouterModel):
         mi = entropy(p_bar) - (wn[..., 0] * entropy(p_n)).sum(0)
         mean = (wn * scores).sum(0)
         ilv = (wn * (scores - mean) ** 2).sum(0).sum(-1)
-        gate = weighted_gate_logits(scores, w, site.gate_rule)
+        gate = weighted_gate_logits(scores, w, site.gate_rule, probs=p_n)
         return AnalyticRouting(gate, p_bar, mi.clamp_min(0), ilv)

@@ -55,8 +55,16 @@ def check_link(link: str) -> str:
     return link
 
 
-def _diag(cov: torch.Tensor, event: int) -> torch.Tensor:
+def variances(cov: torch.Tensor, event: int) -> torch.Tensor:
+    """The variances `(..., E)` of variances `(..., E)` or covariances `(..., E, E)`."""
     return cov if cov.dim() == event else cov.diagonal(dim1=-2, dim2=-1)
+
+
+def _var_and_sigma_p(cov: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Variances `(..., E)` and ``Σp`` `(..., E)` for diagonal or full ``cov``."""
+    if cov.dim() == p.dim():
+        return cov, cov * p
+    return cov.diagonal(dim1=-2, dim2=-1), (cov @ p.unsqueeze(-1)).squeeze(-1)
 
 
 def second_order_softmax(mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
@@ -75,10 +83,7 @@ def second_order_softmax(mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
         `(..., E)`; equals ``softmax(mean)`` at zero covariance.
     """
     p = softmax(mean)  # (..., E)
-    if cov.dim() == mean.dim():
-        var, sigma_p = cov, cov * p  # diag Σ, Σp
-    else:
-        var, sigma_p = cov.diagonal(dim1=-2, dim2=-1), (cov @ p.unsqueeze(-1)).squeeze(-1)
+    var, sigma_p = _var_and_sigma_p(cov, p)
     quad = (p * sigma_p).sum(-1, keepdim=True)  # pᵀΣp
     c = 0.5 * (var - 2 * sigma_p + 2 * quad - (p * var).sum(-1, keepdim=True))
     q = (p * (1 + c)).clamp_min(torch.finfo(p.dtype).tiny)
@@ -100,7 +105,7 @@ def probit_softmax(mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         `(..., E)` approximate ``E[softmax(l)]``.
     """
-    var = _diag(cov, mean.dim())
+    var = variances(cov, mean.dim())
     return softmax(mean / torch.sqrt(1 + LAMBDA * var))
 
 
@@ -225,7 +230,7 @@ def gaussian_gate_logits(
         `(..., E)` logits for the gate rule.
     """
     if is_sigmoid_rule(rule):
-        return mean / torch.sqrt(1 + LAMBDA * _diag(cov, mean.dim()))
+        return mean / torch.sqrt(1 + LAMBDA * variances(cov, mean.dim()))
     p = _LINK_FNS[check_link(link)](mean, cov)
     return p.clamp_min(torch.finfo(p.dtype).tiny).log()
 
@@ -249,13 +254,8 @@ def gaussian_mutual_information(mean: torch.Tensor, cov: torch.Tensor) -> torch.
         `(...)`, non-negative.
     """
     p = softmax(mean)
-    if cov.dim() == mean.dim():
-        quad = (p * p * cov).sum(-1)
-        trace = (p * cov).sum(-1)
-    else:
-        quad = (p.unsqueeze(-2) @ cov @ p.unsqueeze(-1))[..., 0, 0]
-        trace = (p * cov.diagonal(dim1=-2, dim2=-1)).sum(-1)
-    return (0.5 * (trace - quad)).clamp_min(0)
+    var, sigma_p = _var_and_sigma_p(cov, p)
+    return (0.5 * ((p * var).sum(-1) - (p * sigma_p).sum(-1))).clamp_min(0)  # ½(Σp_iΣ_ii − pᵀΣp)
 
 
 def hermite_rule(n: int, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -264,7 +264,9 @@ def hermite_rule(n: int, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tenso
     return torch.as_tensor(x, dtype=dtype), torch.as_tensor(w / w.sum(), dtype=dtype)
 
 
-def weighted_gate_logits(scores: torch.Tensor, weights: torch.Tensor, rule) -> torch.Tensor:
+def weighted_gate_logits(
+    scores: torch.Tensor, weights: torch.Tensor, rule, *, probs: torch.Tensor | None = None
+) -> torch.Tensor:
     """Gate logits from weighted logit draws (quadrature nodes), `(N, ..., E)` -> `(..., E)`.
 
     Parameters
@@ -275,6 +277,8 @@ def weighted_gate_logits(scores: torch.Tensor, weights: torch.Tensor, rule) -> t
         `(N,)` node weights summing to one.
     rule : GateRule or rule object
         The router's gate rule.
+    probs : torch.Tensor, optional
+        `(N, ..., E)` ``softmax(scores)`` when the caller has it already.
 
     Returns
     -------
@@ -286,5 +290,5 @@ def weighted_gate_logits(scores: torch.Tensor, weights: torch.Tensor, rule) -> t
         s_bar = (w * scores.sigmoid()).sum(0)
         eps = torch.finfo(s_bar.dtype).eps
         return torch.logit(s_bar.clamp(eps, 1 - eps))
-    p = (w * softmax(scores)).sum(0)
+    p = (w * (softmax(scores) if probs is None else probs)).sum(0)
     return p.clamp_min(torch.finfo(p.dtype).tiny).log()
