@@ -23,7 +23,6 @@ from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.embedded.build import cache_root
 from vmoer_ppl.embedded.prefix_cache import SUFFIX_SAFE, cached_prefix_states
 from vmoer_ppl.infer.sharding import barrier, init_from_env
-from vmoer_ppl.nn.link import check_link
 from vmoer_ppl.pipeline.config import CONFIG_FILE, FitConfig
 from vmoer_ppl.pipeline.fit_family import fit_family
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
@@ -186,13 +185,6 @@ def suffix_data(head, enc: dict, model) -> dict:
     fingerprint = model_fingerprint(model, below=first)
     root = cache_root() / "prefix"
     return {k: cached_prefix_states(head, v, first, fingerprint, root) for k, v in enc.items()}
-
-
-def check_prediction(mode: str, link: str) -> None:
-    """Refuse an unknown prediction mode or link before any work, naming the choices."""
-    if mode not in ("mc", "analytic"):
-        raise ValueError(f"predict_mode={mode!r}: use 'mc' (the paper's) or 'analytic'")
-    check_link(link)
 
 
 def run_fit(cfg: FitConfig) -> dict:

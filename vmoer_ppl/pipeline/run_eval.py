@@ -24,7 +24,7 @@ from vmoer_ppl.pipeline.evaluate import (
     option_counts,
     with_answer_scores,
 )
-from vmoer_ppl.pipeline.fit import FIT_FILE, RUN_FILE, check_prediction, scorer_kwargs, strip
+from vmoer_ppl.pipeline.fit import FIT_FILE, RUN_FILE, scorer_kwargs, strip
 from vmoer_ppl.pipeline.open_run import open_run
 from vmoer_ppl.pipeline.plots import (
     plot_reliability,
@@ -33,6 +33,7 @@ from vmoer_ppl.pipeline.plots import (
     plot_stability,
 )
 from vmoer_ppl.pipeline.report import write_run
+from vmoer_ppl.pipeline.validate import check_prediction
 from vmoer_ppl.safe_files import run_lock
 
 RC = "risk_coverage_id.png"

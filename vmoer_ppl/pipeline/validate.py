@@ -73,6 +73,13 @@ def _check_float(name: str, value, least: float, inclusive: bool) -> None:
         raise ValueError(f"{flag(name)} {value!r}: must be a finite number {rel} {least:g}")
 
 
+def check_prediction(mode: str, link: str) -> None:
+    """Refuse an unknown prediction mode or link, naming the choices (the same as a fit's)."""
+    for name, value in (("predict_mode", mode), ("link", link)):
+        if value not in CHOICES[name]:
+            raise ValueError(f"{flag(name)} {value!r}: use one of {list(CHOICES[name])}")
+
+
 def validate_config(cfg: FitConfig) -> FitConfig:
     """Check every setting of ``cfg``; return it unchanged.
 
