@@ -25,6 +25,18 @@ def _network(
         from vmoer_ppl.integrations.hf import NextTokenHead, install_adapter
         from vmoer_ppl.scoring.cloze import ClozeHead
 
+        if getattr(net.config, "is_encoder_decoder", False):
+            raise ValueError(
+                f"{type(net).__name__} is an encoder-decoder MoE (capacity-limited expert "
+                "routing, e.g. switch_transformers, nllb-moe): out of scope; vmoer_ppl routes "
+                "decoder-only language models"
+            )
+        if net.get_output_embeddings() is None:
+            raise ValueError(
+                f"{type(net).__name__} has no language-model head, so answers cannot be scored: "
+                "load the model with AutoModelForCausalLM (or AutoModelForImageTextToText for "
+                "a vision-language model), not AutoModel"
+            )
         routers = install_adapter(net)
         net.eval()  # frozen backbone: no dropout, no router jitter
         sites = [RouterSite(name, i, module) for i, (name, module) in enumerate(routers)]

@@ -4,7 +4,7 @@ The adapter patches ``forward`` on each original router instance (it does not re
 module): transformers records router logits with hooks that match the router class by
 ``isinstance`` (``OutputRecorder``), so the patched instance keeps ``output_router_logits`` and
 the auxiliary loss working. With no routing function installed the original ``forward`` runs,
-bit for bit. With one installed, the patched forward computes ``l_det = u W_rᵀ`` in the site's
+bit for bit. With one installed, the patched forward computes ``l_det = u W_rᵀ (+ b)`` in the site's
 dtype (float32, or float64 for float64 models) and returns ``(logits, weights, experts)`` in the
 upstream contract.
 """
@@ -87,7 +87,9 @@ def patch_router(
             )
         h = hidden_states.reshape(-1, hidden_states.shape[-1])  # (B*T, D)
         dt = torch.promote_types(router.weight.dtype, torch.float32)  # = site.dtype
-        l_det = nn.functional.linear(h.to(dt), router.weight.to(dt))  # (B*T, E)
+        bias = getattr(router, "bias", None)  # gpt-oss, Llama-4: logits h·Wᵀ + b
+        bias = bias.to(dt) if isinstance(bias, torch.Tensor) else None
+        l_det = nn.functional.linear(h.to(dt), router.weight.to(dt), bias)  # (B*T, E)
         out = fn(h, l_det)  # (B, T, ·)
         n = h.shape[0]
         weights = out.weights.reshape(n, -1).to(weights_dtype(h))  # (B*T, K)

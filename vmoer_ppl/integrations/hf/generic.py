@@ -1,40 +1,112 @@
-"""Generic detection for MoE architectures without a dedicated adapter.
+"""Generic detection for MoE architectures without a dedicated adapter: by structure, not name.
 
-A router is recognised as a module below ``model.layers`` whose ``weight`` has shape
-``(num_experts, hidden_size)`` (the expert count read from the usual config names) and whose
-forward returns the ``(logits, weights, experts)`` triple. Its gate rule is not guessed: each
-known rule is tried against the router's own output on random inputs, and the one that
-reproduces it exactly is used; if none does, the model is refused.
+A router is a module below the model whose ``weight`` has shape ``(num_experts, hidden_size)``
+(read from the text config, so multimodal wrappers work), with a ``top_k``, that returns the
+``(logits, weights, experts)`` triple. Its logits are ``h Wᵀ`` plus the router's ``bias`` when it
+has one (gpt-oss). Candidate gate rules come from its structure: the softmax rules always, and
+the DeepSeek-style group-limited sigmoid rule when the router (or the MoE block that calls it)
+keeps an ``e_score_correction_bias``, with the router's own group settings. The rule is not
+guessed: each candidate is run against the router's own output on random inputs and the one
+that reproduces it is used (to 1e-5 in float32; within two ulps of the router's dtype in bf16 or
+fp16). If none does, the model is refused, with the reason.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
-from vmoer_ppl.integrations.hf.base import HFAdapter
+from vmoer_ppl.integrations.hf.base import HFAdapter, patch_router
 from vmoer_ppl.nn.gates import GateRule, route
+from vmoer_ppl.nn.rules import GroupLimitedSigmoidRule
 
 EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+BIAS = "e_score_correction_bias"
+
+
+class Refusal(ValueError):
+    """A router vmoer_ppl recognises but cannot route exactly; the message names the class."""
 
 
 def num_experts(config) -> int | None:
     """The expert count of a config, under any of the usual names."""
+    values = config.to_dict() if hasattr(config, "to_dict") else vars(config)  # no per-layer guard
     for key in EXPERT_KEYS:
-        value = getattr(config, key, None)
+        value = values.get(key)
         if isinstance(value, int) and value > 1:
             return value
     return None
 
 
-class GenericAdapter(HFAdapter):
-    """Routers found by shape; gate rule identified by matching the router's own output."""
+def router_logits(router: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """``h Wᵀ (+ b)`` of a router, in ``h``'s dtype; `(N, D)` -> `(N, E)`."""
+    bias = getattr(router, "bias", None)
+    bias = bias.to(h.dtype) if isinstance(bias, torch.Tensor) else None
+    return nn.functional.linear(h, router.weight.to(h.dtype), bias)
 
-    weights_in_float32 = True
+
+def candidate_rules(router: nn.Module, block: nn.Module | None) -> list:
+    """Gate rules a router's structure allows, most specific first."""
+    bias = getattr(router, BIAS, None)
+    if bias is None and block is not None:
+        bias = getattr(block, BIAS, None)
+    rules: list = []
+    if isinstance(bias, torch.Tensor):
+        groups = getattr(router, "num_group", None) or getattr(router, "n_group", None) or 1
+        topk_group = getattr(router, "topk_group", None) or groups
+        norms = [router.norm_topk_prob] if hasattr(router, "norm_topk_prob") else [True, False]
+        scale = getattr(router, "routed_scaling_factor", None) or 1.0
+        rules += [GroupLimitedSigmoidRule(bias, groups, topk_group, n, scale) for n in norms]
+    return rules + list(GateRule)
+
+
+def _call(router: nn.Module, h: torch.Tensor, block: nn.Module | None):
+    """The router's own output on ``h``, passing a block-held correction bias if it takes one."""
+    params = list(inspect.signature(router.forward).parameters.values())[1:]
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    needed = [p.name for p in params if p.default is p.empty and p.kind in positional]
+    if needed == [BIAS] and isinstance(getattr(block, BIAS, None), torch.Tensor):
+        return router(h, getattr(block, BIAS))
+    if needed:
+        raise Refusal(
+            f"{type(router).__name__} needs {needed} besides the hidden states (e.g. a hash "
+            "router on token ids): routing that is not a function of the hidden state is out "
+            "of scope"
+        )
+    return router(h)
+
+
+def _agree(rule, logits, out, top_k: int, dtype: torch.dtype) -> bool:
+    """Whether ``rule`` reproduces the router's (weights, experts) to ``dtype``'s precision."""
+    ours = route(logits, top_k, rule)
+    order = ours.experts.argsort(-1)
+    same = torch.equal(ours.experts.sort(-1).values, out[2].sort(-1).values)
+    if dtype in (torch.float32, torch.float64):
+        tol = 1e-5
+        if not same:
+            return False
+        rows = slice(None)
+    else:  # near-ties may flip in a low-precision router; compare where the selections agree
+        tol = 2 * torch.finfo(dtype).eps * max(1.0, out[1].float().abs().max().item())
+        rows = (ours.experts.sort(-1).values == out[2].sort(-1).values).all(-1)
+        if rows.float().mean() < 0.9:
+            return False
+    want = out[1].float().gather(-1, out[2].argsort(-1))[rows]
+    return torch.allclose(ours.weights.float().gather(-1, order)[rows], want, atol=tol, rtol=0)
+
+
+class GenericAdapter(HFAdapter):
+    """Routers found by structure; gate rule identified by matching the router's own output."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[str, str] = {}  # router class -> why it was refused
 
     def routers(self, model):
-        """Modules with an `(E, D)` weight and a ``top_k`` that return a 3-tuple."""
-        E, D = num_experts(model.config), getattr(model.config, "hidden_size", None)
+        """Modules with an `(E, D)` weight and an int ``top_k``, in layer order."""
+        config = model.config.get_text_config()
+        E, D = num_experts(config), getattr(config, "hidden_size", None)
         if E is None or D is None:
             return []
         return [
@@ -46,23 +118,53 @@ class GenericAdapter(HFAdapter):
             and not isinstance(m, nn.Embedding)
         ]
 
-    def gate_rule(self, router, config):
-        """The known rule that reproduces the router's weights and selection exactly."""
+    def install(self, model):
+        """Patch every router whose rule is identified; remember why the others were not."""
+        found = []
+        for name, router in self.routers(model):
+            if not getattr(router, "_vmoer_router", False):
+                block = model.get_submodule(name.rpartition(".")[0]) if "." in name else None
+                try:
+                    rule, weights_dtype = self.identify(router, block)
+                except Refusal as e:
+                    self.reasons[type(router).__name__] = str(e)
+                    continue
+                patch_router(router, rule, weights_dtype)
+            found.append((name, router))
+        return found
+
+    def identify(self, router: nn.Module, block: nn.Module | None):
+        """``(rule, weights_dtype)`` of a router, or :class:`Refusal` saying why not."""
+        dtype = router.weight.dtype
         g = torch.Generator().manual_seed(0)
-        h = torch.randn(64, router.weight.shape[1], generator=g).to(router.weight)
+        h = torch.randn(256, router.weight.shape[1], generator=g).to(dtype)
         with torch.no_grad():
-            out = router(h)
-            if not (isinstance(out, tuple) and len(out) == 3):
-                return None
-            logits = nn.functional.linear(h.float(), router.weight.float())
-            for rule in GateRule:
-                ours = route(logits, router.top_k, rule)
-                if torch.equal(
-                    ours.experts.sort(-1).values, out[2].sort(-1).values
-                ) and torch.allclose(
-                    ours.weights.gather(-1, ours.experts.argsort(-1)),
-                    out[1].float().gather(-1, out[2].argsort(-1)),
-                    atol=1e-5,
-                ):
-                    return rule
-        return None
+            out = _call(router, h, block)
+            if not (isinstance(out, tuple) and len(out) == 3 and out[2].dtype == torch.int64):
+                raise Refusal(
+                    f"{type(router).__name__} does not return (logits, weights, experts): a "
+                    "gate rule vmoer_ppl has no exact reproduction of yet"
+                )
+            logits = router_logits(router, h.float())
+            for rule in candidate_rules(router, block):
+                if _agree(rule, logits, out, router.top_k, dtype):
+                    same = out[1].dtype == dtype and dtype != torch.float32
+                    return rule, (lambda hidden: hidden.dtype) if same else _float32
+        raise Refusal(
+            f"{type(router).__name__}: no known gate rule reproduces its output (logits other "
+            "than h·Wᵀ + b, e.g. soft-capped or scaled, or an unknown weighting)"
+        )
+
+    def gate_rule(self, router, config):
+        """The identified rule, or None (see :meth:`identify`)."""
+        try:
+            return self.identify(router, None)[0]
+        except Refusal:
+            return None
+
+
+def _float32(hidden: torch.Tensor) -> torch.dtype:
+    return torch.float32
+
+
+__all__ = ["GenericAdapter", "Refusal", "candidate_rules", "num_experts", "patch_router"]

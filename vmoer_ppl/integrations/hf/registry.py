@@ -34,6 +34,10 @@ def install_adapter(model: nn.Module) -> list[tuple[str, nn.Module]]:
     model_type = model.config.model_type
     adapter = ADAPTERS.get(model_type, GenericAdapter())
     found = adapter.install(model)
+    reasons = getattr(adapter, "reasons", {})
+    if not found and reasons:
+        why = "; ".join(reasons.values())
+        raise ValueError(f"this {model_type!r} model's routers are refused: {why}")
     if not found:
         supported = ", ".join(sorted(ADAPTERS))
         raise ValueError(

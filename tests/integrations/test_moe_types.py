@@ -1,0 +1,140 @@
+"""Every MoE model type of the installed transformers: supported with parity, or refused by class.
+
+The list comes from transformers' own registry (:func:`moe_model_types`), not from this file:
+when transformers adds a model type, :func:`test_every_moe_model_type_is_classified` fails
+until the type is classified below (run ``python benchmarks/hf_coverage.py <type>``).
+"supported": bayesianize + mean-mode parity (float32 ≤ 1e-5; bfloat16 within twice upstream's
+own bf16 rounding) + one SVI step + MC prediction. A refusal must be a ValueError naming its
+class; "untestable": transformers itself cannot build or run the generically shrunk tiny model.
+"""
+
+import pytest
+import torch
+
+from vmoer_ppl.integrations.hf.coverage import check, moe_model_types
+
+#: Words each refusal class's message must contain.
+REFUSALS = {
+    "no-router": "no MoE router found",
+    "not-hidden-state": "besides the hidden states",
+    "output-contract": "does not return (logits, weights, experts)",
+    "unknown-rule": "no known gate rule reproduces",
+    "no-lm-head": "no language-model head",
+    "encoder-decoder": "encoder-decoder MoE",
+}
+#: model type -> (float32 outcome, bfloat16 outcome), transformers 5.24 (the lock).
+EXPECTED = {
+    "afmoe": ("no-router", "no-router"),
+    "aria": ("supported", "supported"),
+    "aria_text": ("supported", "supported"),
+    "axk1": ("supported", "supported"),
+    "axk2": ("supported", "supported"),
+    "bailing_hybrid": ("untestable", "untestable"),
+    "beam": ("supported", "supported"),
+    "cohere2_moe": ("supported", "supported"),
+    "dbrx": ("untestable", "untestable"),
+    "deepseek_ocr2": ("untestable", "untestable"),
+    "deepseek_v2": ("supported", "supported"),
+    "deepseek_v3": ("supported", "supported"),
+    "deepseek_v32": ("supported", "supported"),
+    "deepseek_v4": ("not-hidden-state", "not-hidden-state"),
+    "doge": ("no-router", "no-router"),
+    "dots3_note": ("untestable", "untestable"),
+    "dots3_note_text": ("untestable", "untestable"),
+    "ernie4_5_moe": ("supported", "supported"),
+    "ernie4_5_vl_moe": ("untestable", "untestable"),
+    "exaone_moe": ("supported", "supported"),
+    "flex_olmo": ("supported", "supported"),
+    "flint": ("supported", "supported"),
+    "glm4_moe": ("supported", "supported"),
+    "glm4_moe_lite": ("supported", "supported"),
+    "glm4v_moe": ("untestable", "untestable"),
+    "glm4v_moe_text": ("no-lm-head", "no-lm-head"),
+    "glm5_next": ("untestable", "untestable"),
+    "glm5_next_text": ("untestable", "untestable"),
+    "glm_moe_dsa": ("supported", "supported"),
+    "gpt_oss": ("supported", "supported"),
+    "granitemoe": ("supported", "supported"),
+    "granitemoe_swa": ("supported", "supported"),
+    "granitemoehybrid": ("supported", "supported"),
+    "granitemoeshared": ("supported", "supported"),
+    "hy_v3": ("unknown-rule", "unknown-rule"),
+    "hy_v4": ("supported", "supported"),
+    "hy_v4_vl": ("supported", "supported"),
+    "hy_v4_vl_text": ("no-lm-head", "no-lm-head"),
+    "inkling2": ("untestable", "untestable"),
+    "inkling2_loop": ("untestable", "untestable"),
+    "inkling2_loop_text": ("supported", "untestable"),
+    "inkling2_text": ("supported", "untestable"),
+    "inkling_mm_model": ("no-router", "no-router"),
+    "inkling_text": ("no-router", "no-router"),
+    "jamba": ("supported", "supported"),
+    "jetmoe": ("no-router", "no-router"),
+    "kimi_k25": ("supported", "supported"),
+    "kimi_linear": ("supported", "supported"),
+    "kolibri1": ("unknown-rule", "unknown-rule"),
+    "laguna": ("supported", "supported"),
+    "lara_mini": ("supported", "supported"),
+    "lfm2_moe": ("untestable", "untestable"),
+    "llama4": ("output-contract", "output-contract"),
+    "llama4_text": ("output-contract", "output-contract"),
+    "longcat_flash": ("no-router", "no-router"),
+    "mellum": ("supported", "supported"),
+    "mimo_v2_flash": ("untestable", "untestable"),
+    "minimax": ("supported", "supported"),
+    "minimax_m2": ("supported", "supported"),
+    "minimax_m3_vl": ("supported", "supported"),
+    "minimax_m3_vl_text": ("supported", "supported"),
+    "mistral4": ("unknown-rule", "unknown-rule"),
+    "mistral_large4": ("unknown-rule", "unknown-rule"),
+    "mistral_large4_text": ("no-lm-head", "no-lm-head"),
+    "mixtral": ("supported", "supported"),
+    "muse_spark": ("untestable", "untestable"),
+    "muse_spark_text": ("no-lm-head", "no-lm-head"),
+    "nemo_speechlm": ("untestable", "untestable"),
+    "nemotron_h": ("supported", "supported"),
+    "nllb-moe": ("encoder-decoder", "encoder-decoder"),
+    "olmoe": ("supported", "supported"),
+    "openai_privacy_filter": ("no-lm-head", "no-lm-head"),
+    "phimoe": ("unknown-rule", "unknown-rule"),
+    "qwen2_moe": ("supported", "supported"),
+    "qwen3_5_moe": ("supported", "supported"),
+    "qwen3_5_moe_text": ("supported", "supported"),
+    "qwen3_moe": ("supported", "supported"),
+    "qwen3_next": ("supported", "supported"),
+    "qwen3_omni_moe_thinker": ("untestable", "untestable"),
+    "qwen3_vl_moe": ("supported", "supported"),
+    "qwen3_vl_moe_text": ("no-lm-head", "no-lm-head"),
+    "qwen4_exp": ("untestable", "untestable"),
+    "qwen4_exp_text": ("untestable", "untestable"),
+    "sarvam_mla": ("supported", "supported"),
+    "sarvam_moe": ("supported", "supported"),
+    "solar_open": ("supported", "supported"),
+    "step3p7": ("untestable", "untestable"),
+    "switch_transformers": ("encoder-decoder", "encoder-decoder"),
+    "unlimited_ocr": ("untestable", "untestable"),
+    "zaya": ("no-router", "no-router"),
+}
+DTYPES = {"float32": (0, torch.float32), "bfloat16": (1, torch.bfloat16)}
+
+
+def test_every_moe_model_type_is_classified():
+    found = set(moe_model_types())
+    assert found - set(EXPECTED) == set(), "new MoE model types: classify them in EXPECTED"
+    assert set(EXPECTED) - found == set(), "model types gone from transformers: drop them"
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("model_type", sorted(EXPECTED))
+def test_model_type_is_supported_or_refused_by_class_never_crashes(model_type, dtype):
+    index, torch_dtype = DTYPES[dtype]
+    want = EXPECTED[model_type][index]
+    row = check(model_type, torch_dtype)
+    assert row.status != "crash", row.detail
+    if want in REFUSALS:
+        assert row.status == "refused", row.detail
+        assert REFUSALS[want] in row.detail
+    else:
+        assert row.status == want, row.detail
+        if want == "supported":
+            assert row.routers >= 1 and row.rule

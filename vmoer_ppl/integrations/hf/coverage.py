@@ -1,0 +1,153 @@
+"""Which transformers MoE model types vmoer_ppl supports, measured on tiny random models.
+
+:func:`moe_model_types` enumerates transformers' own registry (not a hand list): a model type
+is an MoE type when its config (or its text config) has an expert count. :func:`check` puts a
+tiny random model of one type (:mod:`vmoer_ppl.integrations.hf.tiny`) through what a user does:
+``bayesianize``, mean-mode parity with the untouched model, one SVI step, MC prediction; it
+returns a :class:`Row` with the outcome — ``supported``, ``refused`` (a ``ValueError`` from
+vmoer_ppl naming the reason) or ``crash`` (anything else, a bug) — and ``untestable`` when the
+tiny model itself cannot be built or run by transformers.
+
+Parity in bfloat16: upstream rounds its router in bfloat16 while vmoer_ppl computes the router
+in float32, so the two differ by bf16 rounding. The tolerance is upstream's own: the bf16 model
+with Bayesian routing in mean mode must be no further from the float32 model than twice the
+untouched bf16 model is (plus 1e-3).
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+
+import torch
+from transformers import CONFIG_MAPPING
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_MAPPING_NAMES,
+)
+
+from vmoer_ppl.integrations.hf.generic import EXPERT_KEYS, num_experts
+from vmoer_ppl.integrations.hf.tiny import tiny_model
+
+
+@dataclass
+class Row:
+    """Outcome of :func:`check` for one model type and dtype."""
+
+    model_type: str
+    dtype: str
+    status: str  # supported | refused | crash | untestable
+    detail: str = ""  # refusal message, error, or the parity error measured
+    routers: int = 0
+    rule: str = ""  # the gate rule identified, e.g. "softmax-topk-norm"
+    router_class: str = ""  # the upstream router class followed
+
+
+def moe_model_types() -> list[str]:
+    """Every model type with a registered model class whose (text) config has an expert count.
+
+    Component configs (a wrapper's text or vision tower without a model class of its own) are
+    not model types a user loads; their wrapper is listed instead.
+    """
+    models = set(MODEL_MAPPING_NAMES) | set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+    types = []
+    for model_type in sorted(models & set(CONFIG_MAPPING.keys())):
+        try:
+            config = CONFIG_MAPPING[model_type]()
+            text = config.get_text_config()
+        except Exception:  # noqa: BLE001 - a config that cannot be built with defaults
+            continue
+        nested = [v for v in config.to_dict().values() if isinstance(v, dict)]  # DBRX ffn_config
+        if any(num_experts(c) is not None for c in (text, config)) or any(
+            isinstance(d.get(k), int) and d[k] > 1 for d in nested for k in EXPERT_KEYS
+        ):
+            types.append(model_type)
+    return types
+
+
+def _batch(vocab: int, B: int = 2, T: int = 7):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, min(vocab, 128), (B, T), generator=g)
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[0, T - 2 :] = 0
+    return ids, mask
+
+
+def _last_logits(hf, ids, mask) -> torch.Tensor:
+    from vmoer_ppl.integrations.hf import last_token_index
+
+    with torch.no_grad():
+        out = hf(input_ids=ids, attention_mask=mask)
+    logits = out.logits if hasattr(out, "logits") else out.last_hidden_state
+    return logits[torch.arange(ids.shape[0]), last_token_index(mask)].float()
+
+
+def check(model_type: str, dtype: torch.dtype = torch.float32) -> Row:
+    """Put a tiny random ``model_type`` model through bayesianize, parity, SVI and prediction.
+
+    Parameters
+    ----------
+    model_type : str
+        A transformers model type.
+    dtype : torch.dtype
+        ``torch.float32`` (parity ≤ 1e-5) or ``torch.bfloat16`` (parity within bf16 rounding).
+
+    Returns
+    -------
+    Row
+    """
+    from vmoer_ppl import SVIConfig, bayesianize, fit_svi, predict
+
+    name = str(dtype).removeprefix("torch.")
+    row = Row(model_type, name, "untestable")
+    hf = None
+    try:
+        hf = tiny_model(model_type, dtype=torch.float32)
+        ids, mask = _batch(hf.config.get_text_config().vocab_size)
+        exact = _last_logits(hf, ids, mask)
+        if dtype != torch.float32:
+            hf = hf.to(dtype)
+        want = _last_logits(hf, ids, mask)
+    except Exception as e:  # noqa: BLE001 - transformers cannot build or run this tiny model
+        row.detail = f"tiny model: {type(e).__name__}: {str(e)[:160]}"
+        if hf is not None:  # built but cannot run: refused up front all the same?
+            try:
+                bayesianize(hf, family="logit-fc", layers="last:1")
+            except ValueError as refusal:
+                row.status, row.detail = "refused", str(refusal)[:300]
+            except Exception:  # noqa: BLE001 - untestable stays untestable
+                pass
+        return row
+    try:
+        model, guide = bayesianize(hf, family="logit-fc", layers="last:1")
+    except ValueError as e:
+        row.status, row.detail = "refused", str(e).split(". Supported")[0][:300]
+        return row
+    except Exception:  # noqa: BLE001 - a bug: report, do not hide
+        row.status, row.detail = "crash", traceback.format_exc(limit=-3)[-600:]
+        return row
+    row.routers = len(model.sites)
+    router = model.sites[-1].router
+    row.router_class, rule = type(router).__name__, router.gate_rule
+    row.rule = getattr(rule, "value", None) or repr(rule)
+    try:
+        got = predict(model, guide, ids, mask, mode="mean").logits.float()
+        err = (got - exact).abs().max().item()
+        if dtype == torch.float32:
+            ok, tol = err <= 1e-5, 1e-5
+        else:
+            tol = 2 * (want - exact).abs().max().item() + 1e-3
+            ok = err <= tol
+        if not ok:
+            row.status, row.detail = "crash", f"parity error {err:.2e} > {tol:.2e}"
+            return row
+        data = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([5, 6])}
+        res = fit_svi(model, guide, data, SVIConfig(num_steps=1, batch_size=2, progress=False))
+        if not torch.isfinite(torch.tensor(res.losses)).all():
+            raise FloatingPointError(f"SVI loss {res.losses}")
+        predict(model, guide, ids, mask, mode="mc", num_samples=2)
+    except Exception:  # noqa: BLE001
+        row.status, row.detail = "crash", traceback.format_exc(limit=-3)[-600:]
+        return row
+    row.status, row.detail = "supported", f"parity {err:.1e} (tol {tol:.1e})"
+    return row

@@ -1,0 +1,231 @@
+"""Tiny random transformers MoE models of any registered model type, built from its config class.
+
+Nothing is downloaded: the model type's own config class is instantiated with its defaults, and
+every size field it has (in the text config and in each vision/audio sub-config) is replaced by
+a small value, so that the modeling code, its router and its gate rule are upstream's while the
+model has a few hundred thousand parameters. Router weights and biases are redrawn at random:
+several families initialise them at zero, which ties every logit and hides a wrong gate rule.
+
+Used by the coverage survey (:mod:`vmoer_ppl.integrations.hf.coverage`) and by anyone who wants
+to try an architecture they cannot download.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import (
+    CONFIG_MAPPING,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+)
+
+#: Size fields and their tiny values; only the fields a config already has are set.
+TINY_SIZES = {
+    "vocab_size": 128,
+    "hidden_size": 64,
+    "intermediate_size": 64,
+    "moe_intermediate_size": 32,
+    "expert_intermediate_size": 32,
+    "shared_expert_intermediate_size": 32,
+    "shared_intermediate_size": 32,
+    "num_hidden_layers": 2,
+    "num_layers": 2,
+    "n_layers": 2,
+    "depth": 1,
+    "num_attention_heads": 4,
+    "num_heads": 4,
+    "n_heads": 4,
+    "num_key_value_heads": 4,
+    "head_dim": 16,
+    "max_position_embeddings": 256,
+    "d_model": 64,
+    "embed_dim": 64,
+    "out_hidden_size": 64,
+    "projection_dim": 64,
+    "num_experts": 8,
+    "num_local_experts": 8,
+    "n_routed_experts": 8,
+    "moe_num_experts": 8,
+    "num_experts_per_tok": 2,
+    "moe_topk": 2,
+    "moe_k": 2,
+    "n_group": 2,
+    "topk_group": 1,
+    "first_k_dense_replace": 0,
+    "decoder_sparse_step": 1,
+    "moe_layer_freq": 1,
+    "mlp_only_layers": [],
+    "kv_lora_rank": 16,
+    "q_lora_rank": 16,
+    "qk_rope_head_dim": 16,
+    "qk_nope_head_dim": 16,
+    "qk_head_dim": 32,
+    "v_head_dim": 16,
+    "swa_head_dim": 16,
+    "ffn_hidden_size": 64,
+    "expert_ffn_hidden_size": 32,
+    "moe_hidden_size": 32,
+    "zero_expert_num": 2,
+    "unpadded_vocab_size": 128,
+    "pad_token_id": 0,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "d_ff": 64,
+    "d_kv": 16,
+    "num_decoder_layers": 2,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_ffn_dim": 64,
+    "decoder_ffn_dim": 64,
+    "encoder_attention_heads": 4,
+    "decoder_attention_heads": 4,
+}
+#: Fields a few types need beyond the sizes (a hybrid needs an attention layer among two).
+TINY_OVERRIDES = {
+    "granitemoehybrid": {"layer_types": ["linear_attention", "attention"]},
+    "jamba": {"attn_layer_period": 2, "attn_layer_offset": 1},
+    "zaya": {"num_experts_per_tok": 1},
+}
+MAX_PARAMS = 5_000_000
+SUB_CONFIGS = ("text_config", "vision_config", "audio_config", "thinker_config", "talker_config")
+
+
+def _tiny_value(key: str, default):
+    """The tiny value of one field, in the default's own type (an int, or one per layer)."""
+    value = TINY_SIZES[key]
+    if isinstance(default, list) and not isinstance(value, list):
+        return [value] * len(default)
+    if default is None and key.endswith("_token_id"):
+        return None
+    return value
+
+
+def _mrope(section: list[int], defaults: dict) -> list[int]:
+    """Multimodal rope sections rescaled to the tiny head dimension (same proportions)."""
+    old = defaults.get("head_dim") or defaults["hidden_size"] // defaults["num_attention_heads"]
+    total = max(len(section), sum(section) * TINY_SIZES["head_dim"] // old)
+    new = [max(1, v * total // sum(section)) for v in section]
+    new[0] += total - sum(new)
+    return new
+
+
+def _kept_layers(defaults: dict, n: int) -> list[int]:
+    """``n`` layer indices (or more) that cover every kind in the per-layer type lists.
+
+    Hybrid models (linear + full attention, dense + sparse MLPs) need each kind present.
+    """
+    keep: list[int] = []
+    for key, value in defaults.items():
+        if key.endswith("layer_types") and isinstance(value, list):
+            keep += [value.index(kind) for kind in dict.fromkeys(value)]
+    keep = sorted(set(keep))
+    extra = (i for i in range(n + len(keep)) if i not in keep)
+    while len(keep) < n:
+        keep.append(next(extra))
+    return sorted(keep)
+
+
+def _shrink(defaults: dict) -> dict:
+    """Tiny values for the size fields among ``defaults`` (a config's ``to_dict()``)."""
+    out = {k: _tiny_value(k, defaults[k]) for k in TINY_SIZES if k in defaults}
+    for key, value in defaults.items():  # sub-configs: text/vision/audio, DBRX's ffn_config
+        if isinstance(value, dict) and (key in SUB_CONFIGS or TINY_SIZES.keys() & value.keys()):
+            out[key] = {**value, **_shrink(value)}
+    layers = defaults.get("num_hidden_layers")
+    if isinstance(layers, int) and "num_hidden_layers" in out:
+        keep = _kept_layers(defaults, out["num_hidden_layers"])
+        out["num_hidden_layers"] = len(keep)
+        for key, value in defaults.items():  # lists with one entry per layer
+            if isinstance(value, list) and len(value) == layers and layers > 1:
+                out[key] = [value[i] for i in keep]
+        per_layer = defaults.get("per_layer_config")
+        if isinstance(per_layer, dict):
+            out["per_layer_config"] = {
+                new: per_layer[k]
+                for new, old in enumerate(keep)
+                for k in (old, str(old))
+                if k in per_layer
+            }
+    rope = defaults.get("rope_parameters")
+    if isinstance(rope, dict) and isinstance(rope.get("mrope_section"), list):  # sums to rotary/2
+        out["rope_parameters"] = {**rope, "mrope_section": _mrope(rope["mrope_section"], defaults)}
+    return out
+
+
+def tiny_config(model_type: str, **overrides):
+    """A small config of ``model_type`` built from its own config class.
+
+    Parameters
+    ----------
+    model_type : str
+        A key of transformers' ``CONFIG_MAPPING`` (e.g. ``"gpt_oss"``).
+    **overrides
+        Fields set after shrinking.
+
+    Returns
+    -------
+    transformers.PretrainedConfig
+    """
+    cls = CONFIG_MAPPING[model_type]
+    return cls(**{**_shrink(cls().to_dict()), **TINY_OVERRIDES.get(model_type, {}), **overrides})
+
+
+def randomise_routers(model: torch.nn.Module, seed: int = 0) -> None:
+    """Redraw every router's weight (std 0.5) and bias-like buffers (std 0.1) in place.
+
+    A router is any module with an ``(E, D)`` weight whose class name contains ``Router`` or
+    ``Gate``, or a ``gate``/``router`` attribute path.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            leaf = name.rsplit(".", 1)[-1]
+            kind = type(module).__name__.lower()
+            if not (leaf in ("gate", "router", "wg") or "router" in kind or "gate" in kind):
+                continue
+            for pname, p in module.named_parameters(recurse=False):
+                std = 0.5 if pname == "weight" else 0.1
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+            for _, b in module.named_buffers(recurse=False):
+                if b.is_floating_point():
+                    b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+
+
+def _build(config):
+    """The model with a language-model head when one is registered (causal LM, then VLM)."""
+    for auto in (AutoModelForCausalLM, AutoModelForImageTextToText, AutoModel):
+        try:
+            return auto.from_config(config)
+        except ValueError:  # no such head registered for this type
+            continue
+    raise ValueError(f"no model class registered for {type(config).__name__}")
+
+
+def tiny_model(model_type: str, dtype: torch.dtype = torch.float32, seed: int = 0, **overrides):
+    """A tiny random model of ``model_type`` (causal-LM head when it has one), in eval mode.
+
+    Parameters
+    ----------
+    model_type : str
+        A transformers model type.
+    dtype : torch.dtype
+        Parameter dtype.
+    seed : int
+        Seed of the initialisation and of the router redraw.
+    **overrides
+        Config fields set after shrinking.
+
+    Returns
+    -------
+    transformers.PreTrainedModel
+    """
+    config = tiny_config(model_type, **overrides)
+    with torch.device("meta"):  # count before allocating: a size field this file misses
+        size = sum(p.numel() for p in _build(config).parameters())
+    if size > MAX_PARAMS:
+        raise ValueError(f"tiny {model_type} has {size:,} parameters: a size field is not shrunk")
+    torch.manual_seed(seed)
+    model = _build(config)
+    randomise_routers(model, seed)
+    return model.to(dtype).eval()
