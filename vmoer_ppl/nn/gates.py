@@ -9,6 +9,7 @@ rule                   weights of the selected experts                    models
 ``softmax-topk``       softmax over all E, the K selected, as they are    Qwen2/3-MoE, OLMoE
 ``softmax-topk-norm``  softmax over all E, selected, renormalised to 1    Mixtral, norm_topk
 ``sigmoid-topk-norm``  sigmoid scores of the selected, renormalised       DeepSeek-V3 (no group)
+``sigmoid-topk``       sigmoid scores of the selected, as they are        Llama-4
 =====================  =================================================  =====================
 
 Selection is always the top-K of the logits (all four score maps are monotone), unless a caller
@@ -36,6 +37,12 @@ class GateRule(str, Enum):
     """Softmax over all E, the K largest, renormalised to sum to one (Mixtral)."""
     SIGMOID_TOPK_NORM = "sigmoid-topk-norm"
     """Sigmoid scores, the K largest, renormalised to sum to one (DeepSeek-V3 without groups)."""
+    SIGMOID_TOPK = "sigmoid-topk"
+    """Sigmoid scores of the K largest logits, not renormalised (Llama-4)."""
+
+
+#: Rules whose scores are sigmoids: MC and analytic prediction average sigmoid scores for these.
+SIGMOID_RULES = frozenset({GateRule.SIGMOID_TOPK_NORM, GateRule.SIGMOID_TOPK})
 
 
 def _topk_softmax(logits: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
@@ -56,11 +63,16 @@ def _sigmoid_topk_norm(logits: torch.Tensor, experts: torch.Tensor) -> torch.Ten
     return w / w.sum(-1, keepdim=True)
 
 
+def _sigmoid_topk(logits: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(logits.gather(-1, experts))  # (..., K)
+
+
 GATE_RULES: dict[GateRule, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     GateRule.TOPK_SOFTMAX: _topk_softmax,
     GateRule.SOFTMAX_TOPK: _softmax_topk,
     GateRule.SOFTMAX_TOPK_NORM: _softmax_topk_norm,
     GateRule.SIGMOID_TOPK_NORM: _sigmoid_topk_norm,
+    GateRule.SIGMOID_TOPK: _sigmoid_topk,
 }
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vmoer_ppl.nn.gates import SIGMOID_RULES
 from vmoer_ppl.nn.mc import softmax
 
 LAMBDA = math.pi / 8
@@ -202,7 +203,7 @@ def link_probs(mean: torch.Tensor, cov: torch.Tensor, link: str) -> torch.Tensor
 
 def is_sigmoid_rule(rule) -> bool:
     """Whether a gate rule averages sigmoid scores rather than softmax probabilities."""
-    return hasattr(rule, "mc_logits")
+    return hasattr(rule, "mc_logits") or rule in SIGMOID_RULES
 
 
 def gaussian_gate_logits(

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from vmoer_ppl.nn.gates import route
+from vmoer_ppl.nn.gates import SIGMOID_RULES, route
 from vmoer_ppl.nn.outputs import RoutingOutput
+from vmoer_ppl.nn.rules import sigmoid_mean_logits
 
 
 def softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -70,6 +71,8 @@ def mc_logits(
     """
     if hasattr(rule, "mc_logits"):
         return rule.mc_logits(samples)
+    if rule in SIGMOID_RULES:
+        return sigmoid_mean_logits(samples)
     p_bar = mean_probs(samples) if probs is None else probs.mean(0)  # (..., E)
     return p_bar.clamp_min(torch.finfo(p_bar.dtype).tiny).log()
 

@@ -1,9 +1,18 @@
-"""Routing rules that are more than a gate function: DeepSeek-V3's group-limited sigmoid router.
+"""Routing rules that are more than a gate function: group-limited routers with a selection bias.
 
-A rule object has ``route(logits, k, experts=None) -> RoutingOutput`` and
-``mc_logits(samples) -> logits`` (how S logit samples are averaged before routing). Plain
-:class:`~vmoer_ppl.nn.gates.GateRule` members use softmax averaging; a sigmoid router averages its
-sigmoid scores instead, ``logit(mean_s sigmoid(l_s))``, so ``sigmoid`` of the result is ``s̄``.
+A rule object has ``route(logits, k, experts=None) -> RoutingOutput``. A sigmoid rule also has
+``mc_logits(samples) -> logits`` (how S logit samples are averaged before routing): it averages
+its sigmoid scores, ``logit(mean_s sigmoid(l_s))``, so ``sigmoid`` of the result is ``s̄``; rules
+without it (and plain :class:`~vmoer_ppl.nn.gates.GateRule` softmax members) average softmax
+probabilities.
+
+- ``GroupLimitedSigmoidRule``: top-K of ``sigmoid(l) + b`` in the best groups, weights
+  ``sigmoid(l)`` renormalised × scale (DeepSeek-V3, GLM-4.5, …); with ``bias_on="logits"``
+  the selection is on ``l + b`` (Kolibri-1).
+- ``GroupLimitedSoftmaxRule``: top-K of ``softmax(l)`` in the best groups, weights
+  ``softmax(l)`` renormalised × scale (Mistral-Large-4).
+- ``SparseMixerRule``: top-K of ``l``, each weighted by a softmax over the logits near its own
+  (Phi-3.5-MoE's sparsemixer in evaluation mode).
 """
 
 from __future__ import annotations
@@ -13,24 +22,17 @@ import torch
 from vmoer_ppl.nn.outputs import RoutingOutput
 
 
-class GroupLimitedSigmoidRule:
-    """DeepSeek-V3 routing (transformers ``DeepseekV3TopkRouter.forward``), logits given.
+def sigmoid_mean_logits(samples: torch.Tensor) -> torch.Tensor:
+    """``logit(mean_s sigmoid(l_s))``: `(S, ..., E)` -> `(..., E)`."""
+    s_bar = samples.sigmoid().mean(0)
+    eps = torch.finfo(s_bar.dtype).eps
+    return torch.logit(s_bar.clamp(eps, 1 - eps))
 
-    Scores ``s = sigmoid(l)``; selection on ``s + bias`` restricted to the ``topk_group`` groups
-    with the largest sum of their top-2 scores; weights are the unbiased ``s`` of the selected,
-    normalised if ``norm_topk_prob`` (+1e-20), times ``routed_scaling_factor``.
 
-    Parameters
-    ----------
-    bias : torch.Tensor
-        `(E,)` ``e_score_correction_bias`` (selection only).
-    n_group, topk_group : int
-        Expert groups and groups kept per token.
-    norm_topk_prob : bool
-        Renormalise the selected scores.
-    routed_scaling_factor : float
-        Multiplier of the weights.
-    """
+class _GroupLimited:
+    """Group-limited top-K on scores ``f(l)`` (+ a selection bias); weights from ``f(l)``."""
+
+    bias_on = "scores"
 
     def __init__(
         self,
@@ -43,10 +45,16 @@ class GroupLimitedSigmoidRule:
         self.bias, self.n_group, self.topk_group = bias, n_group, topk_group
         self.norm_topk_prob, self.scale = norm_topk_prob, float(routed_scaling_factor)
 
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Routing scores `(N, E)` of logits `(N, E)`."""
+        raise NotImplementedError
+
     def select(self, logits: torch.Tensor, k: int) -> torch.Tensor:
         """Group-limited top-K; logits `(N, E)` -> experts `(N, K)`."""
         N, E = logits.shape
-        choice = logits.sigmoid() + self.bias.to(logits)  # (N, E)
+        choice = logits if self.bias_on == "logits" else self.scores(logits)  # (N, E)
+        if self.bias is not None:
+            choice = choice + self.bias.to(logits)
         grouped = choice.view(N, self.n_group, E // self.n_group)  # (N, G, E/G)
         group_scores = grouped.topk(2, dim=-1)[0].sum(-1)  # (N, G)
         group_idx = torch.topk(group_scores, k=self.topk_group, dim=-1, sorted=False)[1]
@@ -61,20 +69,102 @@ class GroupLimitedSigmoidRule:
         """Route logits `(..., E)`; returns weights and experts `(..., K)`."""
         flat = logits.reshape(-1, logits.shape[-1])  # (N, E)
         idx = self.select(flat, k) if experts is None else experts.reshape(-1, experts.shape[-1])
-        w = flat.sigmoid().gather(1, idx)  # (N, K)
+        w = self.scores(flat).gather(1, idx)  # (N, K)
         if self.norm_topk_prob:
             w = w / (w.sum(-1, keepdim=True) + 1e-20)
         shape = (*logits.shape[:-1], idx.shape[-1])
         return RoutingOutput(logits, (w * self.scale).reshape(shape), idx.reshape(shape))
 
-    def mc_logits(self, samples: torch.Tensor) -> torch.Tensor:
-        """``logit(mean_s sigmoid(l_s))`` over the leading sample dim."""
-        s_bar = samples.sigmoid().mean(0)
-        eps = torch.finfo(s_bar.dtype).eps
-        return torch.logit(s_bar.clamp(eps, 1 - eps))
-
     def __repr__(self) -> str:
         return (
-            f"GroupLimitedSigmoidRule(n_group={self.n_group}, topk_group={self.topk_group}, "
-            f"norm_topk_prob={self.norm_topk_prob}, routed_scaling_factor={self.scale})"
+            f"{type(self).__name__}(n_group={self.n_group}, topk_group={self.topk_group}, "
+            f"norm_topk_prob={self.norm_topk_prob}, routed_scaling_factor={self.scale}"
+            + (", bias_on='logits')" if self.bias_on == "logits" else ")")
         )
+
+
+class GroupLimitedSigmoidRule(_GroupLimited):
+    """DeepSeek-V3 routing (transformers ``DeepseekV3TopkRouter.forward``), logits given.
+
+    Scores ``s = sigmoid(l)``; selection on ``s + bias`` (or ``l + bias`` with
+    ``bias_on="logits"``) restricted to the ``topk_group`` groups with the largest sum of their
+    top-2 scores; weights are the unbiased ``s`` of the selected, normalised if
+    ``norm_topk_prob`` (+1e-20), times ``routed_scaling_factor``.
+
+    Parameters
+    ----------
+    bias : torch.Tensor or None
+        `(E,)` ``e_score_correction_bias`` (selection only).
+    n_group, topk_group : int
+        Expert groups and groups kept per token.
+    norm_topk_prob : bool
+        Renormalise the selected scores.
+    routed_scaling_factor : float
+        Multiplier of the weights.
+    bias_on : {"scores", "logits"}
+        Where the selection bias is added.
+    """
+
+    def __init__(self, bias, n_group, topk_group, norm_topk_prob, routed_scaling_factor, **kw):
+        super().__init__(bias, n_group, topk_group, norm_topk_prob, routed_scaling_factor)
+        self.bias_on = kw.pop("bias_on", "scores")
+        if kw or self.bias_on not in ("scores", "logits"):
+            raise ValueError(f"unknown options {kw} or bias_on={self.bias_on!r}")
+
+    def scores(self, logits):
+        """``sigmoid(l)``."""
+        return logits.sigmoid()
+
+    def mc_logits(self, samples: torch.Tensor) -> torch.Tensor:
+        """``logit(mean_s sigmoid(l_s))`` over the leading sample dim."""
+        return sigmoid_mean_logits(samples)
+
+
+class GroupLimitedSoftmaxRule(_GroupLimited):
+    """Group-limited routing on softmax scores (transformers ``MistralLarge4TextTopkRouter``).
+
+    Scores ``p = softmax(l)``; selection on ``p`` (+ ``bias``) in the ``topk_group`` best groups;
+    weights ``p`` of the selected, renormalised if ``norm_topk_prob``, × ``routed_scaling_factor``.
+    MC and analytic prediction average softmax probabilities, as for the plain softmax rules.
+    """
+
+    def scores(self, logits):
+        """``softmax(l)`` over experts."""
+        return logits.softmax(-1)
+
+
+class SparseMixerRule:
+    """Phi-3.5-MoE's sparsemixer in evaluation mode (transformers ``phimoe.sparsemixer``).
+
+    Experts are taken in order of their logits. The j-th selected expert ``e_j`` is weighted by
+    a softmax over the logits still in play: not selected before, and within a relative distance
+    ``(l_{e_j} − l) / max(|l|, l_{e_j}) ≤ 2ε`` of its logit (``ε`` = ``router_jitter_noise``).
+
+    Parameters
+    ----------
+    jitter_eps : float
+        The router's ``router_jitter_noise``.
+    """
+
+    def __init__(self, jitter_eps: float):
+        self.jitter_eps = float(jitter_eps)
+
+    def route(
+        self, logits: torch.Tensor, k: int, experts: torch.Tensor | None = None
+    ) -> RoutingOutput:
+        """Route logits `(..., E)`; returns weights and experts `(..., K)`."""
+        if experts is None:
+            experts = torch.topk(logits, k, dim=-1).indices  # (..., K) in logit order
+        taken = torch.zeros_like(logits, dtype=torch.bool)
+        weights = []
+        for j in range(experts.shape[-1]):
+            e = experts[..., j : j + 1]  # (..., 1)
+            thr = logits.gather(-1, e)  # (..., 1)
+            far = (thr - logits) / logits.abs().clamp(min=thr) > 2 * self.jitter_eps
+            gates = torch.softmax(logits.masked_fill(far | taken, float("-inf")), dim=-1)
+            weights.append(gates.gather(-1, e))
+            taken = taken.scatter(-1, e, True)
+        return RoutingOutput(logits, torch.cat(weights, -1), experts)
+
+    def __repr__(self) -> str:
+        return f"SparseMixerRule(jitter_eps={self.jitter_eps})"

@@ -44,6 +44,11 @@ class HFAdapter:
         """Dtype of the gate values handed to the experts (as upstream)."""
         return torch.float32 if self.weights_in_float32 else hidden.dtype
 
+    @staticmethod
+    def pack(logits: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor):
+        """The router's return value in upstream's contract: ``(logits, weights, experts)``."""
+        return logits, weights, experts
+
     def install(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
         """Patch every router once (idempotent); return ``(path, router)`` pairs.
 
@@ -55,13 +60,16 @@ class HFAdapter:
                 rule = self.gate_rule(router, model.config)
                 if rule is None:
                     continue
-                patch_router(router, rule, self.weights_dtype)
+                patch_router(router, rule, self.weights_dtype, self.pack)
             found.append((name, router))
         return found
 
 
 def patch_router(
-    router: nn.Module, rule, weights_dtype: Callable[[torch.Tensor], torch.dtype]
+    router: nn.Module,
+    rule,
+    weights_dtype: Callable[[torch.Tensor], torch.dtype],
+    pack: Callable | None = None,
 ) -> None:
     """Give an upstream router the ``routing_fn`` slot of :class:`vmoer_ppl.nn.Router`.
 
@@ -73,7 +81,11 @@ def patch_router(
         Its exact gate rule.
     weights_dtype : callable
         ``hidden -> dtype`` of the returned gate values.
+    pack : callable, optional
+        ``(logits (N, E), weights (N, K), experts (N, K)) -> return value``, upstream's output
+        contract; default the ``(logits, weights, experts)`` triple.
     """
+    pack = pack or HFAdapter.pack
     original = router.forward
 
     def forward(hidden_states, *args, **kwargs):
@@ -93,7 +105,7 @@ def patch_router(
         out = fn(h, l_det)  # (B, T, ·)
         n = h.shape[0]
         weights = out.weights.reshape(n, -1).to(weights_dtype(h))  # (B*T, K)
-        result = out.logits.reshape(n, -1), weights, out.experts.reshape(n, -1)
+        result = pack(out.logits.reshape(n, -1), weights, out.experts.reshape(n, -1))
         return result if hook is None else hook.post_forward(router, result)
 
     router.forward = forward

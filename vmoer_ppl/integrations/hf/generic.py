@@ -20,7 +20,11 @@ from torch import nn
 
 from vmoer_ppl.integrations.hf.base import HFAdapter, patch_router
 from vmoer_ppl.nn.gates import GateRule, route
-from vmoer_ppl.nn.rules import GroupLimitedSigmoidRule
+from vmoer_ppl.nn.rules import (
+    GroupLimitedSigmoidRule,
+    GroupLimitedSoftmaxRule,
+    SparseMixerRule,
+)
 
 EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
 BIAS = "e_score_correction_bias"
@@ -47,18 +51,35 @@ def router_logits(router: nn.Module, h: torch.Tensor) -> torch.Tensor:
     return nn.functional.linear(h, router.weight.to(h.dtype), bias)
 
 
+def _attr(router: nn.Module, *names, default=None):
+    for name in names:
+        value = getattr(router, name, None)
+        if value is not None:
+            return value
+    return default
+
+
 def candidate_rules(router: nn.Module, block: nn.Module | None) -> list:
     """Gate rules a router's structure allows, most specific first."""
     bias = getattr(router, BIAS, None)
     if bias is None and block is not None:
         bias = getattr(block, BIAS, None)
+    groups = _attr(router, "num_group", "n_group", default=1)
+    topk_group = _attr(router, "topk_group", default=groups)
+    norms = [router.norm_topk_prob] if hasattr(router, "norm_topk_prob") else [True, False]
+    scale = _attr(router, "routed_scaling_factor", "router_scaling_factor", default=1.0)
     rules: list = []
     if isinstance(bias, torch.Tensor):
-        groups = getattr(router, "num_group", None) or getattr(router, "n_group", None) or 1
-        topk_group = getattr(router, "topk_group", None) or groups
-        norms = [router.norm_topk_prob] if hasattr(router, "norm_topk_prob") else [True, False]
-        scale = getattr(router, "routed_scaling_factor", None) or 1.0
-        rules += [GroupLimitedSigmoidRule(bias, groups, topk_group, n, scale) for n in norms]
+        for bias_on in ("scores", "logits"):
+            rules += [
+                GroupLimitedSigmoidRule(bias, groups, topk_group, n, scale, bias_on=bias_on)
+                for n in norms
+            ]
+    elif groups > 1 or scale != 1.0:  # grouped or scaled, no selection bias
+        for cls in (GroupLimitedSoftmaxRule, GroupLimitedSigmoidRule):
+            rules += [cls(None, groups, topk_group, n, scale) for n in norms]
+    if isinstance(getattr(router, "router_jitter_noise", None), float):  # Phi-3.5-MoE
+        rules.append(SparseMixerRule(router.router_jitter_noise))
     return rules + list(GateRule)
 
 
@@ -145,7 +166,9 @@ class GenericAdapter(HFAdapter):
                     f"{type(router).__name__} does not return (logits, weights, experts): a "
                     "gate rule vmoer_ppl has no exact reproduction of yet"
                 )
-            logits = router_logits(router, h.float())
+            logits = router_logits(router, h.float())  # rounded as the router rounds its own:
+            if isinstance(out[0], torch.Tensor) and out[0].is_floating_point():
+                logits = logits.to(out[0].dtype).float()
             for rule in candidate_rules(router, block):
                 if _agree(rule, logits, out, router.top_k, dtype):
                     same = out[1].dtype == dtype and dtype != torch.float32

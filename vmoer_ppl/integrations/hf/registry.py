@@ -8,12 +8,19 @@ from vmoer_ppl.integrations.hf.base import HFAdapter
 from vmoer_ppl.integrations.hf.deepseek import DeepseekV3Adapter
 from vmoer_ppl.integrations.hf.generic import GenericAdapter
 from vmoer_ppl.integrations.hf.granite import GraniteMoeAdapter
+from vmoer_ppl.integrations.hf.llama4 import Llama4Adapter
 from vmoer_ppl.integrations.hf.mixtral import MixtralAdapter
 from vmoer_ppl.integrations.hf.qwen import QwenMoeAdapter
 
 ADAPTERS: dict[str, HFAdapter] = {
     t: cls()
-    for cls in (MixtralAdapter, QwenMoeAdapter, GraniteMoeAdapter, DeepseekV3Adapter)
+    for cls in (
+        MixtralAdapter,
+        QwenMoeAdapter,
+        GraniteMoeAdapter,
+        DeepseekV3Adapter,
+        Llama4Adapter,
+    )
     for t in cls.model_types
 }
 
