@@ -139,9 +139,39 @@ class GenericAdapter(HFAdapter):
             and not isinstance(m, nn.Embedding)
         ]
 
+    def explain_missing(self, model) -> None:
+        """Record why router-like modules (an int ``top_k``) were not taken as routers."""
+        config = model.config.get_text_config()
+        E, D = num_experts(config), getattr(config, "hidden_size", None)
+        for m in model.modules():
+            kind = type(m).__name__.lower()
+            if not isinstance(getattr(m, "top_k", None), int) or not any(
+                word in kind for word in ("router", "gating", "gate")
+            ):
+                continue
+            w = getattr(m, "weight", None)
+            linears = [c for c in m.modules() if isinstance(c, nn.Linear) and c is not m]
+            if isinstance(w, torch.Tensor) and w.dim() == 2 and w.shape[1] == D:
+                why = (
+                    f"its weight is {tuple(w.shape)}, not (num_experts={E}, hidden_size={D}) "
+                    "(shared or zero-computation experts routed with the others)"
+                )
+            elif len(linears) == 1 and linears[0].in_features == D:
+                why = "its linear map is a Linear nested inside the router module"
+            else:
+                why = (
+                    "it is not one linear map of the hidden state (an MLP router, or state "
+                    "carried across layers)"
+                )
+            self.reasons.setdefault(
+                type(m).__name__, f"{type(m).__name__}: {why}; not supported yet"
+            )
+
     def install(self, model):
         """Patch every router whose rule is identified; remember why the others were not."""
         found = []
+        if not self.routers(model):
+            self.explain_missing(model)
         for name, router in self.routers(model):
             if not getattr(router, "_vmoer_router", False):
                 block = model.get_submodule(name.rpartition(".")[0]) if "." in name else None
