@@ -32,6 +32,7 @@ USER_ERRORS = (
     ModuleNotFoundError,
     RunInUseError,
     FloatingPointError,
+    MemoryError,  # a batch refused by its memory estimate before allocating
 )
 
 

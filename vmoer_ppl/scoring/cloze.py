@@ -23,6 +23,7 @@ from transformers import DynamicCache
 from vmoer_ppl.embedded.prefix_cache import SuffixCache, capture_input, suffix_layers
 from vmoer_ppl.integrations.hf.kv_cache import cache_kwargs
 from vmoer_ppl.nn.masks import position_ids, real_span
+from vmoer_ppl.scoring.memory import check_batch_memory, cloze_batch_bytes
 from vmoer_ppl.sites import routing_grid
 
 
@@ -137,6 +138,7 @@ class ClozeHead(nn.Module):
         """Log-probability of each option token, `(B, C, Tc)` (0 at padding)."""
         B, C, Tc = option_ids.shape
         first = self.first_layer if prompt_states is not None else 0
+        self.check_memory(B, C, prompt_mask.shape[1], Tc, int(option_mask.sum()), first)
         cache = SuffixCache(first, config=self.model.config)  # filled in place by both passes
         out = self._call(
             "prompt",
@@ -176,6 +178,16 @@ class ClozeHead(nn.Module):
         first_tok = first_lp.repeat_interleave(C, 0).gather(1, ids[:, :1])  # first option token
         tok = torch.cat([first_tok, later[:, :-1]], 1)
         return (tok * o_mask).reshape(B, C, Tc)
+
+    def check_memory(self, B: int, C: int, Tp: int, Tc: int, n: int, first: int) -> None:
+        """Refuse the batch before allocating it when its estimated peak exceeds free memory."""
+        config = self.model.config
+        layers = config.get_text_config().num_hidden_layers - first
+        grad = torch.is_grad_enabled()
+        nbytes = next(self.model.parameters()).element_size()
+        need = cloze_batch_bytes(config, B, C, Tp, Tc, n, layers=layers, grad=grad, nbytes=nbytes)
+        what = f"a cloze batch of {B} questions × {C} options ({Tp} + {Tc} tokens)"
+        check_batch_memory(need, self.model.device, what)
 
     @torch.no_grad()
     def states_entering(self, layer, prompt_ids, prompt_mask, option_ids, option_mask, **_):
