@@ -183,9 +183,15 @@ class RouterModel(ABC):
 
     # -- the model ---------------------------------------------------------------------------
     def net_inputs(self, input_ids=None, attention_mask=None, **inputs) -> dict[str, torch.Tensor]:
-        """The network's keyword inputs (``None`` dropped)."""
+        """The network's keyword inputs (``None`` dropped), on the device of its first weights."""
         named = {"input_ids": input_ids, "attention_mask": attention_mask, **inputs}
-        return {k: v for k, v in named.items() if v is not None}
+        first = next(self.net.parameters(), None)
+        device = None if first is None or first.device.type == "meta" else first.device
+        return {
+            k: v.to(device) if isinstance(v, torch.Tensor) and device is not None else v
+            for k, v in named.items()
+            if v is not None
+        }
 
     def context(self, inputs: Mapping[str, torch.Tensor]) -> RouteContext:
         """Grids, plates and scales of one minibatch of network inputs."""

@@ -136,6 +136,7 @@ def fused_loss(
 
     with install_routing(model.sites, lambda s: functools.partial(route, s)):
         outputs = model.net(**net_inputs)
+    labels = labels.to(outputs.device) if isinstance(outputs, torch.Tensor) else labels
     nll = -poutine.trace(model.likelihood).get_trace(outputs, labels).log_prob_sum()
     shard = 1.0 if norm is None else len(labels) / norm.questions
     nll = nll * shard  # the likelihood averages over this shard's questions

@@ -51,6 +51,9 @@ class FitConfig:
     num_samples: int = 35  # S, routing samples per Bayesian router at prediction
     predict_mode: str = "analytic"  # prediction and validation: "analytic" or "mc" (the paper)
     link: str = "second-order"  # the analytic mode's approximation of E[softmax(l)]
+    device: str = "auto"  # backbone device: "auto" (CUDA when present, else cpu), cpu, cuda:N
+    dtype: str = "auto"  # backbone dtype: "auto" (the checkpoint's), bfloat16, float16, float32
+    device_map: str | None = None  # accelerate placement: auto, balanced, or a JSON module map
     seed: int = 0
     out: str = "runs/fit"  # run directory
     overwrite: bool = False  # replace an existing run's outputs

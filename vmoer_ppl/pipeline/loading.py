@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
-import torch
 from safetensors import SafetensorError
 from torch import nn
 
 from vmoer_ppl.embedded.build import embedded_path, load_embedded
 from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.pipeline.placement import check_fits, load_kwargs, resolve_device, resolve_dtype
+
+log = logging.getLogger(__name__)
 
 
 def fast_experts_on_cpu(model: nn.Module) -> None:
@@ -65,14 +68,25 @@ def load_model(cfg: FitConfig):
     ValueError
         If the model has no MoE router (names the supported families).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if cfg.model is None:
         model, tok = load_embedded(cfg.embedded)
         label = embedded_path(cfg.embedded).name
+        dtype = resolve_dtype(cfg.dtype)
+        model = model.to(dtype if dtype != "auto" else model.dtype)
+        model = model.to(resolve_device(cfg.device)) if cfg.device_map is None else model
     else:
         try:
-            model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
+            log.info(
+                "--model %s: %s",
+                cfg.model,
+                check_fits(
+                    AutoConfig.from_pretrained(cfg.model), cfg.device, cfg.dtype, cfg.device_map
+                ),
+            )
+            kwargs = load_kwargs(cfg.device, cfg.dtype, cfg.device_map)
+            model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
             tok = AutoTokenizer.from_pretrained(cfg.model)
         except OSError as err:
             raise ValueError(
