@@ -28,8 +28,8 @@ def fit(shards=2, steps=6, family="logit-fc"):
     return fit_svi(model, guide, data, cfg)
 
 
-def worker(rank: int, world: int, init: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+def worker(rank: int, world: int, init: str, out: str, backend: str = "gloo") -> None:
+    dist.init_process_group(backend, init_method=init, rank=rank, world_size=world)
     try:
         res = fit(shards=world)
         if rank == 0:
@@ -39,4 +39,4 @@ def worker(rank: int, world: int, init: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], *sys.argv[5:6])
