@@ -55,3 +55,42 @@ def test_wheel_imports_from_a_clean_location(wheel, tmp_path):
         check=True,
     )
     assert str(tmp_path / "site" / "vmoer_ppl" / "models") in res.stdout
+
+
+def test_wheel_installs_into_a_fresh_venv_and_its_command_runs(wheel, tmp_path):
+    """pip install of the wheel (not editable) into a new venv; dependencies come from the
+    locked environment through a .pth file, since this machine installs nothing from a hub."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    deps = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (Path(site) / "locked_deps.pth").write_text(deps + "\n")
+    pip = [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index"]
+    subprocess.run([*pip, str(wheel)], check=True, capture_output=True, text=True)
+    code = (
+        "import vmoer_ppl, pathlib; p = pathlib.Path(vmoer_ppl.__file__); print(p); "
+        "print((p.parent / 'py.typed').exists())"
+    )
+    res = subprocess.run(
+        [str(py), "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert res.stdout.splitlines() == [str(Path(site) / "vmoer_ppl" / "__init__.py"), "True"]
+    cli = subprocess.run(
+        [str(venv / "bin" / "vmoer"), "--help"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert cli.returncode == 0 and "fit" in cli.stdout
