@@ -147,3 +147,29 @@ def posterior_summary(model, guide, data, batch_size: int = 16) -> dict[str, dic
         if site.name in out and getattr(guide, "scales", None):
             out[site.name]["prior_scale"] = guide.scale_at(site)
     return out
+
+
+#: Router statistics flattened per step (keys of a diagnostics record's ``routers`` entries).
+ROUTER_KEYS = ("kl", "log_sigma_mean", "log_sigma_std", "dmu_over_s", "overlap")
+
+
+def step_scalars(record: dict) -> dict[str, float]:
+    """Flatten one SVI diagnostics record into ``{"group/name": value}`` scalars.
+
+    Parameters
+    ----------
+    record : dict
+        An entry of :attr:`vmoer_ppl.infer.svi.SVIResult.diagnostics`, or ``{"loss": x}``.
+
+    Returns
+    -------
+    dict of str to float
+    """
+    out = {
+        f"train/{k}": float(record[k]) for k in ("loss", "nll", "grad_norm", "lr") if k in record
+    }
+    for router, stats in record.get("routers", {}).items():
+        for key in ROUTER_KEYS:
+            if key in stats:
+                out[f"{key}/{router}"] = float(stats[key])
+    return out

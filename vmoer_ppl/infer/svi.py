@@ -25,7 +25,7 @@ from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.infer import kl as _kl  # noqa: F401  (registers the MVN-Independent KL)
 from vmoer_ppl.infer.checkpoint import load_state, save_state
-from vmoer_ppl.infer.diagnostics import Recorder
+from vmoer_ppl.infer.diagnostics import Recorder, step_scalars
 from vmoer_ppl.infer.early_stop import EarlyStopping, validation_nll
 from vmoer_ppl.infer.freeze import check_no_active_checkpointing, check_only_guide_trains
 from vmoer_ppl.infer.fused import fused_loss
@@ -186,6 +186,7 @@ def fit_svi(
     val_data: Mapping[str, torch.Tensor] | None = None,
     validate: Callable[[], float] | None = None,
     callback: Callable[[int, float], None] | None = None,
+    track: Callable[[dict, int], None] | None = None,
 ) -> SVIResult:
     """Fit the guide by stochastic variational inference; the network stays frozen.
 
@@ -212,6 +213,10 @@ def fit_svi(
         ``() -> float`` replacing the default validation metric (lower is better).
     callback : callable, optional
         ``(step, loss) -> None`` after every optimiser step.
+    track : callable, optional
+        ``(scalars, step) -> None``: the step's flattened diagnostics (loss, NLL, gradient norm,
+        lr, per-router KL, log σ/s, |Δμ|/s, overlap) after every step and ``{"val/nll": x}``
+        at every validation, e.g. :class:`vmoer_ppl.pipeline.tracking.TrackerLog`.
 
     Returns
     -------
@@ -305,8 +310,15 @@ def fit_svi(
         desc=f"SVI ({path.value})",
         disable=not (cfg.progress and is_main),
     )
+
+    def validation(at: int) -> bool:
+        done = stopper.update(at, validate(), guide)
+        if track is not None:
+            track({"val/nll": stopper.history[-1][1]}, at)
+        return done
+
     if validate is not None and cfg.eval_every and step == 0 and not stopper.history:
-        stopper.update(0, validate(), guide)  # the initial guide competes too
+        validation(0)  # the initial guide competes too
         bar.set_postfix(val=f"{stopper.history[-1][1]:.4f}", best=f"{stopper.best:.4f}")
     record = cfg.diagnostics and path is ELBOPath.FUSED
     while not done and step < cfg.num_steps:
@@ -351,15 +363,17 @@ def fit_svi(
         bar.update(1)
         if callback is not None:
             callback(step, losses[-1])
+        if track is not None:
+            track(step_scalars(diagnostics[-1] if record else {"loss": value}), step)
         validating = validate is not None and cfg.eval_every and step % cfg.eval_every == 0
         if validating:
-            done = stopper.update(step, validate(), guide)
+            done = validation(step)
             bar.set_postfix(val=f"{stopper.history[-1][1]:.4f}", best=f"{stopper.best:.4f}")
         if validating or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
             checkpoint()
     bar.close()
     if validate is not None and (not stopper.history or stopper.history[-1][0] != step):
-        stopper.update(step, validate(), guide)
+        validation(step)
     if stopper.best_state is not None:
         guide.load_state_dict(stopper.best_state)
     checkpoint(finished=True)

@@ -51,6 +51,7 @@ class FitConfig:
     num_samples: int = 35  # S, routing samples per Bayesian router at prediction
     predict_mode: str = "analytic"  # prediction and validation: "analytic" or "mc" (the paper)
     link: str = "second-order"  # the analytic mode's approximation of E[softmax(l)]
+    log_with: tuple[str, ...] = ()  # experiment trackers (accelerate): tensorboard, wandb, mlflow
     device: str = "auto"  # backbone device: "auto" (CUDA when present, else cpu), cpu, cuda:N
     dtype: str = "auto"  # backbone dtype: "auto" (the checkpoint's), bfloat16, float16, float32
     device_map: str | None = None  # accelerate placement: auto, balanced, or a JSON module map
@@ -89,7 +90,7 @@ class FitConfig:
         if unknown := set(raw) - known:
             raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
         raw["embedded"] = EmbeddedConfig(**raw.get("embedded", {}))
-        for key in ("families", "ood", "baselines", "lr_grid"):
-            if raw.get(key) is not None:
-                raw[key] = tuple(raw[key])
+        for f in fields(cls):  # JSON lists back to the tuple fields
+            if str(f.type).startswith("tuple") and raw.get(f.name) is not None:
+                raw[f.name] = tuple(raw[f.name])
         return cls(**raw)

@@ -21,6 +21,7 @@ from vmoer_ppl.infer.diagnostics import posterior_summary
 from vmoer_ppl.infer.svi import SVIConfig, fit_svi
 from vmoer_ppl.models.logit_router import LogitRouterModel
 from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.pipeline.tracking import TrackerLog, open_trackers
 from vmoer_ppl.priors.relative import logit_spread, parse_prior_scale, relative_prior
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,12 @@ def fit_family(
             progress=is_main,
             context=context,
         )
-        res = fit_svi(bm, guide, data["train"], svi, val_data=data["val"])
+        run_name = family if len(grid) == 1 else f"{family}-lr{lr:g}"
+        tracker = TrackerLog(open_trackers(cfg.log_with, run_name, out / "logs") if is_main else [])
+        try:
+            res = fit_svi(bm, guide, data["train"], svi, val_data=data["val"], track=tracker)
+        finally:
+            tracker.finish()
         score = min((v for _, v in res.val_history), default=float("inf"))
         tried[f"{lr:g}"] = score
         if best is None or score < best[0]:

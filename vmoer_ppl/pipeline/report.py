@@ -131,6 +131,16 @@ def prediction_text(meta: dict) -> str:
     return "Monte Carlo over S routing draws"
 
 
+def fit_curves_text(out: Path) -> str:
+    """Links to the SVI curves: the fit's PNGs and, when logged, the TensorBoard directory."""
+    pngs = sorted(p.name for p in (out / "plots").glob("fit_*.png"))
+    lines = ["### SVI curves (NLL, KL and log σ/s per router, |Δμ|/s, overlap, gradient norm)"]
+    lines += [f"\n![{p}](plots/{p})\n" for p in pngs] or ["\nnone recorded\n"]
+    if (out / "logs").is_dir():
+        lines.append(f"Per-step curves in TensorBoard: `tensorboard --logdir {out / 'logs'}`\n")
+    return "\n".join(lines)
+
+
 def write_run(out: Path, meta: dict, results: dict) -> None:
     """Write metrics.json and report.md into the run directory ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -164,6 +174,7 @@ def write_run(out: Path, meta: dict, results: dict) -> None:
         "",
         "## Plots",
         plots,
+        fit_curves_text(out),
         f"Timings (s): {json.dumps({k: round(v, 1) for k, v in meta['timings'].items()})}",
         "",
     ]

@@ -15,6 +15,7 @@ from vmoer_ppl.infer.score_function import ESTIMATORS
 from vmoer_ppl.nn.link import LINKS
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.placement import parse_device_map, resolve_device, resolve_dtype
+from vmoer_ppl.pipeline.tracking import check_trackers
 from vmoer_ppl.priors.relative import parse_prior_scale
 
 #: Integer settings and their smallest allowed value (``None`` allowed where the default is).
@@ -111,6 +112,7 @@ def validate_config(cfg: FitConfig) -> FitConfig:
             "least one question"
         )
     parse_prior_scale(cfg.prior_scale)
+    check_trackers(cfg.log_with)
     resolve_device(cfg.device)
     resolve_dtype(cfg.dtype)
     parse_device_map(cfg.device_map)
