@@ -140,6 +140,12 @@ class RouterGuide(nn.Module):
 
         return save_pretrained(self, directory, overwrite=overwrite)
 
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Upload the adapter and a model card to the hub; see :func:`vmoer_ppl.hub.push_to_hub`."""
+        from vmoer_ppl.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
     def point_values(self, q: Mapping[str, dist.Distribution]) -> dict[str, torch.Tensor]:
         """A point value of each latent for ``mean`` mode: the mean (median for log-normals)."""
         return {k: point_value(d) for k, d in q.items()}

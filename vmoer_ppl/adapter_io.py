@@ -161,7 +161,14 @@ def check_compatible(config: dict, net: nn.Module, routers) -> None:
         raise ValueError("router adapter does not match this model:\n  " + "\n  ".join(problems))
 
 
-def from_pretrained(net: nn.Module, directory: str | Path, *, prior: Prior | None = None):
+def from_pretrained(
+    net: nn.Module,
+    directory: str | Path,
+    *,
+    prior: Prior | None = None,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+):
     """Rebuild ``(model, guide)`` on ``net`` from a saved adapter, after checking it matches.
 
     Parameters
@@ -169,9 +176,12 @@ def from_pretrained(net: nn.Module, directory: str | Path, *, prior: Prior | Non
     net : nn.Module
         The same pretrained network (transformers model or toy) the adapter was fitted to.
     directory : str or Path
-        Where :func:`save_pretrained` wrote the adapter.
+        Where :func:`save_pretrained` wrote the adapter, or a hub repo id ``owner/name``
+        (downloaded by :func:`vmoer_ppl.hub.resolve_adapter`: the two data files only).
     prior : Prior, optional
         Required when the adapter was trained with a custom prior.
+    revision, cache_dir : optional
+        Hub revision and cache, for a repo id.
 
     Returns
     -------
@@ -179,8 +189,9 @@ def from_pretrained(net: nn.Module, directory: str | Path, *, prior: Prior | Non
         ``(model, guide)`` with the trained guide parameters loaded.
     """
     from vmoer_ppl.bayesianize import _network, bayesianize
+    from vmoer_ppl.hub import resolve_adapter
 
-    path = Path(directory)
+    path = resolve_adapter(directory, revision=revision, cache_dir=cache_dir)
     if not (path / CONFIG_NAME).exists():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {path}; save one with guide.save_pretrained")
     config = read_config(path)
