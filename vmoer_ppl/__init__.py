@@ -4,6 +4,7 @@ from vmoer_ppl.adapter_io import from_pretrained, save_pretrained
 from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.families import FAMILIES, RouterFamily, as_family
 from vmoer_ppl.infer import PredictMode, SVIConfig, SVIResult, fit_svi, fused_loss, predict
+from vmoer_ppl.infer.tune_prior import PriorTuning, tune_prior
 from vmoer_ppl.priors import GaussianPrior, HierarchicalGaussianPrior, Prior
 from vmoer_ppl.sites import RouterSite, find_routers, select_layers
 
@@ -15,6 +16,7 @@ __all__ = [
     "HierarchicalGaussianPrior",
     "PredictMode",
     "Prior",
+    "PriorTuning",
     "RouterFamily",
     "RouterSite",
     "SVIConfig",
@@ -28,4 +30,5 @@ __all__ = [
     "predict",
     "save_pretrained",
     "select_layers",
+    "tune_prior",
 ]

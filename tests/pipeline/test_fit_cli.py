@@ -285,3 +285,26 @@ def test_a_run_saved_before_the_analytic_mode_keeps_predicting_by_monte_carlo(tm
     (tmp_path / "config.json").write_text(json.dumps(raw))
     assert FitConfig.load(tmp_path).predict_mode == "mc"
     assert FitConfig().predict_mode == "analytic"
+
+
+def test_prior_scale_auto_fits_each_candidate_and_keeps_the_best_on_validation(setup, tmp_path):
+    model, data = setup
+    run = tmp_path / "auto"
+    extra = ["--prior-scale", "auto:0.05,0.5,5", "--families", "logit-mf", "temperature"]
+    assert main(fit_args(model, data, run, *extra)) == 0
+    fit = json.loads((run / "fit.json").read_text())["families"]
+    rec = fit["logit-mf"]
+    grid = rec["prior_grid"]
+    assert set(grid) == {"relative:0.05", "relative:0.5", "relative:5"}
+    best = min(grid, key=grid.get)
+    assert rec["prior"]["c"] == float(best.partition(":")[2])  # the kept fit is the best one
+    assert min(v for _, v in rec["val_history"]) == pytest.approx(grid[best])
+    adapter = json.loads((run / "adapters" / "logit-mf" / "router_adapter.json").read_text())
+    assert adapter["prior_scale"]["c"] == rec["prior"]["c"]  # the choice travels with the adapter
+    assert set(fit["temperature"]["prior_grid"]) == {"None"}  # no prior scale to tune there
+
+
+def test_bad_auto_prior_candidates_are_refused(setup, tmp_path, capsys):
+    model, data = setup
+    assert main(fit_args(model, data, tmp_path / "r", "--prior-scale", "auto:0.5,-1")) == 2
+    assert "prior scale" in capsys.readouterr().err

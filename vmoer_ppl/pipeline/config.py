@@ -35,7 +35,7 @@ class FitConfig:
     weight_decay: float = 0.01  # AdamW weight decay of the guide
     estimator: str = "pathwise"  # gradient through top-K: "pathwise" (paper) or "score-function"
     beta: float = 0.01  # KL weight
-    prior_scale: str | None = None  # logit prior s: 'relative:C' (C × logit spread) or S; None: 1
+    prior_scale: str | None = None  # 'relative:C', S, or 'auto[:C1,C2]' (best val NLL); None: 1
     val_samples: int | None = None  # S of the validation NLL (None: num_samples, as at prediction)
     trunk_dim: int | None = None  # width of the guides' amortisation trunk (None: D/4)
     shards: int = 1  # micro-batches per SVI step; under torchrun at least the process count

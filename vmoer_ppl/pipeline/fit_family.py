@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -110,11 +111,69 @@ def fit_family(
         record, every learning rate's best validation NLL, and ``posterior``: the kept guide's
         statistics against the prior on the validation questions (KL, log σ/s, Δμ/s, overlap).
     """
+    candidates = prior_candidates(cfg.prior_scale, family)
+    best, prior_grid = None, {}
+    for scale in candidates:
+        scale_cfg = replace(cfg, prior_scale=scale)
+        sub = out / "checkpoints" / family / f"prior-{scale}" if len(candidates) > 1 else None
+        fitted = fit_lr_grid(scale_cfg, family, backbone, data, build, out, shards, is_main,
+                             identity, checkpoint_dir=sub)  # fmt: skip
+        prior_grid[str(scale)] = fitted[0]
+        if best is None or fitted[0] < best[0]:
+            best = fitted
+    _, lr, res, bm, guide, tried, prior_record = best
+    if len(candidates) > 1:
+        log.info("%s: prior scale by validation NLL %s -> %s", family, prior_grid, prior_record)
+    if is_main:
+        guide.save_pretrained(out / "adapters" / family, overwrite=True)
+    return {
+        "lr": lr,
+        "lr_grid": tried,
+        "prior": prior_record,
+        "prior_grid": prior_grid,  # candidate -> best validation NLL (one entry unless auto)
+        "losses": res.losses,
+        "val_history": res.val_history,
+        "best_step": res.best_step,
+        "stopped_early": res.stopped_early,
+        "resumed_from": res.resumed_from,
+        "diagnostics": res.diagnostics,
+        "posterior": posterior_summary(bm, guide, data["val"], batch_size=cfg.batch_size),
+    }
+
+
+#: Candidates of ``--prior-scale auto`` (relative multiples of each router's logit spread).
+AUTO_SCALES = ("relative:0.25", "relative:0.5", "relative:1", "relative:2")
+
+
+def prior_candidates(prior_scale: str | None, family: str) -> tuple:
+    """The prior scales to fit: ``auto`` -> :data:`AUTO_SCALES` (logit families), else one.
+
+    ``auto:C1,C2,...`` gives the relative multiples to try.
+    """
+    text = str(prior_scale) if prior_scale is not None else ""
+    if not text.startswith("auto"):
+        return (prior_scale,)
+    if FAMILIES[as_family(family)].model_cls is not LogitRouterModel:
+        return (None,)  # only the logit families take a prior scale
+    values = text.partition(":")[2]
+    return tuple(f"relative:{v}" for v in values.split(",")) if values else AUTO_SCALES
+
+
+def fit_lr_grid(cfg, family, backbone, data, build, out, shards, is_main, identity, *,
+                checkpoint_dir=None):  # fmt: skip
+    """Fit one prior scale over the learning-rate grid.
+
+    Returns
+    -------
+    tuple
+        ``(best val NLL, lr, SVIResult, model, guide, {lr: val NLL}, prior record)``.
+    """
     torch.manual_seed(cfg.seed)
     bm, _ = bayesianize(backbone, family=family, **build)
     prior, prior_record = family_prior(cfg, family, bm, data["train"])
     grid = tuple(cfg.lr_grid) or (cfg.lr,)
-    best, tried, ckpt = None, {}, out / "checkpoints" / family
+    best, tried = None, {}
+    ckpt = checkpoint_dir or out / "checkpoints" / family
     context = {
         "family": family,
         **(identity or {}),
@@ -144,7 +203,8 @@ def fit_family(
             progress=is_main,
             context=context,
         )
-        run_name = family if len(grid) == 1 else f"{family}-lr{lr:g}"
+        run_name = family + (f"-{cfg.prior_scale}" if checkpoint_dir else "")
+        run_name += f"-lr{lr:g}" if len(grid) > 1 else ""
         tracker = TrackerLog(open_trackers(cfg.log_with, run_name, out / "logs") if is_main else [])
         try:
             res = fit_svi(bm, guide, data["train"], svi, val_data=data["val"], track=tracker)
@@ -154,18 +214,4 @@ def fit_family(
         tried[f"{lr:g}"] = score
         if best is None or score < best[0]:
             best = (score, lr, res, bm, guide)
-    score, lr, res, bm, guide = best
-    if is_main:
-        guide.save_pretrained(out / "adapters" / family, overwrite=True)
-    return {
-        "lr": lr,
-        "lr_grid": tried,
-        "prior": prior_record,
-        "losses": res.losses,
-        "val_history": res.val_history,
-        "best_step": res.best_step,
-        "stopped_early": res.stopped_early,
-        "resumed_from": res.resumed_from,
-        "diagnostics": res.diagnostics,
-        "posterior": posterior_summary(bm, guide, data["val"], batch_size=cfg.batch_size),
-    }
+    return (*best, tried, prior_record)

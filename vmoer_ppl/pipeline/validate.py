@@ -111,7 +111,13 @@ def validate_config(cfg: FitConfig) -> FitConfig:
             f"--shards {cfg.shards} exceeds --batch-size {cfg.batch_size}: a shard needs at "
             "least one question"
         )
-    parse_prior_scale(cfg.prior_scale)
+    if str(cfg.prior_scale).startswith("auto"):
+        for c in (
+            str(cfg.prior_scale).partition(":")[2].split(",") if ":" in str(cfg.prior_scale) else []
+        ):
+            parse_prior_scale(f"relative:{c}")
+    else:
+        parse_prior_scale(cfg.prior_scale)
     check_trackers(cfg.log_with)
     resolve_device(cfg.device)
     resolve_dtype(cfg.dtype)
