@@ -2,6 +2,7 @@
 
 from vmoer_ppl.guides.base import HyperGuide, RouterGuide, point_value
 from vmoer_ppl.guides.logit_full_cov import FullCovLogitGuide
+from vmoer_ppl.guides.logit_low_rank import LowRankLogitGuide
 from vmoer_ppl.guides.logit_mean_field import MeanFieldLogitGuide
 from vmoer_ppl.guides.temperature import TemperatureGuide
 from vmoer_ppl.guides.weight_mean_field import MeanFieldWeightGuide
@@ -9,6 +10,7 @@ from vmoer_ppl.guides.weight_mean_field import MeanFieldWeightGuide
 __all__ = [
     "FullCovLogitGuide",
     "HyperGuide",
+    "LowRankLogitGuide",
     "MeanFieldLogitGuide",
     "MeanFieldWeightGuide",
     "RouterGuide",

@@ -37,10 +37,10 @@ from vmoer_ppl.sites import RouterSite, install_routing, router_grid
 
 
 def is_gaussian(d: dist.Distribution) -> bool:
-    """Whether ``d`` is a (possibly ``Independent``-wrapped) Normal or a MultivariateNormal."""
+    """Whether ``d`` is a (possibly ``Independent``-wrapped) Normal or a multivariate normal."""
     while isinstance(d, dist.Independent):
         d = d.base_dist
-    return isinstance(d, (dist.Normal, dist.MultivariateNormal))
+    return isinstance(d, (dist.Normal, dist.MultivariateNormal, dist.LowRankMultivariateNormal))
 
 
 def declare_batch(d: dist.Distribution, batch_ndim: int) -> dist.Distribution:

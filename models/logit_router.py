@@ -66,6 +66,6 @@ class LogitRouterModel(RouterModel):
         d = q["logits"]
         if not is_gaussian(d):
             raise self._not_gaussian("logits", d)
-        if isinstance(d, dist.MultivariateNormal):
+        if isinstance(d, dist.MultivariateNormal | dist.LowRankMultivariateNormal):
             return d.loc, d.covariance_matrix
         return d.mean, d.variance

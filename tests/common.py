@@ -2,10 +2,10 @@
 
 import torch
 
-from vmoer_ppl import bayesianize
+from vmoer_ppl import RouterFamily, bayesianize
 from vmoer_ppl.nn import ToyMoEClassifier, ToyMoEConfig
 
-FAMILIES = ["logit-mf", "logit-fc", "temperature", "temperature-expert", "weight"]
+FAMILIES = [f.value for f in RouterFamily]  # every registered family, new ones included
 
 
 def assert_close(actual, expected, *, rtol=1e-7, atol=1e-9, msg=""):

@@ -35,7 +35,9 @@ def test_router_input_width_mismatch():
 
 
 def test_unknown_family_lists_the_known_ones():
-    with pytest.raises(ValueError, match="known families: 'logit-mf', 'logit-fc', 'temperature'"):
+    with pytest.raises(
+        ValueError, match="known families: 'logit-mf', 'logit-fc', 'logit-lowrank', 'temperature'"
+    ):
         bayesianize(toy_net(), family="dirichlet")
 
 

@@ -11,6 +11,7 @@ from enum import Enum
 
 from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.guides.logit_full_cov import FullCovLogitGuide
+from vmoer_ppl.guides.logit_low_rank import LowRankLogitGuide
 from vmoer_ppl.guides.logit_mean_field import MeanFieldLogitGuide
 from vmoer_ppl.guides.temperature import TemperatureGuide
 from vmoer_ppl.guides.weight_mean_field import MeanFieldWeightGuide
@@ -29,6 +30,8 @@ class RouterFamily(str, Enum):
     """Gaussian logits, mean-field amortised guide (VMoER-MF, thesis MFVR)."""
     LOGIT_FC = "logit-fc"
     """Gaussian logits, full-covariance amortised guide (VMoER-FC, thesis FCVR)."""
+    LOGIT_LOWRANK = "logit-lowrank"
+    """Gaussian logits, low-rank-plus-diagonal covariance (rank 4): E(r + 1) scale outputs."""
     TEMPERATURE = "temperature"
     """One latent temperature per token, Gumbel-top-K selection (VMoER temperature, VTSR)."""
     TEMPERATURE_EXPERT = "temperature-expert"
@@ -53,6 +56,9 @@ FAMILIES: dict[RouterFamily, FamilySpec] = {
     ),
     RouterFamily.LOGIT_FC: FamilySpec(
         LogitRouterModel, FullCovLogitGuide, lambda: GaussianPrior(1.0)
+    ),
+    RouterFamily.LOGIT_LOWRANK: FamilySpec(
+        LogitRouterModel, LowRankLogitGuide, lambda: GaussianPrior(1.0)
     ),
     RouterFamily.TEMPERATURE: FamilySpec(
         TemperatureRouterModel, TemperatureGuide, lambda: GaussianPrior(0.5), {"per_expert": False}

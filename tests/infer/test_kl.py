@@ -49,3 +49,18 @@ def test_log_normal_temperature_kl_equals_gaussian_kl_in_log_space():
 def test_gumbel_selection_noise_has_zero_kl():
     g = dist.Gumbel(torch.zeros(B, E), torch.ones(B, E)).to_event(1)
     assert kl_divergence(g, g).abs().max() < 1e-12
+
+
+def test_low_rank_kl_equals_the_dense_gaussian_kl():
+    from torch.distributions import LowRankMultivariateNormal, MultivariateNormal
+
+    g = torch.Generator().manual_seed(0)
+    E, r = 6, 2
+    loc, factor = torch.randn(3, 5, E, generator=g), torch.randn(3, 5, E, r, generator=g)
+    diag = torch.rand(3, 5, E, generator=g) + 0.1
+    q = LowRankMultivariateNormal(loc, factor, diag)
+    p_loc, p_scale = torch.randn(3, 5, E, generator=g), torch.rand(3, 5, E, generator=g) + 0.5
+    p = dist.Independent(dist.Normal(p_loc, p_scale), 1)
+    dense_q = MultivariateNormal(loc, covariance_matrix=q.covariance_matrix)
+    dense_p = MultivariateNormal(p_loc, scale_tril=torch.diag_embed(p_scale))
+    torch.testing.assert_close(kl_divergence(q, p), kl_divergence(dense_q, dense_p))

@@ -13,6 +13,7 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 LATENTS = {
     "logit-mf": ["logits"],
     "logit-fc": ["logits"],
+    "logit-lowrank": ["logits"],
     "temperature": ["temperature", "gumbel"],
     "temperature-expert": ["temperature", "gumbel"],
     "weight": ["weight"],

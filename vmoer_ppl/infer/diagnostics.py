@@ -23,6 +23,7 @@ from collections import defaultdict
 import torch
 from torch.distributions import (
     Independent,
+    LowRankMultivariateNormal,
     MultivariateNormal,
     Normal,
     TransformedDistribution,
@@ -42,7 +43,7 @@ def gaussian_parts(d) -> tuple[torch.Tensor, torch.Tensor] | None:
         d = d.base_dist
     if isinstance(d, Normal):
         return d.loc, d.scale.expand_as(d.loc)
-    if isinstance(d, MultivariateNormal):
+    if isinstance(d, MultivariateNormal | LowRankMultivariateNormal):
         return d.loc, d.variance.sqrt()
     return None
 

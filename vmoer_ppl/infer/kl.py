@@ -5,6 +5,10 @@ The paper's formulas (PAPER.md §3.2), for ``q = N(l_det + Δμ, Σ)`` and ``p =
 - mean field: ``KL = ½ Σ_e (σ_e²/s² + Δμ_e²/s² − 1 − log(σ_e²/s²))``
 - full covariance: ``KL = ½ (‖L‖_F²/s² + ‖Δμ‖²/s² − E − 2 Σ_e log(L_ee/s))``
 
+- low rank + diagonal, ``Σ = D + VVᵀ``, against any diagonal Gaussian ``N(m, diag σ_p²)``:
+  ``KL = −H(q) + ½ Σ_e (log 2πσ_pe² + (D_ee + Σ_j V_ej² + Δμ_e²)/σ_pe²)`` (the entropy by the
+  matrix determinant lemma)
+
 Importing this module registers the full-covariance formula for
 ``kl_divergence(MultivariateNormal, Independent(Normal))``, which neither torch nor Pyro provides,
 so that ``TraceMeanField_ELBO`` and the fused path both use the analytic KL.
@@ -13,7 +17,14 @@ so that ``TraceMeanField_ELBO`` and the fused path both use the analytic KL.
 from __future__ import annotations
 
 import torch
-from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence, register_kl
+from torch.distributions import (
+    Independent,
+    LowRankMultivariateNormal,
+    MultivariateNormal,
+    Normal,
+    kl_divergence,
+    register_kl,
+)
 
 
 def kl_mean_field(
@@ -76,3 +87,14 @@ def _kl_mvn_independent_normal(q: MultivariateNormal, p: Independent) -> torch.T
         p_mvn = MultivariateNormal(base.loc, scale_tril=torch.diag_embed(s))
         return kl_divergence(q, p_mvn)
     return kl_full_cov(q.loc - base.loc, q.scale_tril, s[..., 0])
+
+
+@register_kl(LowRankMultivariateNormal, Independent)
+def _kl_lowrank_independent_normal(q: LowRankMultivariateNormal, p: Independent) -> torch.Tensor:
+    base = p.base_dist
+    if not isinstance(base, Normal) or p.reinterpreted_batch_ndims != 1:
+        raise NotImplementedError
+    var_p = base.scale.pow(2).expand_as(q.loc)
+    var_q = q.cov_diag + q.cov_factor.pow(2).sum(-1)  # (..., E) marginal variances of q
+    cross = 0.5 * (torch.log(2 * torch.pi * var_p) + (var_q + (q.loc - base.loc) ** 2) / var_p)
+    return cross.sum(-1) - q.entropy()
