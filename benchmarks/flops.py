@@ -126,7 +126,14 @@ def main(argv=None) -> list:
     parser.add_argument("--specs", nargs="*", default=None, help="names to run (default: all)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    families = {"logit-mf": None, "logit-fc": None, "temperature": None, "logit-fc (H=D/16)": 16}
+    families = {
+        "logit-mf": None,
+        "logit-fc": None,
+        "temperature": None,
+        "logit-fc (H=D/16)": 16,
+        "logit-lowrank": None,
+        "logit-lowrank (H=D/16)": 16,
+    }
     rows = []
     for s in SPECS:
         if args.specs and s.name not in args.specs:
