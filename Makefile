@@ -12,7 +12,7 @@ NODEPS := requirements/nodeps.txt
 LATEST := .venv-latest
 OLDEST := .venv-oldest
 
-.PHONY: demo test test-slow test-latest test-oldest lock lint format bench clean
+.PHONY: demo test test-slow test-latest test-oldest lock lint format bench docs clean
 
 $(STAMP): pyproject.toml $(LOCK) $(NODEPS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -56,6 +56,11 @@ lock: $(STAMP)
 	$(BIN)/pip-compile -q --upgrade --generate-hashes --allow-unsafe --strip-extras \
 		--no-emit-index-url --no-emit-find-links --extra dev -c $(PINS) -o $(LOCK) pyproject.toml
 	$(BIN)/python requirements/hash_nodeps.py requirements/nodeps.in $(NODEPS)
+
+# The docs site (mkdocs-material + mkdocstrings from the numpydoc docstrings); warnings are errors.
+docs: $(STAMP)
+	$(BIN)/python docs/gen_cli.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -105,11 +105,20 @@ class GroupLimitedSigmoidRule(_GroupLimited):
         Where the selection bias is added.
     """
 
-    def __init__(self, bias, n_group, topk_group, norm_topk_prob, routed_scaling_factor, **kw):
+    def __init__(
+        self,
+        bias,
+        n_group: int,
+        topk_group: int,
+        norm_topk_prob: bool,
+        routed_scaling_factor: float,
+        *,
+        bias_on: str = "scores",
+    ):
         super().__init__(bias, n_group, topk_group, norm_topk_prob, routed_scaling_factor)
-        self.bias_on = kw.pop("bias_on", "scores")
-        if kw or self.bias_on not in ("scores", "logits"):
-            raise ValueError(f"unknown options {kw} or bias_on={self.bias_on!r}")
+        if bias_on not in ("scores", "logits"):
+            raise ValueError(f"bias_on={bias_on!r}: use 'scores' or 'logits'")
+        self.bias_on = bias_on
 
     def scores(self, logits):
         """``sigmoid(l)``."""
