@@ -32,8 +32,6 @@ def sigmoid_mean_logits(samples: torch.Tensor) -> torch.Tensor:
 class _GroupLimited:
     """Group-limited top-K on scores ``f(l)`` (+ a selection bias); weights from ``f(l)``."""
 
-    bias_on = "scores"
-
     def __init__(
         self,
         bias,
@@ -41,9 +39,14 @@ class _GroupLimited:
         topk_group: int,
         norm_topk_prob: bool,
         routed_scaling_factor: float,
+        *,
+        bias_on: str = "scores",
     ):
+        if bias_on not in ("scores", "logits"):
+            raise ValueError(f"bias_on={bias_on!r}: use 'scores' or 'logits'")
         self.bias, self.n_group, self.topk_group = bias, n_group, topk_group
         self.norm_topk_prob, self.scale = norm_topk_prob, float(routed_scaling_factor)
+        self.bias_on = bias_on
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Routing scores `(N, E)` of logits `(N, E)`."""
@@ -104,21 +107,6 @@ class GroupLimitedSigmoidRule(_GroupLimited):
     bias_on : {"scores", "logits"}
         Where the selection bias is added.
     """
-
-    def __init__(
-        self,
-        bias,
-        n_group: int,
-        topk_group: int,
-        norm_topk_prob: bool,
-        routed_scaling_factor: float,
-        *,
-        bias_on: str = "scores",
-    ):
-        super().__init__(bias, n_group, topk_group, norm_topk_prob, routed_scaling_factor)
-        if bias_on not in ("scores", "logits"):
-            raise ValueError(f"bias_on={bias_on!r}: use 'scores' or 'logits'")
-        self.bias_on = bias_on
 
     def scores(self, logits):
         """``sigmoid(l)``."""
