@@ -12,6 +12,7 @@ import hashlib
 import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import cast
 
 import torch
 from safetensors import SafetensorError
@@ -37,12 +38,13 @@ def weight_hash(weight: torch.Tensor) -> str:
 
 def router_weight_hash(router: nn.Module) -> str:
     """:func:`weight_hash` of ``router.weight``, read from accelerate's offload when on meta."""
-    if router.weight.device.type != "meta":
-        return weight_hash(router.weight)
+    weight = cast(torch.Tensor, router.weight)
+    if weight.device.type != "meta":
+        return weight_hash(weight)
     from accelerate.utils import align_module_device
 
     with align_module_device(router, torch.device("cpu")):  # device_map offload: load it back
-        return weight_hash(router.weight)
+        return weight_hash(cast(torch.Tensor, router.weight))
 
 
 def _versions() -> dict[str, str]:

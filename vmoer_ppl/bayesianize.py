@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -31,15 +32,15 @@ def _network(
                 "routing, e.g. switch_transformers, nllb-moe): out of scope; vmoer_ppl routes "
                 "decoder-only language models"
             )
-        if net.get_output_embeddings() is None:
+        if cast(Any, net).get_output_embeddings() is None:
             raise ValueError(
                 f"{type(net).__name__} has no language-model head, so answers cannot be scored: "
                 "load the model with AutoModelForCausalLM (or AutoModelForImageTextToText for "
                 "a vision-language model), not AutoModel"
             )
-        routers = install_adapter(net)
+        patched = install_adapter(net)
         net.eval()  # frozen backbone: no dropout, no router jitter
-        sites = [RouterSite(name, i, module) for i, (name, module) in enumerate(routers)]
+        sites = [RouterSite(name, i, module) for i, (name, module) in enumerate(patched)]
         if scorer.startswith("cloze"):
             return ClozeHead(net, scorer.partition(":")[2] or "char"), sites
         if scorer != "next-token":
@@ -119,7 +120,7 @@ def bayesianize(
     net, routers = _network(net, option_token_ids, scorer)
     sites = select_layers(routers, layers)
     if hasattr(net, "first_layer"):  # cloze head: the frozen-prefix cache starts at this layer
-        net.first_layer = decoder_layer_index(sites[0].name)
+        cast(Any, net).first_layer = decoder_layer_index(sites[0].name)
     freeze(net)
     prior = as_prior(prior, spec.default_prior())
     model = spec.model_cls(
@@ -131,7 +132,7 @@ def bayesianize(
         num_data=num_data,
         **spec.model_kwargs,
     )
-    guide_kwargs = {}
+    guide_kwargs: dict[str, Any] = {}
     if spec.model_cls.family != "weight":  # amortised guides: trunk width, start at the prior scale
         guide_kwargs["trunk_dim"] = trunk_dim
         scales = {s.name: gaussian_scale(prior, s) for s in sites}

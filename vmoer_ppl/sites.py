@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -39,17 +40,17 @@ class RouterSite:
     @property
     def num_experts(self) -> int:
         """E."""
-        return self.router.weight.shape[0]
+        return int(self.weight.shape[0])
 
     @property
     def hidden_size(self) -> int:
         """D."""
-        return self.router.weight.shape[1]
+        return int(self.weight.shape[1])
 
     @property
     def top_k(self) -> int:
         """K."""
-        return self.router.top_k
+        return int(cast(int, self.router.top_k))
 
     @property
     def gate_rule(self):
@@ -59,12 +60,12 @@ class RouterSite:
     @property
     def dtype(self) -> torch.dtype:
         """Dtype of router math and guide parameters: the weight's, promoted to float32 at least."""
-        return torch.promote_types(self.router.weight.dtype, torch.float32)
+        return torch.promote_types(self.weight.dtype, torch.float32)
 
     @property
     def weight(self) -> torch.Tensor:
         """The frozen pretrained router weight ``W_r`` `(E, D)`."""
-        return self.router.weight
+        return cast(torch.Tensor, self.router.weight)
 
     def latent(self, key: str, grid: str = "") -> str:
         """Sample-site name of a latent, e.g. ``layers.1.moe.router.logits``.
@@ -224,7 +225,7 @@ def install_routing(
     previous = [s.router.routing_fn for s in sites]
     try:
         for s in sites:
-            s.router.routing_fn = make_fn(s)
+            cast(Any, s.router).routing_fn = make_fn(s)  # a plain attribute, not a module
         yield
     finally:
         for s, fn in zip(sites, previous, strict=True):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import cast
 
 import pyro.distributions as dist
 import torch
@@ -114,7 +115,7 @@ def draw(d: dist.Distribution, num_samples: int) -> torch.Tensor:
     if isinstance(d, dist.MultivariateNormal):
         eps = torch.randn((num_samples, *d.loc.shape), dtype=d.loc.dtype, device=d.loc.device)
         return d.loc + torch.einsum("...ij,s...j->s...i", d.scale_tril, eps)  # (S, ..., E)
-    return d.rsample((num_samples,))
+    return cast(torch.distributions.Distribution, d).rsample(torch.Size((num_samples,)))
 
 
 def _route(model, guide, ctx, mode, link, num_samples, store, keep, site, u, l_det):

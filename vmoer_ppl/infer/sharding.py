@@ -12,6 +12,7 @@ with ``shards=2`` to float round-off (``tests/infer/test_distributed.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyro
@@ -107,7 +108,7 @@ def seed_shard(seed: int, step: int, shard: int) -> None:
     pyro.set_rng_seed(((seed * 1_000_003 + step) * 1009 + shard) % 2**32)
 
 
-def all_reduce_grads(params: list[torch.Tensor]) -> None:
+def all_reduce_grads(params: Sequence[torch.Tensor]) -> None:
     """Sum the gradients over processes (no-op in a single process)."""
     if world()[1] == 1:
         return

@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import cast
 
 import numpy as np
 import pyro
@@ -255,13 +256,17 @@ def fit_svi(
     store_before = set(pyro.get_param_store().keys())
     if path is ELBOPath.REFERENCE and cfg.estimator != "pathwise":
         raise ValueError("the score-function estimator runs on the fused path; set path='fused'")
+    step_loss: Callable[..., torch.Tensor]
     if path is ELBOPath.REFERENCE:
         elbo = TraceMeanField_ELBO(max_plate_nesting=2)(model, guide)
         params = list(elbo.parameters())
         step_loss = elbo
     else:
         params = list(guide.parameters())
-        step_loss = functools.partial(fused_loss, model, guide, estimator=cfg.estimator)
+        step_loss = cast(
+            Callable[..., torch.Tensor],
+            functools.partial(fused_loss, model, guide, estimator=cfg.estimator),
+        )
     check_only_guide_trains(model.net, guide, params)
     check_no_active_checkpointing(model.net)
     optim = make_optimizer(cfg, params)
@@ -312,6 +317,7 @@ def fit_svi(
     )
 
     def validation(at: int) -> bool:
+        assert validate is not None
         done = stopper.update(at, validate(), guide)
         if track is not None:
             track({"val/nll": stopper.history[-1][1]}, at)
@@ -400,7 +406,7 @@ def steps_for_epochs(epochs: float, n: int, batch_size: int) -> int:
     return max(1, math.ceil(epochs * math.ceil(n / min(batch_size, n))))
 
 
-def make_optimizer(cfg: SVIConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+def make_optimizer(cfg: SVIConfig, params: Sequence[torch.Tensor]) -> torch.optim.Optimizer:
     """AdamW (the paper's) or Adam over the guide's parameters."""
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

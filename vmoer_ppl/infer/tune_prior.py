@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -64,7 +65,8 @@ def bma_nll(
     """
     total, n = 0.0, 0
     for batch in batches(data, batch_size):
-        inputs, labels = inputs_of(batch), batch["labels"]
+        inputs: dict[str, Any] = inputs_of(batch)
+        labels = batch["labels"]
         lp = torch.stack(
             [
                 torch.log_softmax(predict(model, guide, mode="sample", **inputs).logits, -1)
@@ -124,10 +126,10 @@ def tune_prior(
     for s in scales:
         torch.manual_seed(seed)
         model, guide = bayesianize(net, family=family, prior=float(s), **build)
-        if svi is not None:
+        if svi is not None and train_data is not None:
             fit_svi(model, guide, train_data, svi)
         torch.manual_seed(seed + 1)
         curve[float(s)] = bma_nll(model, guide, val_data, num_samples, batch_size)
         fits[float(s)] = (model, guide)
-    best = min(curve, key=curve.get)
+    best = min(curve, key=lambda k: curve[k])
     return PriorTuning(best, curve, *fits[best])

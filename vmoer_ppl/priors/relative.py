@@ -40,11 +40,11 @@ def parse_prior_scale(text: str | float | None) -> tuple[str, float] | None:
     if isinstance(text, int | float) and not isinstance(text, bool):
         kind, value = "absolute", float(text)
     else:
-        kind, _, value = str(text).partition(":")
-        if not value:  # a bare number
-            kind, value = "absolute", kind
+        kind, _, raw = str(text).partition(":")
+        if not raw:  # a bare number
+            kind, raw = "absolute", kind
         try:
-            value = float(value)
+            value = float(raw)
         except ValueError:
             value = float("nan")
         if kind not in ("relative", "absolute"):
@@ -88,8 +88,11 @@ def logit_spread(model, data: Mapping[str, torch.Tensor], batch_size: int = 16) 
     for batch in batches(inputs_of(data), batch_size):
         net_inputs = model.net_inputs(**batch)
         ctx = model.context(net_inputs)
-        fn = functools.partial(measure, ctx=ctx)
-        with install_routing(model.sites, lambda s, fn=fn: functools.partial(fn, s)):
+
+        def make(site, ctx=ctx):
+            return functools.partial(measure, site, ctx=ctx)
+
+        with install_routing(model.sites, make):
             model.net(**net_inputs)
     out = {}
     for name, parts in spreads.items():
