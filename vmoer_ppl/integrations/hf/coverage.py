@@ -26,7 +26,7 @@ from transformers.models.auto.modeling_auto import (
     MODEL_MAPPING_NAMES,
 )
 
-from vmoer_ppl.integrations.hf.generic import EXPERT_KEYS, num_experts
+from vmoer_ppl.integrations.hf.generic import EXPERT_KEYS
 from vmoer_ppl.integrations.hf.tiny import tiny_model
 
 
@@ -44,7 +44,7 @@ class Row:
 
 
 def moe_model_types() -> list[str]:
-    """Every model type with a registered model class whose (text) config has an expert count.
+    """Every model type with a registered model class whose config has an expert-count field.
 
     Component configs (a wrapper's text or vision tower without a model class of its own) are
     not model types a user loads; their wrapper is listed instead.
@@ -57,10 +57,11 @@ def moe_model_types() -> list[str]:
             text = config.get_text_config()
         except Exception:  # noqa: BLE001 - a config that cannot be built with defaults
             continue
-        nested = [v for v in config.to_dict().values() if isinstance(v, dict)]  # DBRX ffn_config
-        if any(num_experts(c) is not None for c in (text, config)) or any(
-            isinstance(d.get(k), int) and d[k] > 1 for d in nested for k in EXPERT_KEYS
-        ):
+        # an expert-count field, even when its default is dense (Gemma-4: None, Hunyuan: 1), in
+        # the config, its text config or a nested one (DBRX's ffn_config)
+        dicts = [config.to_dict(), text.to_dict()]
+        dicts += [v for v in dicts[0].values() if isinstance(v, dict)]
+        if any(k in d for d in dicts for k in EXPERT_KEYS):
             types.append(model_type)
     return types
 
