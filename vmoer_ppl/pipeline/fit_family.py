@@ -114,10 +114,16 @@ def fit_family(
     candidates = prior_candidates(cfg.prior_scale, family)
     best, prior_grid = None, {}
     for scale in candidates:
-        scale_cfg = replace(cfg, prior_scale=scale)
         sub = out / "checkpoints" / family / f"prior-{scale}" if len(candidates) > 1 else None
-        fitted = fit_lr_grid(scale_cfg, family, backbone, data, build, out, shards, is_main,
-                             identity, checkpoint_dir=sub)  # fmt: skip
+        fitted = fit_lr_grid(
+            replace(cfg, prior_scale=scale),
+            family,
+            backbone,
+            data,
+            build,
+            out,
+            run=dict(shards=shards, is_main=is_main, identity=identity, checkpoint_dir=sub),
+        )
         prior_grid[str(scale)] = fitted[0]
         if best is None or fitted[0] < best[0]:
             best = fitted
@@ -159,9 +165,18 @@ def prior_candidates(prior_scale: str | None, family: str) -> tuple:
     return tuple(f"relative:{v}" for v in values.split(",")) if values else AUTO_SCALES
 
 
-def fit_lr_grid(cfg, family, backbone, data, build, out, shards, is_main, identity, *,
-                checkpoint_dir=None):  # fmt: skip
-    """Fit one prior scale over the learning-rate grid.
+def fit_lr_grid(
+    cfg: FitConfig, family: str, backbone, data: dict, build: dict, out: Path, *, run: dict
+) -> tuple:
+    """Fit one prior scale (``cfg.prior_scale``) over the learning-rate grid.
+
+    Parameters
+    ----------
+    cfg, family, backbone, data, build, out
+        As for :func:`fit_family`.
+    run : dict
+        ``shards``, ``is_main``, ``identity`` (as for :func:`fit_family`) and ``checkpoint_dir``
+        (None: ``out/checkpoints/<family>``).
 
     Returns
     -------
@@ -172,8 +187,9 @@ def fit_lr_grid(cfg, family, backbone, data, build, out, shards, is_main, identi
     bm, _ = bayesianize(backbone, family=family, **build)
     prior, prior_record = family_prior(cfg, family, bm, data["train"])
     grid = tuple(cfg.lr_grid) or (cfg.lr,)
+    shards, is_main, identity = run["shards"], run["is_main"], run["identity"]
     best, tried = None, {}
-    ckpt = checkpoint_dir or out / "checkpoints" / family
+    ckpt = run["checkpoint_dir"] or out / "checkpoints" / family
     context = {
         "family": family,
         **(identity or {}),
@@ -203,7 +219,7 @@ def fit_lr_grid(cfg, family, backbone, data, build, out, shards, is_main, identi
             progress=is_main,
             context=context,
         )
-        run_name = family + (f"-{cfg.prior_scale}" if checkpoint_dir else "")
+        run_name = family + (f"-{cfg.prior_scale}" if run["checkpoint_dir"] else "")
         run_name += f"-lr{lr:g}" if len(grid) > 1 else ""
         tracker = TrackerLog(open_trackers(cfg.log_with, run_name, out / "logs") if is_main else [])
         try:
