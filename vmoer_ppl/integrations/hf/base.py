@@ -65,6 +65,13 @@ class HFAdapter:
         return found
 
 
+def router_logits(router: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """``h Wᵀ (+ b)`` of a router, in ``h``'s dtype; `(N, D)` -> `(N, E)`."""
+    bias = getattr(router, "bias", None)
+    bias = bias.to(h.dtype) if isinstance(bias, torch.Tensor) else None
+    return nn.functional.linear(h, router.weight.to(h.dtype), bias)
+
+
 def patch_router(
     router: nn.Module,
     rule,
@@ -99,9 +106,7 @@ def patch_router(
             )
         h = hidden_states.reshape(-1, hidden_states.shape[-1])  # (B*T, D)
         dt = torch.promote_types(router.weight.dtype, torch.float32)  # = site.dtype
-        bias = getattr(router, "bias", None)  # gpt-oss, Llama-4: logits h·Wᵀ + b
-        bias = bias.to(dt) if isinstance(bias, torch.Tensor) else None
-        l_det = nn.functional.linear(h.to(dt), router.weight.to(dt), bias)  # (B*T, E)
+        l_det = router_logits(router, h.to(dt))  # (B*T, E); gpt-oss: h·Wᵀ + b
         out = fn(h, l_det)  # (B, T, ·)
         n = h.shape[0]
         weights = out.weights.reshape(n, -1).to(weights_dtype(h))  # (B*T, K)

@@ -18,7 +18,7 @@ import inspect
 import torch
 from torch import nn
 
-from vmoer_ppl.integrations.hf.base import HFAdapter, patch_router
+from vmoer_ppl.integrations.hf.base import HFAdapter, patch_router, router_logits
 from vmoer_ppl.nn.gates import GateRule, route
 from vmoer_ppl.nn.rules import (
     GroupLimitedSigmoidRule,
@@ -44,19 +44,18 @@ def num_experts(config) -> int | None:
     return None
 
 
-def router_logits(router: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    """``h Wᵀ (+ b)`` of a router, in ``h``'s dtype; `(N, D)` -> `(N, E)`."""
-    bias = getattr(router, "bias", None)
-    bias = bias.to(h.dtype) if isinstance(bias, torch.Tensor) else None
-    return nn.functional.linear(h, router.weight.to(h.dtype), bias)
-
-
 def _attr(router: nn.Module, *names, default=None):
     for name in names:
         value = getattr(router, name, None)
         if value is not None:
             return value
     return default
+
+
+def text_sizes(model) -> tuple[int | None, int | None]:
+    """``(num_experts, hidden_size)`` of a model's text config (VLM wrappers included)."""
+    config = model.config.get_text_config()
+    return num_experts(config), getattr(config, "hidden_size", None)
 
 
 def candidate_rules(router: nn.Module, block: nn.Module | None) -> list:
@@ -126,8 +125,7 @@ class GenericAdapter(HFAdapter):
 
     def routers(self, model):
         """Modules with an `(E, D)` weight and an int ``top_k``, in layer order."""
-        config = model.config.get_text_config()
-        E, D = num_experts(config), getattr(config, "hidden_size", None)
+        E, D = text_sizes(model)
         if E is None or D is None:
             return []
         return [
@@ -141,8 +139,7 @@ class GenericAdapter(HFAdapter):
 
     def explain_missing(self, model) -> None:
         """Record why router-like modules (an int ``top_k``) were not taken as routers."""
-        config = model.config.get_text_config()
-        E, D = num_experts(config), getattr(config, "hidden_size", None)
+        E, D = text_sizes(model)
         for m in model.modules():
             kind = type(m).__name__.lower()
             if not isinstance(getattr(m, "top_k", None), int) or not any(
