@@ -29,8 +29,8 @@ from common import write_result
 from vmoer_ppl import predict
 from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.pipeline.evaluate import bayesian_outputs, evaluate_outputs
-from vmoer_ppl.pipeline.fit import RUN_FILE
 from vmoer_ppl.pipeline.open_run import open_run
+from vmoer_ppl.pipeline.run_dir import RUN_FILE
 
 MC_S = 35
 

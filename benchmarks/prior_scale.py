@@ -21,11 +21,12 @@ from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.infer.diagnostics import posterior_summary
 from vmoer_ppl.infer.early_stop import validation_nll
+from vmoer_ppl.pipeline.backbone import adapted, suffix_data
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.evaluate import deterministic_outputs
-from vmoer_ppl.pipeline.fit import adapted, scorer_kwargs, strip, suffix_data
 from vmoer_ppl.pipeline.loading import load_model
 from vmoer_ppl.pipeline.run_data import encode_sets
+from vmoer_ppl.pipeline.run_dir import scorer_kwargs, strip
 from vmoer_ppl.priors.relative import logit_spread, parse_prior_scale, relative_prior
 
 SCALES = ("absolute:1", "absolute:0.3", "relative:0.25", "relative:0.5", "relative:1", "relative:2")

@@ -21,12 +21,13 @@ from pyro.infer import TraceMeanField_ELBO
 
 from vmoer_ppl import bayesianize
 from vmoer_ppl.data import make_counting_task
+from vmoer_ppl.data.tensors import inputs_of
 from vmoer_ppl.infer import fused_loss
 from vmoer_ppl.infer.compiled import no_validation, router_forward
 from vmoer_ppl.infer.predictive import draw
 from vmoer_ppl.nn import ToyMoEClassifier, ToyMoEConfig, mc_logits, route
 from vmoer_ppl.nn.mc import softmax
-from vmoer_ppl.sites import install_routing
+from vmoer_ppl.routing import Capture, run_routed
 
 
 def svi_steps(model, guide, batch, repeats):
@@ -51,17 +52,10 @@ def svi_steps(model, guide, batch, repeats):
 
 def mc_routing(model, guide, batch, num_samples, repeats):
     """Time MC routing inside every Bayesian router: one vectorised draw vs a loop over S."""
-    captured = {}
-
-    def capture(site):
-        def fn(u, l_det):
-            captured[site.name] = (site, u.detach(), l_det.detach())
-            return route(l_det, site.top_k, site.gate_rule)
-
-        return fn
-
-    with torch.no_grad(), install_routing(model.sites, capture):
-        model.net(batch["input_ids"], batch["attention_mask"])
+    capture = Capture()
+    with torch.no_grad():
+        run_routed(model.net, inputs_of(batch), model.sites, capture)
+    captured = capture.inputs
 
     with torch.no_grad():
         qs = [
@@ -93,18 +87,10 @@ def mc_routing(model, guide, batch, num_samples, repeats):
 def compile_speedup(model, guide, batch, num_samples, repeats, backend):
     """Eager vs ``torch.compile`` of one Bayesian router's forward (guide + S draws + MC route)."""
     site = model.sites[0]
-    captured = {}
-
-    def capture(s):
-        def fn(u, l_det):
-            captured.setdefault(s.name, (u.detach(), l_det.detach()))
-            return route(l_det, s.top_k, s.gate_rule)
-
-        return fn
-
-    with torch.no_grad(), install_routing(model.sites, capture):
-        model.net(batch["input_ids"], batch["attention_mask"])
-    u, l_det = captured[site.name]
+    capture = Capture()
+    with torch.no_grad():
+        run_routed(model.net, inputs_of(batch), model.sites, capture)
+    _, u, l_det = capture.inputs[site.name]
     torch._dynamo.reset()
     compiled = torch.compile(router_forward, backend=backend, fullgraph=True)
     with torch.no_grad(), no_validation():

@@ -12,17 +12,23 @@ whether or not ``pyro.settings`` ``module_local_params`` was set when it was bui
 
 from __future__ import annotations
 
-import functools
 from abc import abstractmethod
 from collections.abc import Mapping
+from typing import Any, ClassVar, cast
 
 import pyro.distributions as dist
 import torch
 from torch import nn
 from torch.distributions import biject_to, constraints
 from vmoer_ppl.models.base import RouterModel, sample_latents
+from vmoer_ppl.models.dims import RouteContext
 
-from vmoer_ppl.sites import RouterSite, install_routing, router_grid
+from vmoer_ppl.nn.outputs import RoutingOutput
+from vmoer_ppl.priors.base import Prior
+from vmoer_ppl.priors.gaussian import GaussianPrior
+from vmoer_ppl.priors.shorthands import gaussian_scale
+from vmoer_ppl.routing import RoutingPolicy, run_routed
+from vmoer_ppl.sites import RouterSite, router_grid
 
 
 class HyperGuide(nn.Module):
@@ -59,13 +65,77 @@ class HyperGuide(nn.Module):
 
 
 class RouterGuide(nn.Module):
-    """Base of the amortised router guides.
+    """Base of the amortised router guides, and the registry of router families.
+
+    A concrete guide names its family and the model it mirrors as class attributes; defining
+    the class registers the family (laplace-torch builds its dispatch the same way), so a new
+    family is its model file and its guide file and nothing else.
 
     Parameters
     ----------
     model : RouterModel
         The model this guide mirrors; its network, sites and routing semantics are reused.
     """
+
+    #: The family's name, e.g. ``"logit-fc"``; ``None`` for bases and baselines (not registered).
+    family: ClassVar[str | None] = None
+    #: The router model this guide mirrors.
+    model_cls: ClassVar[type[RouterModel]]
+    #: Extra keyword arguments of ``model_cls`` (e.g. ``{"per_expert": True}``).
+    model_kwargs: ClassVar[Mapping[str, Any]] = {}
+    #: Scale of the family's default prior ``N(loc, s²)`` when the user gives none.
+    default_prior_scale: ClassVar[float] = 1.0
+    #: Amortised on router inputs: takes ``trunk_dim``, and ``init_scale`` = the prior's scale.
+    amortised: ClassVar[bool] = True
+    #: Every registered family: name -> guide class (filled by subclassing).
+    registry: ClassVar[dict[str, type[RouterGuide]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("family")
+        if name:
+            known = RouterGuide.registry.get(name)
+            if known is not None and known.__qualname__ != cls.__qualname__:
+                raise ValueError(f"router family {name!r} is already {known.__name__}")
+            RouterGuide.registry[name] = cls
+
+    @classmethod
+    def default_prior(cls) -> Prior:
+        """The prior when the user gives none: ``N(loc, default_prior_scale²)``."""
+        return GaussianPrior(cls.default_prior_scale)
+
+    @classmethod
+    def build_kwargs(cls, prior: Prior, sites, trunk_dim: int | None) -> dict[str, Any]:
+        """Constructor keywords: trunk width, and ``q`` starting at a Gaussian prior's scale.
+
+        Parameters
+        ----------
+        prior : Prior
+            The model's prior.
+        sites : sequence of RouterSite
+            The Bayesian routers.
+        trunk_dim : int, optional
+            Amortisation trunk width.
+
+        Returns
+        -------
+        dict
+        """
+        if not cls.amortised:
+            return {}
+        kwargs: dict[str, Any] = {"trunk_dim": trunk_dim}
+        scales = {s.name: gaussian_scale(prior, s) for s in sites}
+        if all(v is not None for v in scales.values()):
+            kwargs["init_scale"] = scales  # q starts at the prior; Δμ, σ in its units
+        return kwargs
+
+    def place(self, device_of) -> None:
+        """Put each router's amortisation net on ``device_of(router)``, in router-math dtype."""
+        if not self.amortised:
+            return  # weight guides create their parameters beside the router weight
+        nets = cast(nn.ModuleList, self.nets)
+        for i, site in enumerate(self.model.sites):
+            nets[i].to(device=device_of(site.router), dtype=site.dtype)
 
     def __init__(self, model: RouterModel) -> None:
         super().__init__()
@@ -108,13 +178,6 @@ class RouterGuide(nn.Module):
     ) -> dict[str, dist.Distribution]:
         """``q`` of each latent at ``site``, in the model's order and with the model's shapes."""
 
-    def _route(self, site, ctx, u, l_det):
-        u, l_det = router_grid(site, u, l_det, *ctx.grid().shape)
-        hyper = self.hyper.dists(site)  # sampled first at each router, in the model's order
-        sample_latents(site, hyper, ctx, frozenset(hyper))
-        values = sample_latents(site, self.q_dists(site, u, l_det), ctx, self.model.global_latents)
-        return self.model.route_latents(site, u, l_det, values)
-
     def forward(self, input_ids=None, attention_mask=None, labels=None, **inputs) -> None:
         """Run the network with ``q`` sampled at each Bayesian router (same signature as the model).
 
@@ -131,8 +194,7 @@ class RouterGuide(nn.Module):
         """
         net_inputs = self.model.net_inputs(input_ids, attention_mask, **inputs)
         ctx = self.model.context(net_inputs)
-        with install_routing(self.model.sites, lambda s: functools.partial(self._route, s, ctx)):
-            self.model.net(**net_inputs)
+        run_routed(self.model.net, net_inputs, self.model.sites, GuideRouting(self, ctx))
 
     def save_pretrained(self, directory, *, overwrite: bool = False):
         """Write the router adapter (safetensors + JSON); see :mod:`vmoer_ppl.adapter_io`."""
@@ -159,3 +221,28 @@ def point_value(d: dist.Distribution) -> torch.Tensor:
     if isinstance(base, dist.Gumbel):
         return torch.zeros_like(base.loc)
     return d.mean
+
+
+class GuideRouting(RoutingPolicy):
+    """The guide's routing: hyper-latents, then ``q`` of each latent, in the model's order.
+
+    Parameters
+    ----------
+    guide : RouterGuide
+        Supplies ``q``; its model supplies the routing semantics.
+    ctx : RouteContext
+        Grids, plates and scales of the minibatch.
+    """
+
+    def __init__(self, guide: RouterGuide, ctx: RouteContext) -> None:
+        self.guide, self.ctx = guide, ctx
+
+    def __call__(self, site: RouterSite, u: torch.Tensor, l_det: torch.Tensor) -> RoutingOutput:
+        """Draw from ``q`` at ``site`` under the model's plates and route with the draws."""
+        guide, ctx = self.guide, self.ctx
+        model = guide.model
+        u, l_det = router_grid(site, u, l_det, *ctx.grid().shape)
+        hyper = guide.hyper.dists(site)  # sampled first at each router, in the model's order
+        sample_latents(site, hyper, ctx, frozenset(hyper))
+        values = sample_latents(site, guide.q_dists(site, u, l_det), ctx, model.global_latents)
+        return model.route_latents(site, u, l_det, values)

@@ -37,6 +37,9 @@ class FullCovLogitGuide(RouterGuide):
         The unit ``s_ℓ`` of ``Δμ`` and ``L`` (one, or one per router name): the prior scale.
     """
 
+    family = "logit-fc"
+    model_cls = LogitRouterModel
+
     def __init__(
         self,
         model: LogitRouterModel,

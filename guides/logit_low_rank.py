@@ -47,6 +47,9 @@ class LowRankLogitGuide(RouterGuide):
         r, columns of V (capped at E - 1).
     """
 
+    family = "logit-lowrank"
+    model_cls = LogitRouterModel
+
     def __init__(
         self,
         model: LogitRouterModel,

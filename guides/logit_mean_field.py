@@ -38,6 +38,9 @@ class MeanFieldLogitGuide(RouterGuide):
         The unit ``s_ℓ`` of ``Δμ`` and σ (one, or one per router name): the prior scale.
     """
 
+    family = "logit-mf"
+    model_cls = LogitRouterModel
+
     def __init__(
         self,
         model: LogitRouterModel,

@@ -38,6 +38,11 @@ class TemperatureGuide(RouterGuide):
         scale of ``log T``.
     """
 
+    family = "temperature"
+    model_cls = TemperatureRouterModel
+    model_kwargs = {"per_expert": False}
+    default_prior_scale = 0.5
+
     def __init__(
         self,
         model: TemperatureRouterModel,
@@ -67,3 +72,10 @@ class TemperatureGuide(RouterGuide):
     def q_dists(self, site, u, l_det):
         """``{"temperature": q, "gumbel": Gumbel(0, 1)}``."""
         return {"temperature": self.temperature_dist(site, u, l_det), "gumbel": gumbel_dist(l_det)}
+
+
+class ExpertTemperatureGuide(TemperatureGuide):
+    """:class:`TemperatureGuide` with one temperature per token and expert."""
+
+    family = "temperature-expert"
+    model_kwargs = {"per_expert": True}

@@ -29,6 +29,11 @@ class MeanFieldWeightGuide(RouterGuide):
         S at initialisation.
     """
 
+    family = "weight"
+    model_cls = WeightRouterModel
+    default_prior_scale = 0.02
+    amortised = False
+
     def __init__(self, model: WeightRouterModel, *, init_scale: float = 1e-3) -> None:
         super().__init__(model)
         self.loc = nn.ParameterList(

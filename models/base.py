@@ -9,7 +9,6 @@ parameters (pyro issue #3438).
 
 from __future__ import annotations
 
-import functools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
@@ -33,7 +32,8 @@ from vmoer_ppl.nn.link import (
 )
 from vmoer_ppl.nn.outputs import RoutingOutput
 from vmoer_ppl.priors.base import Prior
-from vmoer_ppl.sites import RouterSite, install_routing, router_grid
+from vmoer_ppl.routing import RoutingPolicy, run_routed
+from vmoer_ppl.sites import RouterSite, router_grid
 
 
 def is_gaussian(d: dist.Distribution) -> bool:
@@ -113,6 +113,9 @@ class RouterModel(ABC):
     #: Latents used only to select experts in one sampled forward, not by :meth:`logit_samples`
     #: (the temperature family's Gumbel noise): MC and mean prediction do not draw them.
     selection_latents: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the latent is the routing logits, so a prior scale in logit units (``--prior-scale
+    #: relative:C``, ``auto``) applies.
+    logit_scale_prior: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -175,6 +178,17 @@ class RouterModel(ABC):
             "use mode='mc' (Monte Carlo over its latents)"
         )
 
+    def logit_variance(
+        self, q: Mapping[str, dist.Distribution], samples: torch.Tensor, l_det: torch.Tensor
+    ) -> torch.Tensor:
+        """Inferred logit variance ``tr Cov_q[logits]`` `(B, T)`, from `(S, B, T, E)` draws.
+
+        Families with Gaussian logits override this with the closed form.
+        """
+        if samples.shape[0] > 1:
+            return samples.var(0, unbiased=True).sum(-1)
+        return torch.zeros_like(l_det[..., 0])
+
     def _not_gaussian(self, name: str, d) -> NotImplementedError:
         return NotImplementedError(
             f"q({name}) of the {self.family!r} family is {type(d).__name__}, not Gaussian: no "
@@ -206,12 +220,6 @@ class RouterModel(ABC):
         dists = self.prior.hyper_priors(site)
         return sample_latents(site, dists, ctx, frozenset(dists))
 
-    def _route(self, site, ctx, u, l_det):
-        u, l_det = router_grid(site, u, l_det, *ctx.grid().shape)
-        dists = self.prior_dists(site, u, l_det, self.sample_hyper(site, ctx))
-        values = sample_latents(site, dists, ctx, self.global_latents)
-        return self.route_latents(site, u, l_det, values)
-
     def __call__(self, input_ids=None, attention_mask=None, labels=None, **inputs) -> torch.Tensor:
         """Run the network with prior sites at the Bayesian routers and observe the answers.
 
@@ -233,8 +241,7 @@ class RouterModel(ABC):
         """
         net_inputs = self.net_inputs(input_ids, attention_mask, **inputs)
         ctx = self.context(net_inputs)
-        with install_routing(self.sites, lambda s: functools.partial(self._route, s, ctx)):
-            outputs = self.net(**net_inputs)
+        outputs = run_routed(self.net, net_inputs, self.sites, PriorRouting(self, ctx))
         return self.likelihood(outputs, labels, ctx.batch_plate(outputs.shape[0]))
 
     def site_names(self) -> set[str]:
@@ -246,3 +253,26 @@ class RouterModel(ABC):
             for n, s in tr.nodes.items()
             if s["type"] == "sample" and not site_is_subsample(s) and not s["is_observed"]
         }
+
+
+class PriorRouting(RoutingPolicy):
+    """The model's routing: each latent drawn from its prior under the plates, then routed.
+
+    Parameters
+    ----------
+    model : RouterModel
+        Supplies the priors and the routing semantics.
+    ctx : RouteContext
+        Grids, plates and scales of the minibatch.
+    """
+
+    def __init__(self, model: RouterModel, ctx: RouteContext) -> None:
+        self.model, self.ctx = model, ctx
+
+    def __call__(self, site: RouterSite, u: torch.Tensor, l_det: torch.Tensor) -> RoutingOutput:
+        """Sample the hyper-latents, then the latents, at ``site``; route with the draws."""
+        model, ctx = self.model, self.ctx
+        u, l_det = router_grid(site, u, l_det, *ctx.grid().shape)
+        dists = model.prior_dists(site, u, l_det, model.sample_hyper(site, ctx))
+        values = sample_latents(site, dists, ctx, model.global_latents)
+        return model.route_latents(site, u, l_det, values)

@@ -44,6 +44,7 @@ class LogitRouterModel(RouterModel):
     """
 
     family = "logit"
+    logit_scale_prior = True
 
     def logits_dist(self, site: RouterSite, l_det: torch.Tensor, hyper: Mapping):
         """Prior over logits, batch `(B, T)`, event `(E,)`."""
@@ -60,6 +61,10 @@ class LogitRouterModel(RouterModel):
     def logit_samples(self, site, u, l_det, values) -> torch.Tensor:
         """The logit samples themselves, `(S, B, T, E)`."""
         return values["logits"]
+
+    def logit_variance(self, q, samples, l_det) -> torch.Tensor:
+        """``tr Σ`` in closed form from ``q(logits)``, `(B, T)`."""
+        return q["logits"].variance.sum(-1)
 
     def logit_moments(self, site, u, l_det, q):
         """Mean `(B, T, E)` and variances `(B, T, E)` or covariance `(B, T, E, E)` of q(logits)."""

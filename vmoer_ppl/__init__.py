@@ -1,10 +1,11 @@
 """vmoer_ppl: Variational (Bayesian) MoE routing as Pyro models, guides and SVI."""
 
-from vmoer_ppl.adapter_io import from_pretrained, save_pretrained
+from vmoer_ppl.adapter_io import save_pretrained
 from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.families import FAMILIES, RouterFamily, as_family
 from vmoer_ppl.infer import PredictMode, SVIConfig, SVIResult, fit_svi, fused_loss, predict
 from vmoer_ppl.infer.tune_prior import PriorTuning, tune_prior
+from vmoer_ppl.pretrained import from_pretrained
 from vmoer_ppl.priors import GaussianPrior, HierarchicalGaussianPrior, Prior
 from vmoer_ppl.sites import RouterSite, find_routers, select_layers
 

@@ -19,10 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 from torch import nn
 
-from vmoer_ppl.priors.base import Prior
-from vmoer_ppl.priors.gaussian import GaussianPrior
-from vmoer_ppl.priors.hierarchical import HierarchicalGaussianPrior
-from vmoer_ppl.priors.shorthands import PerSitePrior
+import vmoer_ppl.priors  # noqa: F401  (registers the shipped priors' config types)
 from vmoer_ppl.safe_files import atomic_write, write_text
 
 WEIGHTS_NAME, CONFIG_NAME = "router_adapter.safetensors", "router_adapter.json"
@@ -55,32 +52,6 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-def prior_to_json(prior: Prior) -> dict:
-    """A JSON description of the shipped priors; custom priors are recorded by ``repr`` only."""
-    if isinstance(prior, HierarchicalGaussianPrior):
-        return {"type": "hierarchical", "scale": prior.scale, "hyper_scale": prior.hyper_scale}
-    if isinstance(prior, GaussianPrior):
-        return {"type": "gaussian", "scale": prior.scale}
-    if isinstance(prior, PerSitePrior):
-        parts = {k: prior_to_json(v) for k, v in prior.priors.items()}
-        default = prior_to_json(prior.default)
-        if all(p["type"] != "custom" for p in (default, *parts.values())):
-            return {"type": "per-site", "default": default, "sites": parts}
-    return {"type": "custom", "repr": repr(prior)}
-
-
-def prior_from_json(spec: dict) -> Prior:
-    """Rebuild a shipped prior; a custom one must be passed to :func:`from_pretrained`."""
-    if spec["type"] == "gaussian":
-        return GaussianPrior(spec["scale"])
-    if spec["type"] == "hierarchical":
-        return HierarchicalGaussianPrior(spec["scale"], spec["hyper_scale"])
-    if spec["type"] == "per-site":
-        sites = {k: prior_from_json(v) for k, v in spec["sites"].items()}
-        return PerSitePrior(sites, prior_from_json(spec["default"]))
-    raise ValueError(f"the adapter was trained with a custom prior ({spec['repr']}); pass prior=")
 
 
 def architecture_name(net: nn.Module) -> str:
@@ -127,7 +98,7 @@ def save_pretrained(guide, directory: str | Path, *, overwrite: bool = False) ->
             for s in model.sites
         ],
         **spec,
-        "prior": prior_to_json(model.prior),
+        "prior": model.prior.to_config(),
         "versions": _versions(),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in guide.state_dict().items()}
@@ -161,65 +132,6 @@ def check_compatible(config: dict, net: nn.Module, routers) -> None:
             )
     if problems:
         raise ValueError("router adapter does not match this model:\n  " + "\n  ".join(problems))
-
-
-def from_pretrained(
-    net: nn.Module,
-    directory: str | Path,
-    *,
-    prior: Prior | None = None,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-):
-    """Rebuild ``(model, guide)`` on ``net`` from a saved adapter, after checking it matches.
-
-    Parameters
-    ----------
-    net : nn.Module
-        The same pretrained network (transformers model or toy) the adapter was fitted to.
-    directory : str or Path
-        Where :func:`save_pretrained` wrote the adapter, or a hub repo id ``owner/name``
-        (downloaded by :func:`vmoer_ppl.hub.resolve_adapter`: the two data files only).
-    prior : Prior, optional
-        Required when the adapter was trained with a custom prior.
-    revision, cache_dir : optional
-        Hub revision and cache, for a repo id.
-
-    Returns
-    -------
-    tuple
-        ``(model, guide)`` with the trained guide parameters loaded.
-    """
-    from vmoer_ppl.bayesianize import _network, bayesianize
-    from vmoer_ppl.hub import resolve_adapter
-
-    path = resolve_adapter(directory, revision=revision, cache_dir=cache_dir)
-    if not (path / CONFIG_NAME).exists():
-        raise FileNotFoundError(f"no {CONFIG_NAME} in {path}; save one with guide.save_pretrained")
-    config = read_config(path)
-    if config.get("format_version") not in READABLE_VERSIONS:
-        raise ValueError(
-            f"adapter format {config.get('format_version')} unsupported (this version reads "
-            f"{READABLE_VERSIONS}); upgrade vmoer_ppl or refit the adapter"
-        )
-    _, routers = _network(net, config.get("option_token_ids"), config.get("scorer") or "next-token")
-    check_compatible(config, net, routers)
-    model, guide = bayesianize(
-        net,
-        family=config["family"],
-        layers=[r["index"] for r in config["routers"]],
-        prior=prior or prior_from_json(config["prior"]),
-        beta=config["beta"],
-        num_data=config["num_data"],
-        trunk_dim=config["trunk_dim"],
-        option_token_ids=config.get("option_token_ids"),
-        scorer=config.get("scorer") or "next-token",
-    )
-    state = read_weights(path, config)
-    if config["format_version"] == 1:
-        state = mean_head_to_prior_units(guide, state)
-    load_guide_state(guide, state, path)
-    return model, guide
 
 
 def file_sha256(path: Path) -> str:

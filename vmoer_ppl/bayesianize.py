@@ -9,19 +9,34 @@ import torch
 from torch import nn
 
 from vmoer_ppl.adapter_io import architecture_name
-from vmoer_ppl.families import FAMILIES, RouterFamily, as_family
+from vmoer_ppl.families import as_family, family_of
 from vmoer_ppl.guides.base import RouterGuide
 from vmoer_ppl.infer.freeze import freeze
 from vmoer_ppl.models.base import RouterModel
 from vmoer_ppl.models.likelihoods import Likelihood
-from vmoer_ppl.priors.shorthands import as_prior, gaussian_scale
+from vmoer_ppl.priors.shorthands import as_prior
 from vmoer_ppl.sites import RouterSite, find_routers, select_layers
 
 
-def _network(
+def network_of(
     net: nn.Module, option_token_ids, scorer: str = "next-token"
 ) -> tuple[nn.Module, list[RouterSite]]:
-    """The answer network and every router site; transformers models get their adapter."""
+    """The answer network and every router site; transformers models get their adapter.
+
+    Parameters
+    ----------
+    net : nn.Module
+        A toy network with :class:`~vmoer_ppl.nn.Router` modules, or a transformers MoE.
+    option_token_ids : sequence of int, optional
+        Letter scorer: the option letters' token ids.
+    scorer : str
+        ``"next-token"`` or ``"cloze[:sum|token|char]"`` (transformers models).
+
+    Returns
+    -------
+    tuple
+        ``(answer network, every router site)``.
+    """
     if getattr(getattr(net, "config", None), "model_type", None) is not None:
         from vmoer_ppl.integrations.hf import NextTokenHead, install_adapter
         from vmoer_ppl.scoring.cloze import ClozeHead
@@ -59,7 +74,7 @@ def _network(
 
 def bayesianize(
     net: nn.Module,
-    family: RouterFamily | str = RouterFamily.LOGIT_FC,
+    family: str = "logit-fc",
     layers: str | int | Sequence[int] = "all",
     prior=None,
     beta: float = 0.01,
@@ -115,9 +130,9 @@ def bayesianize(
     >>> [s.name for s in model.sites]
     ['layers.1.moe.router']
     """
-    spec = FAMILIES[as_family(family)]
+    spec = family_of(family)
     original = net
-    net, routers = _network(net, option_token_ids, scorer)
+    net, routers = network_of(net, option_token_ids, scorer)
     sites = select_layers(routers, layers)
     if hasattr(net, "first_layer"):  # cloze head: the frozen-prefix cache starts at this layer
         cast(Any, net).first_layer = decoder_layer_index(sites[0].name)
@@ -132,16 +147,10 @@ def bayesianize(
         num_data=num_data,
         **spec.model_kwargs,
     )
-    guide_kwargs: dict[str, Any] = {}
-    if spec.model_cls.family != "weight":  # amortised guides: trunk width, start at the prior scale
-        guide_kwargs["trunk_dim"] = trunk_dim
-        scales = {s.name: gaussian_scale(prior, s) for s in sites}
-        if all(v is not None for v in scales.values()):
-            guide_kwargs["init_scale"] = scales  # q starts at the prior; Δμ, σ in its units
     model.spec = {
         "architecture": architecture_name(original),
         "num_routers": len(routers),
-        "family": as_family(family).value,
+        "family": as_family(family),
         "beta": float(beta),
         "num_data": int(num_data),
         "trunk_dim": trunk_dim,
@@ -150,8 +159,8 @@ def bayesianize(
         if option_token_ids is None
         else [int(i) if isinstance(i, int) else [int(t) for t in i] for i in option_token_ids],
     }
-    guide = spec.guide_cls(model, **guide_kwargs)
-    place_guide(guide)
+    guide = spec(model, **spec.build_kwargs(prior, sites, trunk_dim))
+    guide.place(execution_device)
     return model, guide
 
 
@@ -162,16 +171,6 @@ def decoder_layer_index(name: str) -> int:
         if a == "layers" and b.isdigit():
             return int(b)
     raise ValueError(f"cannot read a decoder-layer index from router path {name!r}")
-
-
-def place_guide(guide: RouterGuide) -> None:
-    """Put each router's amortisation net on that router's device, in the router-math dtype.
-
-    Weight guides already create their parameters beside the router weight.
-    """
-    for i, site in enumerate(guide.model.sites):
-        if hasattr(guide, "nets"):
-            guide.nets[i].to(device=execution_device(site.router), dtype=site.dtype)
 
 
 def execution_device(module: nn.Module) -> torch.device:

@@ -144,8 +144,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from vmoer_ppl.diagnostics.inspect_run import inspect_run
     from vmoer_ppl.diagnostics.loo import loo_markdown
+    from vmoer_ppl.pipeline.inspect import inspect_run
 
     res = inspect_run(
         args.run_dir,

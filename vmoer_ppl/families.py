@@ -1,91 +1,52 @@
-"""The router families: names, and the (model, guide, default prior) each name builds.
+"""The router families: every guide class that names a family, by name.
 
-Dispatch goes through a registry (STYLE rule 16), not an if-chain.
+A family registers itself by subclassing :class:`~vmoer_ppl.guides.base.RouterGuide` with a
+``family`` name and the ``model_cls`` it mirrors (STYLE rule 16: dispatch through a registry).
+Every module of the ``guides`` package is imported here, so a family shipped there needs no other
+edit; a user's family registers when its module is imported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import importlib
+import pkgutil
 from enum import Enum
 
+import vmoer_ppl.guides as guides
 from vmoer_ppl.guides.base import RouterGuide
-from vmoer_ppl.guides.logit_full_cov import FullCovLogitGuide
-from vmoer_ppl.guides.logit_low_rank import LowRankLogitGuide
-from vmoer_ppl.guides.logit_mean_field import MeanFieldLogitGuide
-from vmoer_ppl.guides.temperature import TemperatureGuide
-from vmoer_ppl.guides.weight_mean_field import MeanFieldWeightGuide
-from vmoer_ppl.models.base import RouterModel
-from vmoer_ppl.models.logit_router import LogitRouterModel
-from vmoer_ppl.models.temperature_router import TemperatureRouterModel
-from vmoer_ppl.models.weight_router import WeightRouterModel
-from vmoer_ppl.priors.base import Prior
-from vmoer_ppl.priors.gaussian import GaussianPrior
+
+for _info in pkgutil.iter_modules(guides.__path__, prefix=f"{guides.__name__}."):
+    importlib.import_module(_info.name)
+
+#: Every registered family: name -> guide class (``.model_cls``, ``.default_prior()``, ...).
+FAMILIES: dict[str, type[RouterGuide]] = RouterGuide.registry
+
+#: The shipped families' names, as constants (``RouterFamily.LOGIT_FC == "logit-fc"``).
+RouterFamily = Enum(  # type: ignore[misc]
+    "RouterFamily", {name.upper().replace("-", "_"): name for name in FAMILIES}, type=str
+)
 
 
-class RouterFamily(str, Enum):
-    """Bayesian router families."""
-
-    LOGIT_MF = "logit-mf"
-    """Gaussian logits, mean-field amortised guide (VMoER-MF, thesis MFVR)."""
-    LOGIT_FC = "logit-fc"
-    """Gaussian logits, full-covariance amortised guide (VMoER-FC, thesis FCVR)."""
-    LOGIT_LOWRANK = "logit-lowrank"
-    """Gaussian logits, low-rank-plus-diagonal covariance (rank 4): E(r + 1) scale outputs."""
-    TEMPERATURE = "temperature"
-    """One latent temperature per token, Gumbel-top-K selection (VMoER temperature, VTSR)."""
-    TEMPERATURE_EXPERT = "temperature-expert"
-    """One latent temperature per token and expert."""
-    WEIGHT = "weight"
-    """Gaussian router weights, mean-field guide (weight-space baseline)."""
-
-
-@dataclass(frozen=True)
-class FamilySpec:
-    """How to build one family."""
-
-    model_cls: type[RouterModel]
-    guide_cls: type[RouterGuide]
-    default_prior: Callable[[], Prior]  # prior when the user gives none
-    model_kwargs: dict = field(default_factory=dict)
-
-
-FAMILIES: dict[RouterFamily, FamilySpec] = {
-    RouterFamily.LOGIT_MF: FamilySpec(
-        LogitRouterModel, MeanFieldLogitGuide, lambda: GaussianPrior(1.0)
-    ),
-    RouterFamily.LOGIT_FC: FamilySpec(
-        LogitRouterModel, FullCovLogitGuide, lambda: GaussianPrior(1.0)
-    ),
-    RouterFamily.LOGIT_LOWRANK: FamilySpec(
-        LogitRouterModel, LowRankLogitGuide, lambda: GaussianPrior(1.0)
-    ),
-    RouterFamily.TEMPERATURE: FamilySpec(
-        TemperatureRouterModel, TemperatureGuide, lambda: GaussianPrior(0.5), {"per_expert": False}
-    ),
-    RouterFamily.TEMPERATURE_EXPERT: FamilySpec(
-        TemperatureRouterModel, TemperatureGuide, lambda: GaussianPrior(0.5), {"per_expert": True}
-    ),
-    RouterFamily.WEIGHT: FamilySpec(
-        WeightRouterModel, MeanFieldWeightGuide, lambda: GaussianPrior(0.02)
-    ),
-}
-
-
-def as_family(family: RouterFamily | str) -> RouterFamily:
+def as_family(family: str | Enum) -> str:
     """Parse a family name, with an error that lists the known ones.
 
     Parameters
     ----------
-    family : RouterFamily or str
+    family : str or RouterFamily
         E.g. ``"logit-fc"``.
 
     Returns
     -------
-    RouterFamily
+    str
+        The registered name.
     """
-    try:
-        return RouterFamily(family)
-    except ValueError:
-        known = ", ".join(repr(f.value) for f in RouterFamily)
-        raise ValueError(f"unknown router family {family!r}; known families: {known}") from None
+    name = family.value if isinstance(family, Enum) else family
+    if name not in FAMILIES:
+        known = ", ".join(repr(f) for f in FAMILIES)
+        raise ValueError(f"unknown router family {family!r}; known families: {known}")
+    return str(name)
+
+
+def family_of(family: str | Enum) -> type[RouterGuide]:
+    """The guide class of a family (its ``model_cls`` and build settings come with it)."""
+    return FAMILIES[as_family(family)]

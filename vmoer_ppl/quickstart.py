@@ -72,10 +72,11 @@ def notebook_task(smoke: bool | None = None, *, n_test: int = 200) -> NotebookTa
         net = ToyMoEClassifier(ToyMoEConfig())
         return NotebookTask(net, *split, kwargs={"layers": "all"}, steps=3, name="toy (smoke)")
     from vmoer_ppl.bayesianize import bayesianize
+    from vmoer_ppl.pipeline.backbone import suffix_data
     from vmoer_ppl.pipeline.demo import demo_config
-    from vmoer_ppl.pipeline.fit import strip, suffix_data
     from vmoer_ppl.pipeline.loading import load_model
     from vmoer_ppl.pipeline.run_data import encode_sets
+    from vmoer_ppl.pipeline.run_dir import strip
 
     cfg = demo_config(n_test=n_test, ood=())
     net, tok, label = load_model(cfg)

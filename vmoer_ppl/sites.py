@@ -16,7 +16,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from vmoer_ppl.nn.router import Router, RoutingFn
+from vmoer_ppl.nn.router import Router
 
 
 @dataclass(frozen=True)
@@ -209,23 +209,39 @@ def routing_grid(name: str) -> Iterator[None]:
         _GRID.reset(token)
 
 
+class AtSite:
+    """A router's ``routing_fn``: calls ``policy(site, u, l_det)`` for its one site."""
+
+    __slots__ = ("policy", "site")
+
+    def __init__(self, policy: Callable[..., Any], site: RouterSite) -> None:
+        self.policy, self.site = policy, site
+
+    def __call__(self, u: torch.Tensor, l_det: torch.Tensor) -> Any:
+        """Route `(…, D)` inputs with `(…, E)` logits at this site."""
+        return self.policy(self.site, u, l_det)
+
+
 @contextlib.contextmanager
 def install_routing(
-    sites: Sequence[RouterSite], make_fn: Callable[[RouterSite], RoutingFn]
+    sites: Sequence[RouterSite], policy: Callable[[RouterSite, torch.Tensor, torch.Tensor], Any]
 ) -> Iterator[None]:
-    """Install a routing function in each site's router for the duration of a ``with`` block.
+    """Install a routing policy in each site's router for the duration of a ``with`` block.
+
+    Prefer :func:`vmoer_ppl.routing.run_routed`, which also calls the network.
 
     Parameters
     ----------
     sites : sequence of RouterSite
         Routers to override.
-    make_fn : callable
-        ``make_fn(site) -> routing_fn(u, l_det) -> RoutingOutput``.
+    policy : callable
+        ``policy(site, u, l_det) -> RoutingOutput``, e.g. a
+        :class:`~vmoer_ppl.routing.RoutingPolicy`.
     """
     previous = [s.router.routing_fn for s in sites]
     try:
         for s in sites:
-            cast(Any, s.router).routing_fn = make_fn(s)  # a plain attribute, not a module
+            cast(Any, s.router).routing_fn = AtSite(policy, s)  # a plain attribute, not a module
         yield
     finally:
         for s, fn in zip(sites, previous, strict=True):

@@ -7,7 +7,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tests.common import toy_net, toy_pair
-from vmoer_ppl.adapter_io import CONFIG_NAME, WEIGHTS_NAME, from_pretrained
+from vmoer_ppl.adapter_io import CONFIG_NAME, WEIGHTS_NAME
+from vmoer_ppl.pretrained import from_pretrained
 
 
 @pytest.fixture

@@ -1,17 +1,17 @@
 """transformers MoE models: exact parity, frozen-ness, router logits/aux loss, save and load."""
 
 import copy
-import functools
 import hashlib
 
 import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
+from vmoer_ppl.guides.base import GuideRouting
 
 from tests.integrations.tiny_hf import COMMON, CONFIGS, ROUTERS_PER_MODEL, tiny_model
 from vmoer_ppl import SVIConfig, bayesianize, fit_svi, from_pretrained, predict
 from vmoer_ppl.integrations.hf import last_token_index
-from vmoer_ppl.sites import install_routing
+from vmoer_ppl.routing import run_routed
 
 ARCHS = list(CONFIGS)
 
@@ -52,12 +52,10 @@ def test_router_logits_and_aux_loss_survive_bayesian_routing(arch):
     hf = tiny_model(arch)
     ids, mask = _batch()
     model, guide = bayesianize(hf, family="logit-mf", layers="last:1")
-    ctx = model.context({"input_ids": ids, "attention_mask": mask})
-    with (
-        torch.no_grad(),
-        install_routing(model.sites, lambda s: functools.partial(guide._route, s, ctx)),
-    ):
-        out = hf(input_ids=ids, attention_mask=mask, output_router_logits=True)
+    inputs = {"input_ids": ids, "attention_mask": mask, "output_router_logits": True}
+    policy = GuideRouting(guide, model.context(inputs))
+    with torch.no_grad():
+        out = run_routed(hf, inputs, model.sites, policy)
     assert len(out.router_logits) == ROUTERS_PER_MODEL[arch]
     assert all(
         r.shape == (14, s.num_experts)

@@ -134,7 +134,7 @@ def test_stage1_lora_adapts_attention_and_experts_not_routers(setup, tmp_path):
     lora = json.loads((run / "stage1" / "adapter_config.json").read_text())
     assert set(lora["target_modules"]) == {"q_proj", "k_proj", "v_proj"}
     assert "experts.gate_up_proj" in lora["target_parameters"]
-    from vmoer_ppl.pipeline.fit import adapted
+    from vmoer_ppl.pipeline.backbone import adapted
     from vmoer_ppl.pipeline.loading import load_model
 
     cfg = FitConfig.load(run)
@@ -161,7 +161,7 @@ def test_stage1_on_the_suffix_adapts_only_layers_from_the_first_bayesian_one(
     assert regime["first_layer"] == 2 and len(regime["losses"]) == 3
     for key in ("val_before", "val_after"):
         assert {"acc", "mean_confidence", "ece", "temperature", "overconfident"} <= set(regime[key])
-    from vmoer_ppl.pipeline.fit import adapted
+    from vmoer_ppl.pipeline.backbone import adapted
     from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
 
     cfg = FitConfig.load(run)
@@ -175,7 +175,7 @@ def test_stage1_on_the_suffix_adapts_only_layers_from_the_first_bayesian_one(
     assert model_fingerprint(after) != model_fingerprint(after, below=2)
     assert main(["evaluate", str(run)]) == 0
     # the same stage 1 in another run comes from the stage-1 cache, not from training
-    import vmoer_ppl.pipeline.fit as fit_mod
+    import vmoer_ppl.pipeline.backbone as fit_mod
 
     def no_training(*args, **kwargs):
         raise AssertionError("stage 1 trained again")

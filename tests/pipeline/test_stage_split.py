@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from vmoer_ppl.pipeline.backbone import stage_rows
 from vmoer_ppl.pipeline.config import FitConfig
-from vmoer_ppl.pipeline.fit import stage_rows
 
 
 def _train(n=7):

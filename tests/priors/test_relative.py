@@ -7,7 +7,8 @@ import torch
 
 from tests.common import assert_close, toy_batch, toy_net
 from vmoer_ppl import bayesianize
-from vmoer_ppl.adapter_io import CONFIG_NAME, from_pretrained
+from vmoer_ppl.adapter_io import CONFIG_NAME
+from vmoer_ppl.pretrained import from_pretrained
 from vmoer_ppl.priors import GaussianPrior, PerSitePrior
 from vmoer_ppl.priors.relative import logit_spread, parse_prior_scale, relative_prior
 

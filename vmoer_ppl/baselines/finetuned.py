@@ -14,10 +14,9 @@ import torch
 from torch import nn
 
 from vmoer_ppl.baselines.base import BaselineGuide, SampledLogits
-from vmoer_ppl.data.tensors import inputs_of, subset
-from vmoer_ppl.infer.svi import batch_at
+from vmoer_ppl.data.tensors import batch_at, inputs_of, subset
 from vmoer_ppl.nn.gates import route
-from vmoer_ppl.sites import install_routing
+from vmoer_ppl.routing import RoutingPolicy, run_routed
 
 
 @dataclass
@@ -29,6 +28,37 @@ class FinetuneResult:
     swa_mean: dict[str, torch.Tensor] = field(default_factory=dict)
     sq_mean: dict[str, torch.Tensor] = field(default_factory=dict)
     deviations: dict[str, torch.Tensor] = field(default_factory=dict)  # (rank, E, D)
+    count: int = 0
+
+    def collect(self, weights: dict[str, torch.Tensor], rank: int) -> None:
+        """Add one SWAG snapshot of each router's `(E, D)` weight (running moments, deviations)."""
+        self.count += 1
+        for name, w in weights.items():
+            m = self.swa_mean.get(name, torch.zeros_like(w))
+            q = self.sq_mean.get(name, torch.zeros_like(w))
+            self.swa_mean[name] = m + (w - m) / self.count
+            self.sq_mean[name] = q + (w**2 - q) / self.count
+            dev = (w - self.swa_mean[name])[None]
+            prev = self.deviations.get(name, dev[:0])
+            self.deviations[name] = torch.cat([prev, dev])[-rank:]
+
+
+class DeltaRouting(RoutingPolicy):
+    """Routing with fine-tuned router weights ``W_r + ΔW``: logits ``l_det + u ΔWᵀ``.
+
+    Parameters
+    ----------
+    deltas : dict of str to torch.Tensor
+        Router name -> `(E, D)` ``ΔW``.
+    """
+
+    def __init__(self, deltas: dict[str, torch.Tensor]) -> None:
+        self.deltas = deltas
+
+    def __call__(self, site, u, l_det):
+        """The gate rule on the fine-tuned logits."""
+        delta = self.deltas[site.name].to(u.dtype)
+        return route(l_det + u @ delta.T, site.top_k, site.gate_rule)
 
 
 def finetune_routers(
@@ -71,35 +101,20 @@ def finetune_routers(
     )
     opt = torch.optim.Adam(deltas.parameters(), lr=lr)
 
-    def make(i, s):
-        def fn(u, l_det):
-            return route(l_det + u @ deltas[str(i)].to(u.dtype).T, s.top_k, s.gate_rule)
-
-        return fn
-
     n, res = len(data["labels"]), FinetuneResult({})
-    count, first = 0, int(swag_start * steps)
+    first = int(swag_start * steps)
     inputs_all = inputs_of(data)
-    with install_routing(sites, lambda s: make(sites.index(s), s)):
-        for step in range(steps):
-            idx = batch_at(step, n, min(batch_size, n), seed)
-            logits = model.net(**subset(inputs_all, idx))
-            loss = nn.functional.cross_entropy(logits.float(), data["labels"][idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            res.losses.append(loss.item())
-            if swag and step >= first:
-                count += 1
-                for i, s in enumerate(sites):
-                    w = (s.weight + deltas[str(i)]).detach()
-                    m = res.swa_mean.get(s.name, torch.zeros_like(w))
-                    q = res.sq_mean.get(s.name, torch.zeros_like(w))
-                    res.swa_mean[s.name] = m + (w - m) / count
-                    res.sq_mean[s.name] = q + (w**2 - q) / count
-                    dev = (w - res.swa_mean[s.name])[None]
-                    prev = res.deviations.get(s.name, dev[:0])
-                    res.deviations[s.name] = torch.cat([prev, dev])[-rank:]
+    policy = DeltaRouting({s.name: deltas[str(i)] for i, s in enumerate(sites)})
+    for step in range(steps):
+        idx = batch_at(step, n, min(batch_size, n), seed)
+        logits = run_routed(model.net, subset(inputs_all, idx), sites, policy)
+        loss = nn.functional.cross_entropy(logits.float(), data["labels"][idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        res.losses.append(loss.item())
+        if swag and step >= first:
+            res.collect({s.name: (s.weight + policy.deltas[s.name]).detach() for s in sites}, rank)
     res.deltas = {s.name: deltas[str(i)].detach().clone() for i, s in enumerate(sites)}
     return res
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
@@ -77,3 +78,31 @@ def length_order(data: Mapping[str, torch.Tensor]) -> torch.Tensor:
 def unsort(x: torch.Tensor, order: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """Rows of ``x`` (N along ``dim``), computed in ``order``, back in data order."""
     return torch.empty_like(x).index_copy_(dim, order, x)
+
+
+def batch_at(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
+    """Row indices of the minibatch at ``step``: a pure function of (seed, step), so resumable.
+
+    Every row appears once per epoch (the last batch of an epoch is shorter); each epoch has its
+    own seeded permutation.
+
+    Parameters
+    ----------
+    step : int
+        Optimiser step (0-based).
+    n : int
+        Data-set size N.
+    batch_size : int
+        Rows per batch.
+    seed : int
+        Seed of the permutations.
+
+    Returns
+    -------
+    torch.Tensor
+        `(batch_size,)` or shorter int64 row indices.
+    """
+    per_epoch = math.ceil(n / batch_size)
+    epoch, pos = divmod(step, per_epoch)
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)[pos * batch_size : (pos + 1) * batch_size]

@@ -14,7 +14,7 @@ from torch import nn
 
 from vmoer_ppl.infer.compiled import router_forward
 from vmoer_ppl.nn.gates import route
-from vmoer_ppl.sites import install_routing
+from vmoer_ppl.routing import RoutingPolicy, run_routed
 
 GAMMAS = (0.001, 0.002, 0.005, 0.007, 0.01, 0.02, 0.05)
 
@@ -35,19 +35,41 @@ def _embedding(net: nn.Module) -> nn.Module:
     raise ValueError(f"{type(net).__name__}: no input embedding module found")
 
 
-def _router_fn(model, guide, site, num_samples, store, noise=None):
-    def fn(u, l_det):
-        if noise is not None:  # variant "router": perturb this router's input, re-run only it
-            u = u + noise(u)
+class StabilityProbe(RoutingPolicy):
+    """Routes each Bayesian router as the compared model would and keeps its experts.
+
+    Parameters
+    ----------
+    model : RouterModel
+        The routing semantics of a Bayesian router.
+    guide : RouterGuide or None
+        MC routing with this guide; ``None``: the gate rule on ``l_det`` (deterministic).
+    num_samples : int
+        S of the Bayesian routers.
+    noise : callable, optional
+        ``noise(u) -> (…, D)`` added to each router's input before routing (variant "router").
+
+    Attributes
+    ----------
+    experts : dict of str to torch.Tensor
+        Router name -> `(B, T, K)` (or `(B*T, K)`) selected experts of the last forward.
+    """
+
+    def __init__(self, model, guide, num_samples: int, noise=None) -> None:
+        self.model, self.guide, self.num_samples, self.noise = model, guide, num_samples, noise
+        self.experts: dict[str, torch.Tensor] = {}
+
+    def __call__(self, site, u, l_det):
+        """Route ``site`` (its input perturbed in variant "router") and keep the experts."""
+        if self.noise is not None:  # variant "router": perturb this router's input, re-run only it
+            u = u + self.noise(u)
             l_det = u @ site.weight.to(u.dtype).T
-        if guide is None:
+        if self.guide is None:
             out = route(l_det, site.top_k, site.gate_rule)
         else:
-            out = router_forward(model, guide, site, u, l_det, num_samples)
-        store[site.name] = out.experts
+            out = router_forward(self.model, self.guide, site, u, l_det, self.num_samples)
+        self.experts[site.name] = out.experts
         return out
-
-    return fn
 
 
 @torch.no_grad()
@@ -92,22 +114,21 @@ def routing_stability(
     norms: list = []
 
     def run(noise_emb=None, noise_router=None) -> dict:
-        store: dict = {}
         if noise_emb is not None:
             hook = emb.register_forward_hook(lambda m, a, out: out + noise_emb(out))
         elif noise_router is None:  # the clean run: measure the embedding norms
             hook = emb.register_forward_hook(lambda m, a, out: norms.append(out.norm(dim=-1)))
         else:
             hook = None
-        make = lambda s: _router_fn(model, guide, s, num_samples, store, noise_router)  # noqa: E731
+        probe = StabilityProbe(model, guide, num_samples, noise_router)
         try:
-            with torch.random.fork_rng(), install_routing(sites, make):
+            with torch.random.fork_rng():
                 torch.manual_seed(seed)
-                net(**inputs)
+                run_routed(net, inputs, sites, probe)
         finally:
             if hook is not None:
                 hook.remove()
-        return store
+        return probe.experts
 
     clean = run()
     scale = torch.cat([n.flatten() for n in norms]).mean()

@@ -8,7 +8,6 @@ router latents. ``tests/infer/test_fused.py`` checks equal loss and gradients at
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import pyro.distributions as dist
 import torch
@@ -24,7 +23,8 @@ from vmoer_ppl.infer.score_function import (
     per_question_nll,
 )
 from vmoer_ppl.models.base import RouterModel
-from vmoer_ppl.sites import install_routing, router_grid
+from vmoer_ppl.routing import RoutingPolicy, run_routed
+from vmoer_ppl.sites import router_grid
 
 
 def kl_term(q: dist.Distribution, p: dist.Distribution, value: torch.Tensor) -> torch.Tensor:
@@ -98,54 +98,94 @@ def fused_loss(
         ctx = dataclasses.replace(
             ctx, token_scale=model.beta / norm.tokens, global_scale=ctx.global_scale / norm.shards
         )
-    terms: list[torch.Tensor] = []
     sf = check_estimator(estimator) == "score-function"
-    logq = []  # score function: per-question log q of the draws, (B,) per grid and router
+    policy = FusedELBO(model, guide, ctx, len(labels), recorder, score_function=sf)
+    outputs = run_routed(model.net, net_inputs, model.sites, policy)
+    labels = labels.to(outputs.device) if isinstance(outputs, torch.Tensor) else labels
+    nll = -poutine.trace(model.likelihood).get_trace(outputs, labels).log_prob_sum()
+    shard = 1.0 if norm is None else len(labels) / norm.questions
+    nll = nll * shard  # the likelihood averages over this shard's questions
+    terms = policy.terms
+    if sf and policy.logq:
+        adv = per_question_nll(model, outputs, labels) - mean_routing_nll(
+            model, guide, net_inputs, labels
+        )
+        surrogate = shard * (adv.detach() * sum(policy.logq)).sum()
+        terms.append(surrogate - surrogate.detach())  # value 0, gradient E[(NLL - b) ∇log q]
+    if recorder is not None:
+        recorder.nll += nll.item()
+    return nll + sum(terms)
 
-    def draw_global(site, key, q, p):
+
+class FusedELBO(RoutingPolicy):
+    """Each Bayesian router draws from ``q`` and adds its KL to :attr:`terms` (one pass).
+
+    Parameters
+    ----------
+    model : RouterModel
+        Priors and routing semantics.
+    guide : RouterGuide
+        ``q`` of every latent.
+    ctx : RouteContext
+        Grids, plates and scales of the minibatch (the KL scales β/N come from it).
+    num_questions : int
+        B, for the score function's per-question ``log q``.
+    recorder : Recorder, optional
+        Collects per-router diagnostics.
+    score_function : bool
+        Detach the logit draws and keep their ``log q`` in :attr:`logq`.
+
+    Attributes
+    ----------
+    terms : list of torch.Tensor
+        `()` scaled KL terms, one per latent and grid.
+    logq : list of torch.Tensor
+        `(B,)` per-question ``log q`` of the draws (score function only).
+    """
+
+    def __init__(
+        self, model, guide, ctx, num_questions: int, recorder=None, *, score_function=False
+    ) -> None:
+        self.model, self.guide, self.ctx = model, guide, ctx
+        self.num_questions, self.recorder, self.sf = num_questions, recorder, score_function
+        self.terms: list[torch.Tensor] = []
+        self.logq: list[torch.Tensor] = []
+
+    def draw_global(self, site, key: str, q, p) -> torch.Tensor:
         """Draw a global latent once per forward (as sample_latents does), adding its KL once."""
+        ctx = self.ctx
         if (site.name, key) not in ctx.cache:
             value = q.rsample()
-            terms.append(ctx.global_scale * kl_term(q, p, value).sum())
+            self.terms.append(ctx.global_scale * kl_term(q, p, value).sum())
             ctx.cache[site.name, key] = value
         return ctx.cache[site.name, key]
 
-    def route(site, u, l_det):
-        grid = ctx.grid()
+    def draw_local(self, site, key: str, q, p, grid) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw a per-token latent; add its masked KL; returns (value used, KL `(S, T)`)."""
+        drawn = value = q.rsample()
+        if self.sf and key not in self.model.selection_latents:  # a constant draw; its log q
+            value = drawn.detach()
+            self.logq.append(per_question(q.log_prob(value), grid.mask, self.num_questions))
+        kl = kl_term(q, p, drawn)  # (S, T); a sampled KL stays pathwise
+        masked = torch.where(grid.mask, kl, kl.new_zeros(()))
+        self.terms.append(self.ctx.token_scale * masked.sum())
+        return value, kl
+
+    def __call__(self, site, u, l_det):
+        """Draw every latent of ``site`` from ``q``, add the KLs, route with the draws."""
+        model, guide, grid = self.model, self.guide, self.ctx.grid()
         u, l_det = router_grid(site, u, l_det, *grid.shape)
         q_h, p_h = guide.hyper.dists(site), model.prior.hyper_priors(site)
-        hyper = {k: draw_global(site, k, q, p_h[k]) for k, q in q_h.items()}  # the guide's order
+        hyper = {k: self.draw_global(site, k, q, p_h[k]) for k, q in q_h.items()}  # guide's order
         q = guide.q_dists(site, u, l_det)
         p = model.prior_dists(site, u, l_det, hyper)
         values, kls = {}, {}
         for k, d in q.items():
             if k in model.global_latents:
-                values[k] = draw_global(site, k, d, p[k])
+                values[k] = self.draw_global(site, k, d, p[k])
             else:
-                drawn = values[k] = d.rsample()
-                if sf and k not in model.selection_latents:  # a constant draw; its log q
-                    values[k] = drawn.detach()
-                    logq.append(per_question(d.log_prob(values[k]), grid.mask, len(labels)))
-                kl = kl_term(d, p[k], drawn)  # (S, T); a sampled KL stays pathwise
-                kls[k] = kl
-                terms.append(ctx.token_scale * torch.where(grid.mask, kl, kl.new_zeros(())).sum())
+                values[k], kls[k] = self.draw_local(site, k, d, p[k], grid)
         out = model.route_latents(site, u, l_det, values)
-        if recorder is not None:
-            recorder.add(site, model, q, p, kls, l_det, out, grid.mask)
+        if self.recorder is not None:
+            self.recorder.add(site, model, q, p, kls, l_det, out, grid.mask)
         return out
-
-    with install_routing(model.sites, lambda s: functools.partial(route, s)):
-        outputs = model.net(**net_inputs)
-    labels = labels.to(outputs.device) if isinstance(outputs, torch.Tensor) else labels
-    nll = -poutine.trace(model.likelihood).get_trace(outputs, labels).log_prob_sum()
-    shard = 1.0 if norm is None else len(labels) / norm.questions
-    nll = nll * shard  # the likelihood averages over this shard's questions
-    if sf and logq:
-        adv = per_question_nll(model, outputs, labels) - mean_routing_nll(
-            model, guide, net_inputs, labels
-        )
-        surrogate = shard * (adv.detach() * sum(logq)).sum()
-        terms.append(surrogate - surrogate.detach())  # value 0, gradient E[(NLL - b) ∇log q]
-    if recorder is not None:
-        recorder.nll += nll.item()
-    return nll + sum(terms)

@@ -12,7 +12,6 @@ draw. In the other modes the signals come from the same S draws.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import cast
@@ -26,7 +25,9 @@ from vmoer_ppl.nn.gates import route
 from vmoer_ppl.nn.link import check_link, is_sigmoid_rule
 from vmoer_ppl.nn.masks import last_token_index
 from vmoer_ppl.nn.mc import entropy, mc_logits, mutual_information, softmax
-from vmoer_ppl.sites import install_routing, router_grid
+from vmoer_ppl.nn.outputs import RoutingOutput
+from vmoer_ppl.routing import RoutingPolicy, run_routed
+from vmoer_ppl.sites import router_grid
 
 
 class PredictMode(str, Enum):
@@ -118,44 +119,78 @@ def draw(d: dist.Distribution, num_samples: int) -> torch.Tensor:
     return cast(torch.distributions.Distribution, d).rsample(torch.Size((num_samples,)))
 
 
-def _route(model, guide, ctx, mode, link, num_samples, store, keep, site, u, l_det):
-    grid = ctx.grid()
-    u, l_det = router_grid(site, u, l_det, *grid.shape)
-    q = guide.q_dists(site, u, l_det)
-    if mode is PredictMode.ANALYTIC and not keep:  # closed form throughout: no draws at all
-        a = model.analytic_routing(site, u, l_det, q, link)
-        out = route(a.gate_logits, site.top_k, site.gate_rule)
-        store[routing_key(site, grid.name)] = LayerRouting(
-            a.probs, out.experts, entropy(a.probs), a.mutual_information, a.ilv
-        )
+class PredictiveRouting(RoutingPolicy):
+    """Prediction-time routing of each Bayesian router; its :class:`LayerRouting` in :attr:`store`.
+
+    Parameters
+    ----------
+    model : RouterModel
+        Routing semantics (``logit_samples``, ``analytic_routing``, ``route_latents``).
+    guide : RouterGuide
+        ``q`` of every latent.
+    ctx : RouteContext
+        Grids of the batch.
+    mode : PredictMode
+        How to route (see :func:`predict`).
+    link : str
+        Link approximation of the analytic mode.
+    num_samples : int
+        S.
+    keep_draws : bool
+        Keep the latent draws in each :class:`LayerRouting`.
+    """
+
+    def __init__(self, model, guide, ctx, mode, link, num_samples, keep_draws=False) -> None:
+        self.model, self.guide, self.ctx = model, guide, ctx
+        self.mode, self.link, self.num_samples, self.keep = mode, link, num_samples, keep_draws
+        self.store: dict[str, LayerRouting] = {}
+
+    def __call__(self, site, u, l_det):
+        """Route ``site`` under the mode; record its routing and signals in :attr:`store`."""
+        grid = self.ctx.grid()
+        u, l_det = router_grid(site, u, l_det, *grid.shape)
+        q = self.guide.q_dists(site, u, l_det)
+        if self.mode is PredictMode.ANALYTIC and not self.keep:
+            out, layer = self.closed_form(site, u, l_det, q)
+        else:
+            out, layer = self.sampled(site, u, l_det, q)
+        self.store[routing_key(site, grid.name)] = layer
         return out
-    skip = model.selection_latents if mode is not PredictMode.SAMPLE and not keep else ()
-    draws = {k: draw(d, num_samples) for k, d in q.items() if k not in skip}  # (S, ...) each
-    samples = model.logit_samples(site, u, l_det, draws)  # (S, B, T, E)
-    probs = softmax(samples)  # (S, B, T, E), once for routing and every signal
-    if mode is PredictMode.MC:
-        gate_logits = mc_logits(samples, site.gate_rule, probs=probs)  # log p̄ -> gate rule
-        out = route(gate_logits, site.top_k, site.gate_rule)
-    elif mode is PredictMode.ANALYTIC:  # with keep_draws: route in closed form, keep the draws
-        gate_logits = model.analytic_routing(site, u, l_det, q, link).gate_logits
-        out = route(gate_logits, site.top_k, site.gate_rule)
-    elif mode is PredictMode.MEAN:
-        out = model.route_latents(site, u, l_det, guide.point_values(q))
-    else:
-        out = model.route_latents(site, u, l_det, {k: v[0] for k, v in draws.items()})
-    if "logits" in q:  # closed form tr Σ for the logit families
-        ilv = q["logits"].variance.sum(-1)
-    elif num_samples > 1:
-        ilv = samples.var(0, unbiased=True).sum(-1)
-    else:
-        ilv = torch.zeros_like(l_det[..., 0])
-    exact = mode is PredictMode.ANALYTIC and not is_sigmoid_rule(site.gate_rule)
-    p_bar = softmax(gate_logits) if exact else probs.mean(0)
-    mi = mutual_information(samples, probs=probs)
-    store[routing_key(site, grid.name)] = LayerRouting(
-        p_bar, out.experts, entropy(p_bar), mi, ilv, draws if keep else None
-    )
-    return out
+
+    def closed_form(self, site, u, l_det, q) -> tuple[RoutingOutput, LayerRouting]:
+        """The analytic mode without draws: routing and every signal in closed form."""
+        a = self.model.analytic_routing(site, u, l_det, q, self.link)
+        out = route(a.gate_logits, site.top_k, site.gate_rule)
+        layer = LayerRouting(a.probs, out.experts, entropy(a.probs), a.mutual_information, a.ilv)
+        return out, layer
+
+    def sampled(self, site, u, l_det, q) -> tuple[RoutingOutput, LayerRouting]:
+        """S draws of the routing logits; route under the mode; signals from the same draws."""
+        model, mode, keep = self.model, self.mode, self.keep
+        skip = model.selection_latents if mode is not PredictMode.SAMPLE and not keep else ()
+        draws = {k: draw(d, self.num_samples) for k, d in q.items() if k not in skip}  # (S, ...)
+        samples = model.logit_samples(site, u, l_det, draws)  # (S, B, T, E)
+        probs = softmax(samples)  # (S, B, T, E), once for routing and every signal
+        gate_logits, out = self.route_mode(site, u, l_det, q, draws, samples, probs)
+        ilv = model.logit_variance(q, samples, l_det)
+        exact = mode is PredictMode.ANALYTIC and not is_sigmoid_rule(site.gate_rule)
+        p_bar = softmax(gate_logits) if exact else probs.mean(0)
+        mi = mutual_information(samples, probs=probs)
+        layer = LayerRouting(p_bar, out.experts, entropy(p_bar), mi, ilv, draws if keep else None)
+        return out, layer
+
+    def route_mode(self, site, u, l_det, q, draws, samples, probs):
+        """``(gate logits or None, RoutingOutput)`` of the mode, given the draws."""
+        model, mode = self.model, self.mode
+        if mode is PredictMode.MC:
+            gate_logits = mc_logits(samples, site.gate_rule, probs=probs)  # log p̄ -> gate rule
+            return gate_logits, route(gate_logits, site.top_k, site.gate_rule)
+        if mode is PredictMode.ANALYTIC:  # with keep_draws: route in closed form, keep the draws
+            gate_logits = model.analytic_routing(site, u, l_det, q, self.link).gate_logits
+            return gate_logits, route(gate_logits, site.top_k, site.gate_rule)
+        if mode is PredictMode.MEAN:
+            return None, model.route_latents(site, u, l_det, self.guide.point_values(q))
+        return None, model.route_latents(site, u, l_det, {k: v[0] for k, v in draws.items()})
 
 
 def routing_key(site, grid: str) -> str:
@@ -218,11 +253,10 @@ def predict(
     inputs.pop("labels", None)
     net_inputs = model.net_inputs(input_ids, attention_mask, **inputs)
     ctx = model.context(net_inputs)
-    store: dict = {}
     check_link(link)
-    fn = functools.partial(_route, model, guide, ctx, mode, link, num_samples, store, keep_draws)
-    with install_routing(model.sites, lambda s: functools.partial(fn, s)):
-        logits = model.net(**net_inputs)  # (B, C)
+    policy = PredictiveRouting(model, guide, ctx, mode, link, num_samples, keep_draws)
+    logits = run_routed(model.net, net_inputs, model.sites, policy)  # (B, C)
+    store = policy.store
     first = ctx.first
     rows = torch.arange(first.shape[0])
     last = last_token_index(first.mask)  # (B,)

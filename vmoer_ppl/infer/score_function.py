@@ -15,13 +15,11 @@ Select it with ``SVIConfig(estimator="score-function")`` (``vmoer fit --estimato
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from pyro import poutine
 
-from vmoer_ppl.guides.base import point_value
-from vmoer_ppl.sites import install_routing, router_grid
+from vmoer_ppl.routing import RoutingPolicy, run_routed
+from vmoer_ppl.sites import router_grid
 
 ESTIMATORS = ("pathwise", "score-function")
 
@@ -75,16 +73,22 @@ def per_question(values: torch.Tensor, mask: torch.Tensor, num_questions: int) -
     return rows.reshape(num_questions, -1).sum(-1)
 
 
+class PointRouting(RoutingPolicy):
+    """Every Bayesian router at its posterior's point value (Gaussian mean, log-normal median)."""
+
+    def __init__(self, model, guide, ctx) -> None:
+        self.model, self.guide, self.ctx = model, guide, ctx
+
+    def __call__(self, site, u, l_det):
+        """Route ``site`` with each latent of ``q`` at its point value."""
+        u, l_det = router_grid(site, u, l_det, *self.ctx.grid().shape)
+        q = self.guide.q_dists(site, u, l_det)
+        return self.model.route_latents(site, u, l_det, self.guide.point_values(q))
+
+
 @torch.no_grad()
 def mean_routing_nll(model, guide, net_inputs: dict, labels: torch.Tensor) -> torch.Tensor:
     """Per-question NLL with every Bayesian router at its posterior's point value, `(B,)`."""
-    ctx = model.context(net_inputs)
-
-    def route(site, u, l_det):
-        u, l_det = router_grid(site, u, l_det, *ctx.grid().shape)
-        q = guide.q_dists(site, u, l_det)
-        return model.route_latents(site, u, l_det, {k: point_value(d) for k, d in q.items()})
-
-    with install_routing(model.sites, lambda s: functools.partial(route, s)):
-        outputs = model.net(**net_inputs)
+    policy = PointRouting(model, guide, model.context(net_inputs))
+    outputs = run_routed(model.net, net_inputs, model.sites, policy)
     return per_question_nll(model, outputs, labels)

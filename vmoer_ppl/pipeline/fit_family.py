@@ -17,10 +17,9 @@ import torch
 
 from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.data.tensors import subset
-from vmoer_ppl.families import FAMILIES, as_family
+from vmoer_ppl.families import family_of
 from vmoer_ppl.infer.diagnostics import posterior_summary
 from vmoer_ppl.infer.svi import SVIConfig, fit_svi
-from vmoer_ppl.models.logit_router import LogitRouterModel
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.tracking import TrackerLog, open_trackers
 from vmoer_ppl.priors.relative import logit_spread, parse_prior_scale, relative_prior
@@ -51,7 +50,7 @@ def family_prior(cfg: FitConfig, family: str, bm, train: dict):
         ``(prior or None, record)``; None keeps the family's default prior.
     """
     parsed = parse_prior_scale(cfg.prior_scale)
-    if parsed is None or FAMILIES[as_family(family)].model_cls is not LogitRouterModel:
+    if parsed is None or not family_of(family).model_cls.logit_scale_prior:
         return None, {"rule": "default"}
     kind, value = parsed
     if kind == "absolute":
@@ -159,7 +158,7 @@ def prior_candidates(prior_scale: str | None, family: str) -> tuple:
     text = str(prior_scale) if prior_scale is not None else ""
     if not text.startswith("auto"):
         return (prior_scale,)
-    if FAMILIES[as_family(family)].model_cls is not LogitRouterModel:
+    if not family_of(family).model_cls.logit_scale_prior:
         return (None,)  # only the logit families take a prior scale
     values = text.partition(":")[2]
     return tuple(f"relative:{v}" for v in values.split(",")) if values else AUTO_SCALES

@@ -6,11 +6,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmoer_ppl.adapter_io import from_pretrained
+from vmoer_ppl.pipeline.backbone import adapted, suffix_data
 from vmoer_ppl.pipeline.config import FitConfig
-from vmoer_ppl.pipeline.fit import adapted, strip, suffix_data
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
 from vmoer_ppl.pipeline.run_data import encode_sets
+from vmoer_ppl.pipeline.run_dir import strip
+from vmoer_ppl.pretrained import from_pretrained
 
 log = logging.getLogger(__name__)
 

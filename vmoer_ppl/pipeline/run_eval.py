@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from vmoer_ppl.pipeline.evaluate import (
     option_counts,
     with_answer_scores,
 )
-from vmoer_ppl.pipeline.fit import FIT_FILE, RUN_FILE, scorer_kwargs, strip
 from vmoer_ppl.pipeline.open_run import open_run
 from vmoer_ppl.pipeline.plots import (
     plot_reliability,
@@ -33,6 +31,7 @@ from vmoer_ppl.pipeline.plots import (
     plot_stability,
 )
 from vmoer_ppl.pipeline.report import write_run
+from vmoer_ppl.pipeline.run_dir import read_finished, scorer_kwargs, strip
 from vmoer_ppl.pipeline.validate import check_prediction
 from vmoer_ppl.safe_files import run_lock
 
@@ -41,15 +40,10 @@ RC = "risk_coverage_id.png"
 
 def check_run(out: Path, overwrite: bool) -> dict:
     """The run's ``run.json`` after checking the run is finished and not yet evaluated."""
-    FitConfig.load(out)  # a clear error when this is not a run directory
-    if not (out / FIT_FILE).exists():
-        raise FileNotFoundError(
-            f"{out}: the fit did not finish (no {FIT_FILE}); run the same `vmoer fit` command "
-            "again to resume it"
-        )
+    run = read_finished(out)
     if (out / "metrics.json").exists() and not overwrite:
         raise FileExistsError(f"{out} is already evaluated; pass --overwrite to evaluate again")
-    return json.loads((out / RUN_FILE).read_text())
+    return run
 
 
 def evaluate_run(

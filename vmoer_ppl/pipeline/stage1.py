@@ -21,8 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from vmoer_ppl.data.tensors import subset
-from vmoer_ppl.infer.svi import batch_at
+from vmoer_ppl.data.tensors import batch_at, subset
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,12 @@
 """Pluggable priors over router latents."""
 
-from vmoer_ppl.priors.base import Prior, check_scale
+from vmoer_ppl.priors.base import PRIOR_TYPES, Prior, check_scale, prior_from_config
 from vmoer_ppl.priors.gaussian import GaussianPrior
 from vmoer_ppl.priors.hierarchical import HierarchicalGaussianPrior
 from vmoer_ppl.priors.shorthands import CallablePrior, PerSitePrior, as_prior, gaussian_scale
 
 __all__ = [
+    "PRIOR_TYPES",
     "CallablePrior",
     "GaussianPrior",
     "HierarchicalGaussianPrior",
@@ -14,4 +15,5 @@ __all__ = [
     "as_prior",
     "check_scale",
     "gaussian_scale",
+    "prior_from_config",
 ]

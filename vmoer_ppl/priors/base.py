@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import pyro.distributions as dist
 import torch
 
 from vmoer_ppl.sites import RouterSite
+
+#: Serialisable prior classes by their ``config_type`` (filled by subclassing :class:`Prior`).
+PRIOR_TYPES: dict[str, type[Prior]] = {}
 
 
 class Prior(ABC):
@@ -29,7 +33,28 @@ class Prior(ABC):
     ...
     ...     def prior_dist(self, site, loc, hyper):
     ...         return dist.StudentT(self.df, loc, self.scale)
+
+    A prior that sets ``config_type`` and implements :meth:`to_config` / :meth:`from_config` is
+    saved with an adapter and rebuilt on loading; any other is recorded by ``repr`` and must be
+    passed to ``from_pretrained(prior=...)``.
     """
+
+    #: Name of this prior in a saved adapter's JSON; ``None``: not serialisable (custom).
+    config_type: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("config_type"):
+            PRIOR_TYPES[cls.__dict__["config_type"]] = cls
+
+    def to_config(self) -> dict:
+        """JSON description of this prior: ``{"type": config_type, ...}``; custom by ``repr``."""
+        return {"type": "custom", "repr": repr(self)}
+
+    @classmethod
+    def from_config(cls, spec: Mapping[str, Any]) -> Prior:
+        """Rebuild from :meth:`to_config`'s output."""
+        raise NotImplementedError(f"{cls.__name__} has no from_config")
 
     @abstractmethod
     def prior_dist(
@@ -74,3 +99,27 @@ def check_scale(scale: float | torch.Tensor, what: str = "prior scale") -> None:
     t = torch.as_tensor(scale, dtype=torch.float64)
     if not (torch.isfinite(t).all() and (t > 0).all()):
         raise ValueError(f"{what} must be finite and > 0, got {scale!r}; e.g. use 1.0")
+
+
+def prior_from_config(spec: Mapping[str, Any]) -> Prior:
+    """Rebuild a saved prior from its JSON description (:meth:`Prior.to_config`).
+
+    Parameters
+    ----------
+    spec : mapping
+        ``{"type": ..., ...}`` as written into an adapter's config.
+
+    Returns
+    -------
+    Prior
+
+    Raises
+    ------
+    ValueError
+        For a custom prior, which the caller must pass again.
+    """
+    cls = PRIOR_TYPES.get(str(spec.get("type")))
+    if cls is None:
+        what = spec.get("repr", spec.get("type"))
+        raise ValueError(f"the adapter was trained with a custom prior ({what}); pass prior=")
+    return cls.from_config(spec)

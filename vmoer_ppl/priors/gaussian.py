@@ -24,9 +24,20 @@ class GaussianPrior(Prior):
     1. VMoER, arXiv:2603.09453, §3.1 (prior mean ``l_det = u W_r``); PAPER.md §3.2.
     """
 
+    config_type = "gaussian"
+
     def __init__(self, scale: float = 1.0) -> None:
         check_scale(scale)
         self.scale = float(scale)
+
+    def to_config(self) -> dict:
+        """``{"type": "gaussian", "scale": s}``."""
+        return {"type": "gaussian", "scale": self.scale}
+
+    @classmethod
+    def from_config(cls, spec) -> GaussianPrior:
+        """Rebuild from :meth:`to_config`."""
+        return cls(spec["scale"])
 
     def prior_dist(
         self, site: RouterSite, loc: torch.Tensor, hyper: Mapping[str, torch.Tensor]

@@ -26,10 +26,21 @@ class HierarchicalGaussianPrior(Prior):
         Log-space spread of the per-layer scale.
     """
 
+    config_type = "hierarchical"
+
     def __init__(self, scale: float = 1.0, hyper_scale: float = 0.5) -> None:
         check_scale(scale)
         check_scale(hyper_scale, "hyper_scale")
         self.scale, self.hyper_scale = float(scale), float(hyper_scale)
+
+    def to_config(self) -> dict:
+        """``{"type": "hierarchical", "scale": s, "hyper_scale": h}``."""
+        return {"type": "hierarchical", "scale": self.scale, "hyper_scale": self.hyper_scale}
+
+    @classmethod
+    def from_config(cls, spec) -> HierarchicalGaussianPrior:
+        """Rebuild from :meth:`to_config`."""
+        return cls(spec["scale"], spec["hyper_scale"])
 
     def hyper_priors(self, site: RouterSite) -> dict[str, dist.Distribution]:
         """``{"prior_scale": LogNormal(log scale, hyper_scale)}``."""

@@ -9,17 +9,16 @@ the median over tokens, and sets ``s_ℓ = c × spread_ℓ``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 
 import torch
 
 from vmoer_ppl.data.tensors import batches, inputs_of
-from vmoer_ppl.nn.gates import route
 from vmoer_ppl.priors.base import check_scale
 from vmoer_ppl.priors.gaussian import GaussianPrior
 from vmoer_ppl.priors.shorthands import PerSitePrior
-from vmoer_ppl.sites import install_routing, router_grid
+from vmoer_ppl.routing import Deterministic, run_routed
+from vmoer_ppl.sites import router_grid
 
 
 def parse_prior_scale(text: str | float | None) -> tuple[str, float] | None:
@@ -57,6 +56,26 @@ def parse_prior_scale(text: str | float | None) -> tuple[str, float] | None:
     return kind, value
 
 
+class SpreadProbe(Deterministic):
+    """Deterministic routing that records the spread of ``l_det`` per router.
+
+    The spread is the std across experts of each real token's ``l_det``; set :attr:`ctx` to
+    the batch's context before each forward.
+    """
+
+    def __init__(self) -> None:
+        self.ctx = None
+        self.spreads: dict[str, list[torch.Tensor]] = {}
+
+    def __call__(self, site, u, l_det):
+        """Record the spreads at ``site``, then route with the gate rule."""
+        grid = self.ctx.grid()
+        _, grid_logits = router_grid(site, u, l_det, *grid.shape)
+        spread = grid_logits.float().std(-1)[grid.mask].cpu()  # (n_real,)
+        self.spreads.setdefault(site.name, []).append(spread)
+        return super().__call__(site, u, l_det)
+
+
 @torch.no_grad()
 def logit_spread(model, data: Mapping[str, torch.Tensor], batch_size: int = 16) -> dict[str, float]:
     """Median over real tokens of the std across experts of ``l_det``, per Bayesian router.
@@ -77,25 +96,14 @@ def logit_spread(model, data: Mapping[str, torch.Tensor], batch_size: int = 16) 
     dict of str to float
         Router name -> median logit spread.
     """
-    spreads: dict[str, list[torch.Tensor]] = {s.name: [] for s in model.sites}
-
-    def measure(site, u, l_det, *, ctx):
-        grid = ctx.grid()
-        _, grid_logits = router_grid(site, u, l_det, *grid.shape)
-        spreads[site.name].append(grid_logits.float().std(-1)[grid.mask].cpu())  # (n_real,)
-        return route(l_det, site.top_k, site.gate_rule)
-
+    probe = SpreadProbe()
     for batch in batches(inputs_of(data), batch_size):
         net_inputs = model.net_inputs(**batch)
-        ctx = model.context(net_inputs)
-
-        def make(site, ctx=ctx):
-            return functools.partial(measure, site, ctx=ctx)
-
-        with install_routing(model.sites, make):
-            model.net(**net_inputs)
+        probe.ctx = model.context(net_inputs)
+        run_routed(model.net, net_inputs, model.sites, probe)
     out = {}
-    for name, parts in spreads.items():
+    for name in (s.name for s in model.sites):
+        parts = probe.spreads.get(name, [])
         if not parts or not sum(len(p) for p in parts):
             raise ValueError(f"{name}: no real token reached this router; check the data")
         out[name] = torch.cat(parts).median().item()

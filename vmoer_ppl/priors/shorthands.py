@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 import pyro.distributions as dist
 import torch
 
-from vmoer_ppl.priors.base import Prior
+from vmoer_ppl.priors.base import Prior, prior_from_config
 from vmoer_ppl.priors.gaussian import GaussianPrior
 from vmoer_ppl.sites import RouterSite
 
@@ -26,8 +26,24 @@ class CallablePrior(Prior):
 class PerSitePrior(Prior):
     """A different prior per router, keyed by router name (``"layers.1.moe.router"``)."""
 
+    config_type = "per-site"
+
     def __init__(self, priors: Mapping[str, Prior], default: Prior) -> None:
         self.priors, self.default = dict(priors), default
+
+    def to_config(self) -> dict:
+        """``{"type": "per-site", "default": ..., "sites": {name: ...}}``; custom if any part is."""
+        parts = {k: v.to_config() for k, v in self.priors.items()}
+        default = self.default.to_config()
+        if any(p["type"] == "custom" for p in (default, *parts.values())):
+            return super().to_config()
+        return {"type": "per-site", "default": default, "sites": parts}
+
+    @classmethod
+    def from_config(cls, spec) -> PerSitePrior:
+        """Rebuild from :meth:`to_config`."""
+        sites = {k: prior_from_config(v) for k, v in spec["sites"].items()}
+        return cls(sites, prior_from_config(spec["default"]))
 
     def _for(self, site: RouterSite) -> Prior:
         return self.priors.get(site.name, self.default)

@@ -18,16 +18,17 @@ import numpy as np
 import torch
 import xarray as xr
 
-from vmoer_ppl.adapter_io import from_pretrained
 from vmoer_ppl.data.tensors import inputs_of, subset
 from vmoer_ppl.diagnostics.export import save_datatree, to_datatree
 from vmoer_ppl.diagnostics.loo import loo_compare, loo_markdown
 from vmoer_ppl.infer.predictive import predict, routing_key
 from vmoer_ppl.nn.masks import last_token_index
+from vmoer_ppl.pipeline.backbone import adapted, suffix_data
 from vmoer_ppl.pipeline.config import FitConfig
-from vmoer_ppl.pipeline.fit import FIT_FILE, adapted, strip, suffix_data
 from vmoer_ppl.pipeline.loading import load_model
 from vmoer_ppl.pipeline.run_data import encode_sets
+from vmoer_ppl.pipeline.run_dir import FIT_FILE, strip
+from vmoer_ppl.pretrained import from_pretrained
 from vmoer_ppl.safe_files import run_lock, save_figure, write_text
 
 
