@@ -1,24 +1,23 @@
 """The ``vmoer`` command line: ``demo``, ``fit``, ``evaluate``, ``compare``, ``inspect``, ``toy``.
 
-``fit`` and ``demo`` take one flag per field of :class:`vmoer_ppl.pipeline.FitConfig` (the help of
-each flag is the field's comment there); ``demo`` only changes the defaults.
+``fit`` and ``demo`` take one flag per field of :class:`vmoer_ppl.pipeline.FitConfig` (type and
+help from the field: :mod:`vmoer_ppl.pipeline.flags`) and ``--config FILE`` (JSON or YAML);
+``demo`` only changes the defaults.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
-import re
 import sys
 import time
-from dataclasses import MISSING, fields, replace
 
 from vmoer_ppl.evaluation.stability import GAMMAS
 from vmoer_ppl.nn.link import LINKS
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.demo import DEMO, run_demo
 from vmoer_ppl.pipeline.fit import run_fit
+from vmoer_ppl.pipeline.flags import add_config_flags, config_from
 from vmoer_ppl.pipeline.report import summary_table
 from vmoer_ppl.pipeline.run_eval import evaluate_run
 from vmoer_ppl.safe_files import RunInUseError
@@ -34,53 +33,6 @@ USER_ERRORS = (
     FloatingPointError,
     MemoryError,  # a batch refused by its memory estimate before allocating
 )
-
-
-def field_help(cls) -> dict[str, str]:
-    """The trailing ``# comment`` of each dataclass field, read from the class source."""
-    src = inspect.getsource(cls)
-    return dict(re.findall(r"^\s+(\w+):[^#\n]*#\s*(.+)$", src, flags=re.M))
-
-
-def _optional(kind):
-    """``text -> kind(text)``, with ``"none"`` giving None (argparse shows the kind's name)."""
-
-    def parse(text: str):
-        return None if text.lower() == "none" else kind(text)
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def add_config_flags(parser: argparse.ArgumentParser, defaults: FitConfig) -> None:
-    """One flag per :class:`FitConfig` field (``n_train`` -> ``--n-train``), defaults shown."""
-    helps = field_help(FitConfig)
-    for f in fields(FitConfig):
-        if f.name == "embedded":
-            continue
-        flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
-        text = f"{helps.get(f.name, '')} (default: {default})"
-        if f.type == "bool":
-            parser.add_argument(flag, dest=f.name, action="store_true", help=text)
-        elif f.type.startswith("tuple"):
-            parser.add_argument(flag, dest=f.name, nargs="*", default=default, help=text)
-        else:
-            base = f.type.removesuffix(" | None")
-            kind = {"int": int, "float": float}.get(base, str)
-            if base != f.type and kind is not str:
-                kind = _optional(kind)
-            parser.add_argument(flag, dest=f.name, type=kind, default=default, help=text)
-    assert all(f.default is not MISSING or f.name == "embedded" for f in fields(FitConfig))
-
-
-def config_from(args: argparse.Namespace, defaults: FitConfig) -> FitConfig:
-    """The :class:`FitConfig` of parsed flags."""
-    values = {f.name: getattr(args, f.name) for f in fields(FitConfig) if f.name != "embedded"}
-    for key in ("families", "ood", "baselines"):
-        if values[key] is not None:
-            values[key] = tuple(values[key])
-    values["lr_grid"] = tuple(float(v) for v in values["lr_grid"])
-    return replace(defaults, **values)
 
 
 def _print_summary(res: dict, out: str, took: float) -> None:
@@ -193,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_flags(fit, FitConfig())
     fit.set_defaults(func=_fit)
+    add_evaluate(sub)
+    add_compare(sub)
+    add_inspect(sub)
+    add_toy(sub)
+    return parser
+
+
+def add_evaluate(sub) -> None:
+    """The ``evaluate`` command's flags."""
     ev = sub.add_parser(
         "evaluate", help="evaluate a fitted run: metrics.json, report.md and plots/ in RUN_DIR"
     )
@@ -235,12 +196,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-boot", dest="n_boot", type=int, default=200, help="bootstrap resamples (default: 200)"
     )
     ev.set_defaults(func=_evaluate)
+
+
+def add_compare(sub) -> None:
+    """The ``compare`` command's flags."""
     cmp = sub.add_parser(
         "compare", help="mean ± sd over several evaluated runs that differ only in --seed"
     )
     cmp.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="evaluated run directories")
     cmp.add_argument("--out", default=None, help="also write OUT.md and OUT.json")
     cmp.set_defaults(func=_compare)
+
+
+def add_inspect(sub) -> None:
+    """The ``inspect`` command's flags."""
     ins = sub.add_parser(
         "inspect", help="ArviZ export, PSIS-LOO comparison and posterior plots of a fitted run"
     )
@@ -261,12 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ins.add_argument("--num-samples", dest="num_samples", type=int, default=35, help="S")
     ins.set_defaults(func=_inspect)
+
+
+def add_toy(sub) -> None:
+    """The ``toy`` command's flags."""
     toy = sub.add_parser("toy", help="toy end-to-end example on a synthetic task")
     toy.add_argument("--smoke", action="store_true", help="tiny sizes, for tests")
     toy.add_argument("--seed", type=int, default=0, help="seed of data, training and sampling")
     toy.add_argument("--out", default=None, help="directory for metrics.json")
     toy.set_defaults(func=_toy)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

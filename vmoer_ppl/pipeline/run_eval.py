@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ from vmoer_ppl.pipeline.evaluate import (
     option_counts,
     with_answer_scores,
 )
-from vmoer_ppl.pipeline.open_run import open_run
+from vmoer_ppl.pipeline.open_run import OpenedRun, open_run
 from vmoer_ppl.pipeline.plots import (
     plot_reliability,
     plot_risk_coverage,
@@ -46,136 +47,170 @@ def check_run(out: Path, overwrite: bool) -> dict:
     return run
 
 
-def evaluate_run(
-    run_dir: str | Path,
-    *,
-    overwrite: bool = False,
-    num_samples: int | None = None,
-    model: str | None = None,
-    n_boot: int = 200,
-    stability_questions: int = 8,
-    gammas: tuple[float, ...] = GAMMAS,
-    baselines: tuple[str, ...] | None = None,
-    predict_mode: str | None = None,
-    link: str | None = None,
-) -> dict:
+@dataclass
+class EvalSettings:
+    """What :func:`evaluate_run` was asked for, beyond the run's own settings.
+
+    Attributes
+    ----------
+    overwrite : bool
+        Replace an earlier evaluation.
+    num_samples : int, optional
+        S at prediction (default: the run's).
+    model : str, optional
+        Load this model instead of the run's (the same weights; checked).
+    n_boot : int
+        Bootstrap resamples.
+    stability_questions : int
+        ID test questions probed for routing stability (0: skip).
+    gammas : tuple of float
+        Noise levels of the stability probe.
+    baselines : tuple of str, optional
+        Baseline routers (default: the run's).
+    predict_mode, link : str, optional
+        Prediction mode and link approximation of the VMoER routers (default: the run's).
+    """
+
+    overwrite: bool = False
+    num_samples: int | None = None
+    model: str | None = None
+    n_boot: int = 200
+    stability_questions: int = 8
+    gammas: tuple[float, ...] = GAMMAS
+    baselines: tuple[str, ...] | None = None
+    predict_mode: str | None = None
+    link: str | None = None
+
+    def check(self) -> None:
+        """Refuse values that cannot be evaluated, naming the flags."""
+        n, q, s = self.n_boot, self.stability_questions, self.num_samples
+        if n < 1 or q < 0 or (s is not None and s < 1):
+            raise ValueError(
+                f"--n-boot {n} / --stability-questions {q} / --num-samples {s}: need n-boot "
+                ">= 1, stability-questions >= 0 and num-samples >= 1"
+            )
+        check_prediction(self.predict_mode or "mc", self.link or "second-order")
+
+    def applied(self, cfg: FitConfig) -> FitConfig:
+        """The run's settings with these overrides applied (checked)."""
+        cfg = replace(cfg, model=self.model or cfg.model)
+        if self.baselines is not None:
+            cfg.baselines = tuple(self.baselines)
+        cfg.predict_mode, cfg.link = self.predict_mode or cfg.predict_mode, self.link or cfg.link
+        if self.num_samples:
+            cfg.num_samples = self.num_samples
+        check_prediction(cfg.predict_mode, cfg.link)
+        return cfg
+
+
+def evaluate_run(run_dir: str | Path, **settings) -> dict:
     """Evaluate a fitted run and write ``metrics.json``, ``report.md`` and ``plots/``.
 
     Parameters
     ----------
     run_dir : str or Path
         A directory written by :func:`vmoer_ppl.pipeline.run_fit`.
-    overwrite : bool
-        Replace an earlier evaluation.
-    num_samples : int, optional
-        S at prediction (default: the run's).
-    model : str, optional
-        Load this model instead of the run's (it must be the same weights; checked).
-    n_boot : int
-        Bootstrap resamples of the ID metrics' 95% CIs and the paired comparisons.
-    stability_questions : int
-        ID test questions probed for routing stability (0: skip).
-    gammas : tuple of float
-        Noise levels of the stability probe.
-    baselines : tuple of str, optional
-        Baseline routers to evaluate (default: the run's ``baselines``).
-    predict_mode, link : str, optional
-        Prediction mode of the VMoER routers (``"mc"`` or ``"analytic"``) and the analytic
-        mode's link approximation (default: the run's).
+    **settings
+        Fields of :class:`EvalSettings`: ``overwrite``, ``num_samples``, ``model``, ``n_boot``,
+        ``stability_questions``, ``gammas``, ``baselines``, ``predict_mode``, ``link``.
 
     Returns
     -------
     dict
         ``{"meta": ..., "results": {router: {"id": ..., "<ood set>": ...}}}``.
     """
-    if n_boot < 1 or stability_questions < 0 or (num_samples is not None and num_samples < 1):
-        raise ValueError(
-            f"--n-boot {n_boot} / --stability-questions {stability_questions} / --num-samples "
-            f"{num_samples}: need n-boot >= 1, stability-questions >= 0 and num-samples >= 1"
-        )
-    check_prediction(predict_mode or "mc", link or "second-order")
+    how = EvalSettings(**settings)
+    how.check()
     with run_lock(run_dir, "evaluate"):
-        return evaluate_locked(
-            Path(run_dir),
-            overwrite,
-            num_samples,
-            model,
-            n_boot,
-            stability_questions,
-            gammas,
-            baselines,
-            predict_mode,
-            link,
-        )
+        return evaluate_locked(Path(run_dir), how)
 
 
-def evaluate_locked(
-    out,
-    overwrite,
-    num_samples,
-    model,
-    n_boot,
-    stability_questions,
-    gammas,
-    baselines,
-    predict_mode,
-    link,
-) -> dict:
+def evaluate_locked(out: Path, how: EvalSettings) -> dict:
     """The body of :func:`evaluate_run` while the run directory is locked."""
-    run = check_run(out, overwrite)
-    cfg = FitConfig.load(out)
-    if model is not None:
-        cfg.model = model
-    if baselines is not None:
-        cfg.baselines = tuple(baselines)
-    cfg.predict_mode, cfg.link = predict_mode or cfg.predict_mode, link or cfg.link
-    check_prediction(cfg.predict_mode, cfg.link)
-    S = num_samples or cfg.num_samples
+    run = check_run(out, how.overwrite)
+    cfg = how.applied(FitConfig.load(out))
     t0 = time.perf_counter()
     opened = open_run(out, run, cfg)
-    net, tok, enc, sizes = opened.net, opened.tok, opened.enc, opened.sizes
-    id_key, eval_sets, guides, data = opened.id_key, opened.eval_sets, opened.guides, opened.data
-    option_hist = check_option_counts({k: enc[k] for k in eval_sets}, id_key)
-    if stability_questions and 0.01 not in gammas:
-        gammas = (*gammas, 0.01)  # the reported column
-    head = next(iter(guides.values()))[0].net
     timings = {"load_s": time.perf_counter() - t0}
+    option_hist = check_option_counts({k: opened.enc[k] for k in opened.eval_sets}, opened.id_key)
+    outs, temp = deterministic_routers(opened, timings)
+    outs.update(vmoer_routers(opened, cfg, timings))
+    outs.update(baseline_routers(opened, cfg, timings))
     t = time.perf_counter()
-    outs = {
-        "deterministic": {
-            k: deterministic_outputs(head, data[k], desc=f"deterministic {k}") for k in eval_sets
-        }
+    results = statistics(outs, opened.data, opened.id_key, how.n_boot)
+    results["temperature-scaling"]["temperature"] = temp
+    timings["statistics_s"] = time.perf_counter() - t
+    if how.stability_questions:
+        t = time.perf_counter()
+        gammas = how.gammas if 0.01 in how.gammas else (*how.gammas, 0.01)  # the report's column
+        stability(results, opened, cfg, how.stability_questions, gammas)
+        timings["stability_s"] = time.perf_counter() - t
+    plots = all_plots(out, outs, results, opened.data, opened.id_key)
+    timings["total_s"] = time.perf_counter() - t0
+    meta = {
+        "model": run["model"],
+        "scorer": cfg.scorer,
+        "id_set": opened.id_key.split(":", 1)[1],
+        "layers": cfg.layers,
+        "num_samples": cfg.num_samples,
+        "predict_mode": cfg.predict_mode,
+        "link": cfg.link,
+        "sizes": opened.sizes,
+        "option_counts": {k: {str(c): n for c, n in h.items()} for k, h in option_hist.items()},
+        "plots": plots,
+        "timings": timings,
+    }
+    write_run(out, meta, results)
+    return {"meta": meta, "results": results}
+
+
+def deterministic_routers(opened: OpenedRun, timings: dict) -> tuple[dict, float]:
+    """Outputs of the deterministic router and of post-hoc temperature scaling; the temperature."""
+    t = time.perf_counter()
+    data, head = opened.data, next(iter(opened.guides.values()))[0].net
+    det = {
+        k: deterministic_outputs(head, data[k], desc=f"deterministic {k}") for k in opened.eval_sets
     }
     temp = fit_temperature(deterministic_outputs(head, data["val"])["probs"], data["val"]["labels"])
-    outs["temperature-scaling"] = {
-        k: with_answer_scores(
-            {"probs": (p := apply_temperature(o["probs"], temp))}, option_counts(data[k], p)
-        )
-        for k, o in outs["deterministic"].items()
-    }
+    scaled = {}
+    for k, o in det.items():
+        p = apply_temperature(o["probs"], temp)
+        scaled[k] = with_answer_scores({"probs": p}, option_counts(data[k], p))
     timings["deterministic_s"] = time.perf_counter() - t
-    for family, (bm, guide) in guides.items():
+    return {"deterministic": det, "temperature-scaling": scaled}, temp
+
+
+def vmoer_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
+    """Outputs of each fitted family (its own draws: seeded per router, not by order)."""
+    outs = {}
+    for family, (bm, guide) in opened.guides.items():
         t = time.perf_counter()
-        torch.manual_seed(cfg.seed)  # each router's draws independent of evaluation order
+        torch.manual_seed(cfg.seed)
         outs[f"vmoer-{family}"] = {
             k: bayesian_outputs(
                 bm,
                 guide,
-                data[k],
-                num_samples=S,
+                opened.data[k],
+                num_samples=cfg.num_samples,
                 mode=cfg.predict_mode,
                 link=cfg.link,
                 desc=f"{family} {k}",
             )
-            for k in eval_sets
+            for k in opened.eval_sets
         }
         timings[f"{family}_s"] = time.perf_counter() - t
-    kwargs = scorer_kwargs(cfg, tok, enc)
+    return outs
+
+
+def baseline_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
+    """Build each baseline on the train split and take its outputs (added to ``opened.guides``)."""
+    outs, data = {}, opened.data
+    kwargs = scorer_kwargs(cfg, opened.tok, opened.enc)
     for name in cfg.baselines:
         t = time.perf_counter()
         torch.manual_seed(cfg.seed)
         bm, guide = make_baseline(
-            net,
+            opened.net,
             name,
             layers=cfg.layers,
             data=data["train"],
@@ -183,34 +218,44 @@ def evaluate_locked(
             seed=cfg.seed,
             **kwargs,
         )
-        guides[name] = (bm, guide)
+        opened.guides[name] = (bm, guide)
         torch.manual_seed(cfg.seed)
         outs[name] = {
-            k: bayesian_outputs(bm, guide, data[k], num_samples=S, desc=f"{name} {k}")
-            for k in eval_sets
+            k: bayesian_outputs(bm, guide, data[k], num_samples=cfg.num_samples, desc=f"{name} {k}")
+            for k in opened.eval_sets
         }
         timings[f"{name}_s"] = time.perf_counter() - t
-    t = time.perf_counter()
+    return outs
+
+
+def statistics(outs: dict, data: dict, id_key: str, n_boot: int) -> dict:
+    """Metrics with CIs per router and set; paired differences to the deterministic router."""
     results = {name: evaluate_outputs(o, data, id_key, n_boot=n_boot) for name, o in outs.items()}
-    labels = data[id_key]["labels"]
+    labels, base = data[id_key]["labels"], outs["deterministic"][id_key]["probs"]
     for name, o in outs.items():
         if name != "deterministic":
-            base = outs["deterministic"][id_key]["probs"]
             results[name]["vs_deterministic"] = {
                 k: paired_bootstrap(fn, (o[id_key]["probs"], labels), (base, labels), n_boot=n_boot)
                 for k, fn in (("acc", accuracy), ("nll", nll), ("brier", brier))
             }
-    results["temperature-scaling"]["temperature"] = temp
-    timings["statistics_s"] = time.perf_counter() - t
-    if stability_questions:
-        t = time.perf_counter()
-        probe = subset(strip(enc[id_key]), range(min(stability_questions, sizes[id_key])))
-        bm = next(iter(guides.values()))[0]
-        results["deterministic"]["stability"] = routing_stability(bm, None, probe, gammas=gammas)
-        for family, (m, g) in guides.items():
-            key = family if family in cfg.baselines else f"vmoer-{family}"
-            results[key]["stability"] = routing_stability(m, g, probe, gammas=gammas, num_samples=S)
-        timings["stability_s"] = time.perf_counter() - t
+    return results
+
+
+def stability(results: dict, opened: OpenedRun, cfg: FitConfig, n: int, gammas) -> None:
+    """Routing stability of every router on the first ``n`` ID test questions (into results)."""
+    id_key = opened.id_key
+    probe = subset(strip(opened.enc[id_key]), range(min(n, opened.sizes[id_key])))
+    bm = next(iter(opened.guides.values()))[0]
+    results["deterministic"]["stability"] = routing_stability(bm, None, probe, gammas=gammas)
+    for family, (m, g) in opened.guides.items():
+        key = family if family in cfg.baselines else f"vmoer-{family}"
+        results[key]["stability"] = routing_stability(
+            m, g, probe, gammas=gammas, num_samples=cfg.num_samples
+        )
+
+
+def all_plots(out: Path, outs: dict, results: dict, data: dict, id_key: str) -> list[str]:
+    """Every evaluation plot under ``out/plots``; their file names."""
     plots = write_plots(out, outs, data, id_key)
     plot_risk_coverage(
         {r: o[id_key] for r, o in outs.items()}, data[id_key]["labels"], out / "plots" / RC
@@ -218,22 +263,7 @@ def evaluate_locked(
     plots.append(RC)
     if plot_stability(results, out / "plots" / "stability.png") is not None:
         plots.append("stability.png")
-    timings["total_s"] = time.perf_counter() - t0
-    meta = {
-        "model": run["model"],
-        "scorer": cfg.scorer,
-        "id_set": id_key.split(":", 1)[1],
-        "layers": cfg.layers,
-        "num_samples": S,
-        "predict_mode": cfg.predict_mode,
-        "link": cfg.link,
-        "sizes": sizes,
-        "option_counts": {k: {str(c): n for c, n in h.items()} for k, h in option_hist.items()},
-        "plots": plots,
-        "timings": timings,
-    }
-    write_run(out, meta, results)
-    return {"meta": meta, "results": results}
+    return plots
 
 
 def write_plots(out: Path, outs: dict, data: dict, id_key: str) -> list[str]:
