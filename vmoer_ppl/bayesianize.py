@@ -138,15 +138,8 @@ def bayesianize(
         cast(Any, net).first_layer = decoder_layer_index(sites[0].name)
     freeze(net)
     prior = as_prior(prior, spec.default_prior())
-    model = spec.model_cls(
-        net,
-        sites,
-        prior=prior,
-        likelihood=likelihood,
-        beta=beta,
-        num_data=num_data,
-        **spec.model_kwargs,
-    )
+    kwargs = {"likelihood": likelihood, "beta": beta, "num_data": num_data}
+    model = spec.model_cls(net, sites, prior=prior, **kwargs, **spec.model_kwargs)
     model.spec = {
         "architecture": architecture_name(original),
         "num_routers": len(routers),
@@ -155,13 +148,18 @@ def bayesianize(
         "num_data": int(num_data),
         "trunk_dim": trunk_dim,
         "scorer": scorer if getattr(original, "config", None) is not None else None,
-        "option_token_ids": None
-        if option_token_ids is None
-        else [int(i) if isinstance(i, int) else [int(t) for t in i] for i in option_token_ids],
+        "option_token_ids": plain_token_ids(option_token_ids),
     }
     guide = spec(model, **spec.build_kwargs(prior, sites, trunk_dim))
     guide.place(execution_device)
     return model, guide
+
+
+def plain_token_ids(option_token_ids) -> list | None:
+    """Option token ids as JSON-ready ints (one id, or a list of ids, per option)."""
+    if option_token_ids is None:
+        return None
+    return [int(i) if isinstance(i, int) else [int(t) for t in i] for i in option_token_ids]
 
 
 def decoder_layer_index(name: str) -> int:

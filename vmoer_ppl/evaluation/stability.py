@@ -110,40 +110,80 @@ def routing_stability(
     if variant not in ("embedding", "router"):
         raise ValueError(f"variant={variant!r}: use 'embedding' or 'router'")
     inputs = {k: v for k, v in inputs.items() if k != "labels" and not k.endswith("_states")}
-    net, sites, emb = model.net, model.sites, _embedding(model.net)
     norms: list = []
-
-    def run(noise_emb=None, noise_router=None) -> dict:
-        if noise_emb is not None:
-            hook = emb.register_forward_hook(lambda m, a, out: out + noise_emb(out))
-        elif noise_router is None:  # the clean run: measure the embedding norms
-            hook = emb.register_forward_hook(lambda m, a, out: norms.append(out.norm(dim=-1)))
-        else:
-            hook = None
-        probe = StabilityProbe(model, guide, num_samples, noise_router)
-        try:
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
-                run_routed(net, inputs, sites, probe)
-        finally:
-            if hook is not None:
-                hook.remove()
-        return probe.experts
-
-    clean = run()
+    clean = probe_experts(model, guide, inputs, num_samples, seed, emb_hook=norms_hook(norms))
     scale = torch.cat([n.flatten() for n in norms]).mean()
-    per_layer = {s.name: [] for s in sites}
+    sites = model.sites
+    per_layer: dict[str, list[float]] = {s.name: [] for s in sites}
     for g in gammas:
-        gen = torch.Generator().manual_seed(seed + 1)
-        sigma = g * scale
-
-        def noise(x, gen=gen, sigma=sigma):
-            return sigma * torch.randn(x.shape, generator=gen, dtype=x.dtype)
-
-        noisy = run(noise_emb=noise) if variant == "embedding" else run(noise_router=noise)
+        noise = GaussianNoise(g * scale, seed + 1)
+        if variant == "embedding":
+            noisy = probe_experts(model, guide, inputs, num_samples, seed, emb_hook=noise.hook)
+        else:
+            noisy = probe_experts(model, guide, inputs, num_samples, seed, router_noise=noise)
         for s in sites:
-            per_layer[s.name].append(
-                jaccard(clean[s.name], noisy[s.name], s.num_experts).mean().item()
-            )
+            similarity = jaccard(clean[s.name], noisy[s.name], s.num_experts)
+            per_layer[s.name].append(similarity.mean().item())
     overall = [sum(v[i] for v in per_layer.values()) / len(sites) for i in range(len(gammas))]
     return {"gamma": list(gammas), "per_layer": per_layer, "overall": overall}
+
+
+class GaussianNoise:
+    """``sigma · N(0, I)`` shaped like its input, from its own seeded generator (one per γ)."""
+
+    def __init__(self, sigma: torch.Tensor | float, seed: int) -> None:
+        self.sigma, self.gen = sigma, torch.Generator().manual_seed(seed)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Noise `(…)` like ``x``."""
+        return self.sigma * torch.randn(x.shape, generator=self.gen, dtype=x.dtype)
+
+    def hook(self, module, args, out: torch.Tensor) -> torch.Tensor:
+        """A forward hook adding the noise to a module's output (the token embeddings)."""
+        return out + self(out)
+
+
+def norms_hook(norms: list):
+    """A forward hook that appends the token-embedding norms `(B, T)` to ``norms``."""
+
+    def hook(module, args, out):
+        norms.append(out.norm(dim=-1))
+
+    return hook
+
+
+def probe_experts(
+    model, guide, inputs: dict, num_samples: int, seed: int, *, emb_hook=None, router_noise=None
+) -> dict[str, torch.Tensor]:
+    """One forward under :class:`StabilityProbe` (its own seeded draws); the experts per router.
+
+    Parameters
+    ----------
+    model, guide
+        As in :func:`routing_stability`.
+    inputs : dict
+        Network inputs `(B, T)`.
+    num_samples, seed : int
+        S and the seed of the routing draws.
+    emb_hook : callable, optional
+        Forward hook on the input embedding (noise, or measuring norms).
+    router_noise : callable, optional
+        Noise added to each router's input.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        Router name -> `(…, K)` experts.
+    """
+    hook = None
+    if emb_hook is not None:
+        hook = _embedding(model.net).register_forward_hook(emb_hook)
+    probe = StabilityProbe(model, guide, num_samples, router_noise)
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            run_routed(model.net, inputs, model.sites, probe)
+    finally:
+        if hook is not None:
+            hook.remove()
+    return probe.experts

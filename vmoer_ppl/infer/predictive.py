@@ -242,12 +242,7 @@ def predict(
         Routing per Bayesian router and grid (keys ``router`` or ``router.grid``); the signals
         are read at the last real token of the first grid (the prompt).
     """
-    try:
-        mode = PredictMode(mode)
-    except ValueError:
-        raise ValueError(
-            f"unknown mode {mode!r}; use one of {[m.value for m in PredictMode]}"
-        ) from None
+    mode = as_mode(mode)
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     inputs.pop("labels", None)
@@ -256,20 +251,25 @@ def predict(
     check_link(link)
     policy = PredictiveRouting(model, guide, ctx, mode, link, num_samples, keep_draws)
     logits = run_routed(model.net, net_inputs, model.sites, policy)  # (B, C)
-    store = policy.store
-    first = ctx.first
-    rows = torch.arange(first.shape[0])
-    last = last_token_index(first.mask)  # (B,)
-    keys = [routing_key(s, first.name) for s in model.sites]
+    signals = [last_token_signal(policy.store, model.sites, ctx.first, name) for name in SIGNALS]
+    return PredictiveOutput(logits, torch.softmax(logits, -1), policy.store, *signals)
 
-    def at_last(name: str) -> torch.Tensor:
-        return torch.stack([getattr(store[k], name)[rows, last] for k in keys]).mean(0)
 
-    return PredictiveOutput(
-        logits,
-        torch.softmax(logits, -1),
-        store,
-        at_last("entropy"),
-        at_last("mutual_information"),
-        at_last("ilv"),
-    )
+#: The per-question routing signals of :class:`PredictiveOutput`, in its order.
+SIGNALS = ("entropy", "mutual_information", "ilv")
+
+
+def as_mode(mode: PredictMode | str) -> PredictMode:
+    """Parse a prediction mode, with an error listing the known ones."""
+    try:
+        return PredictMode(mode)
+    except ValueError:
+        known = [m.value for m in PredictMode]
+        raise ValueError(f"unknown mode {mode!r}; use one of {known}") from None
+
+
+def last_token_signal(store: dict, sites, grid, name: str) -> torch.Tensor:
+    """`(B,)` a :class:`LayerRouting` signal at each row's last real token, mean over routers."""
+    rows, last = torch.arange(grid.shape[0]), last_token_index(grid.mask)  # (B,), (B,)
+    keys = [routing_key(s, grid.name) for s in sites]
+    return torch.stack([getattr(store[k], name)[rows, last] for k in keys]).mean(0)
