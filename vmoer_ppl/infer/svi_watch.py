@@ -55,10 +55,9 @@ class Watch:
 
     def start(self) -> None:
         """Validate the initial guide (it competes too) when validating during training."""
-        stopper = self.state.stopper
-        if self.validate is not None and self.cfg.eval_every and self.state.step == 0:
-            if not stopper.history:
-                self.validation(0)
+        fresh = self.state.step == 0 and not self.state.stopper.history
+        if self.validate is not None and self.cfg.eval_every and fresh:
+            self.validation(0)
 
     def after_step(self, record: dict) -> None:
         """Callback, tracking, validation every ``eval_every`` steps, checkpoints."""

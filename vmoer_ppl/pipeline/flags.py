@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import types
 import typing
 from dataclasses import fields, replace
 from pathlib import Path
@@ -45,11 +44,9 @@ def flag_kind(annotation: Any) -> tuple[str, Any]:
     tuple
         The flag's shape and the parser of one value.
     """
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    optional = isinstance(annotation, types.UnionType) and len(args) < len(
-        typing.get_args(annotation)
-    )
-    base = args[0] if optional else annotation
+    members = [a for a in typing.get_args(annotation) if a is not type(None)]
+    optional = len(members) < len(typing.get_args(annotation))  # ``X | None``
+    base = members[0] if optional else annotation
     if base is bool:
         return "bool", bool
     if typing.get_origin(base) is tuple:
@@ -107,7 +104,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     known = {f.name for f in fields(FitConfig)} - NOT_FLAGS
     if unknown := sorted(set(raw) - known):
         raise ValueError(f"{path}: unknown settings {unknown}; see `vmoer fit --help`")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    return as_tuples(raw)
 
 
 def parse_mapping(path: Path, text: str) -> Any:
@@ -128,5 +125,10 @@ def config_from(args: argparse.Namespace, defaults: FitConfig) -> FitConfig:
     if getattr(args, "config_file", None):
         values.update(read_config_file(args.config_file))
     given = {f.name: getattr(args, f.name) for f in fields(FitConfig) if hasattr(args, f.name)}
-    values.update({k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
+    values.update(as_tuples(given))
     return replace(defaults, **values)
+
+
+def as_tuples(values: dict[str, Any]) -> dict[str, Any]:
+    """Lists (from a file or ``nargs``) as the tuples :class:`FitConfig` holds."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
