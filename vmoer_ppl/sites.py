@@ -8,7 +8,6 @@ router's module path plus the latent, e.g. ``layers.1.moe.router.logits``.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -184,6 +183,8 @@ def check_router_input(
             f"{tuple(site.weight.shape)} (E, D={site.hidden_size}); pass hidden states of the "
             "model this router belongs to"
         )
+    if torch.compiler.is_compiling():
+        return  # a data-dependent branch: compiled forwards skip it, as they skip validation
     if not torch.isfinite(u if l_det is None else l_det).all():
         raise ValueError(
             f"{site.name}: router input contains NaN or inf; check the inputs and the dtype "
@@ -191,22 +192,25 @@ def check_router_input(
         )
 
 
-_GRID: contextvars.ContextVar[str] = contextvars.ContextVar("vmoer_routing_grid", default="")
+#: The grids being routed, innermost last. A plain list rather than a ContextVar so that
+#: ``torch.compile`` traces :func:`current_grid` (dynamo guards on its contents); routing state
+#: lives on shared router modules anyway, so one routed forward runs per thread at a time.
+_GRIDS: list[str] = [""]
 
 
 def current_grid() -> str:
     """Name of the token grid the network is routing now (``""`` unless a head says otherwise)."""
-    return _GRID.get()
+    return _GRIDS[-1]
 
 
 @contextlib.contextmanager
 def routing_grid(name: str) -> Iterator[None]:
     """Declare, inside a network's forward, which grid of tokens the next calls route."""
-    token = _GRID.set(name)
+    _GRIDS.append(name)
     try:
         yield
     finally:
-        _GRID.reset(token)
+        _GRIDS.pop()
 
 
 class AtSite:

@@ -48,7 +48,10 @@ def test_cli_fit_and_evaluate_on_cuda_in_bf16(tmp_path, monkeypatch):
         write_jsonl(tmp_path / "qa.jsonl"),
         tmp_path / "r",
     )
+    ood = tmp_path / "ood.jsonl"  # a local OOD file (no packaged sets needed), no ID questions
+    ood.write_text(Path(write_jsonl(ood, n=12)).read_text().replace("plus one", "minus one"))
     args = ["fit", "--model", model, "--data", data, "--out", str(run), *SMALL, *FAST]
+    args += ["--ood", str(ood)]
     assert main([*args, "--device", "cuda", "--dtype", "bfloat16", "--baselines"]) == 0
     assert main(["evaluate", str(run)]) == 0
 

@@ -2,7 +2,7 @@
 
 from vmoer_ppl.infer.freeze import check_only_guide_trains, freeze
 from vmoer_ppl.infer.fused import fused_loss, kl_term
-from vmoer_ppl.infer.kl import kl_full_cov, kl_mean_field
+from vmoer_ppl.infer.kl import kl_full_cov, kl_full_cov_diag, kl_mean_field
 from vmoer_ppl.infer.predictive import LayerRouting, PredictiveOutput, PredictMode, predict
 from vmoer_ppl.infer.svi import ELBOPath, SVIConfig, SVIResult, fit_svi
 
@@ -18,6 +18,7 @@ __all__ = [
     "freeze",
     "fused_loss",
     "kl_full_cov",
+    "kl_full_cov_diag",
     "kl_mean_field",
     "kl_term",
     "predict",

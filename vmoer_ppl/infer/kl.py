@@ -22,7 +22,6 @@ from torch.distributions import (
     LowRankMultivariateNormal,
     MultivariateNormal,
     Normal,
-    kl_divergence,
     register_kl,
 )
 
@@ -77,16 +76,40 @@ def kl_full_cov(
     return 0.5 * (trace + maha - E - logdet)
 
 
+def kl_full_cov_diag(
+    delta: torch.Tensor, scale_tril: torch.Tensor, prior_std: torch.Tensor
+) -> torch.Tensor:
+    """KL of ``N(m + Δμ, L Lᵀ)`` from ``N(m, diag(s²))`` with one scale per dimension.
+
+    Parameters
+    ----------
+    delta : torch.Tensor
+        `(..., E)` mean offset Δμ.
+    scale_tril : torch.Tensor
+        `(..., E, E)` lower-triangular L with positive diagonal.
+    prior_std : torch.Tensor
+        `(..., E)` prior standard deviations s.
+
+    Returns
+    -------
+    torch.Tensor
+        `(...)`; equals :func:`kl_full_cov` when every ``s_i`` is equal (no branch on the data,
+        so it traces under ``torch.compile``).
+    """
+    E = delta.shape[-1]
+    trace = (scale_tril / prior_std.unsqueeze(-1)).pow(2).sum((-2, -1))  # tr(diag(s⁻²) L Lᵀ)
+    maha = (delta / prior_std).pow(2).sum(-1)
+    log_l = torch.diagonal(scale_tril, dim1=-2, dim2=-1).log().sum(-1)
+    logdet = 2.0 * (log_l - prior_std.log().sum(-1))
+    return 0.5 * (trace + maha - E - logdet)
+
+
 @register_kl(MultivariateNormal, Independent)
 def _kl_mvn_independent_normal(q: MultivariateNormal, p: Independent) -> torch.Tensor:
     base = p.base_dist
     if not isinstance(base, Normal) or p.reinterpreted_batch_ndims != 1:
         raise NotImplementedError
-    s = base.scale
-    if not torch.equal(s, s[..., :1].expand_as(s)):  # diagonal, not isotropic: use MVN-MVN
-        p_mvn = MultivariateNormal(base.loc, scale_tril=torch.diag_embed(s))
-        return kl_divergence(q, p_mvn)
-    return kl_full_cov(q.loc - base.loc, q.scale_tril, s[..., 0])
+    return kl_full_cov_diag(q.loc - base.loc, q.scale_tril, base.scale.expand_as(q.loc))
 
 
 @register_kl(LowRankMultivariateNormal, Independent)

@@ -66,7 +66,9 @@ def option_pass_inputs(prompt_mask: torch.Tensor, option_mask: torch.Tensor):
     """Attention mask `(B·C, Tp + Tc)` and positions `(B·C, Tc)` of the options after the prompt."""
     B, C, Tc = option_mask.shape
     mask = torch.cat([prompt_mask.repeat_interleave(C, 0), option_mask.reshape(B * C, Tc)], 1)
-    pos = prompt_mask.sum(-1).repeat_interleave(C).unsqueeze(1) + torch.arange(Tc)
+    pos = prompt_mask.sum(-1).repeat_interleave(C).unsqueeze(1) + torch.arange(
+        Tc, device=prompt_mask.device
+    )
     return mask, pos
 
 

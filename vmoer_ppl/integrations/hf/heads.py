@@ -71,13 +71,19 @@ class NextTokenHead(nn.Module):
             keep = last.unique()  # sorted; one column when every row is left-padded
             kwargs["logits_to_keep"], col = keep, torch.searchsorted(keep, last)
         logits = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), **kwargs
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=position_ids(mask),
+            use_cache=False,  # one forward: a key/value cache is work and recompiles
+            **kwargs,
         ).logits
-        last = logits[torch.arange(len(ids)), col].float()  # (B, V)
+        last = logits[torch.arange(len(ids), device=logits.device), col].float()  # (B, V)
         if self.token_ids is None:
             return last
-        variants = last[:, self.token_ids]  # (B, C, W), duplicates pad options with fewer ids
-        first = torch.arange(variants.shape[-1]) < self.unique.unsqueeze(-1)  # (C, W)
+        # the head is built where the model was; the logits may be elsewhere (device_map, .to())
+        token_ids, unique = self.token_ids.to(last.device), self.unique.to(last.device)
+        variants = last[:, token_ids]  # (B, C, W), duplicates pad options with fewer ids
+        first = torch.arange(variants.shape[-1], device=last.device) < unique.unsqueeze(-1)
         return torch.logsumexp(variants.masked_fill(~first, float("-inf")), -1)  # (B, C)
 
 
