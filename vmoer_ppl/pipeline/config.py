@@ -8,9 +8,25 @@ from pathlib import Path
 from typing import Any
 
 from vmoer_ppl.embedded.build import EmbeddedConfig
+from vmoer_ppl.infer.svi_config import SVIConfig
 from vmoer_ppl.safe_files import write_text
 
 CONFIG_FILE = "config.json"
+
+#: The run settings SVI takes unchanged: FitConfig field -> SVIConfig field. The pipeline's own
+#: defaults differ where a run always has a validation split (``eval_every`` 20, ``patience`` 3).
+SVI_FIELDS = {
+    "svi_steps": "num_steps",
+    "svi_epochs": "epochs",
+    "batch_size": "batch_size",
+    "weight_decay": "weight_decay",
+    "estimator": "estimator",
+    "seed": "seed",
+    "eval_every": "eval_every",
+    "patience": "patience",
+    "predict_mode": "val_mode",
+    "link": "val_link",
+}
 
 
 def opt(default: Any, help: str) -> Any:
@@ -89,6 +105,25 @@ class FitConfig:
     out: str = opt("runs/fit", "run directory")
     overwrite: bool = opt(False, "replace an existing run's outputs")
     embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+
+    def svi_config(self, **runtime: Any) -> SVIConfig:
+        """The :class:`~vmoer_ppl.infer.SVIConfig` of one family's fit.
+
+        Parameters
+        ----------
+        **runtime
+            SVIConfig fields the run decides per fit (``lr`` of the grid, ``checkpoint_dir``,
+            ``shards``, ``progress``, ``context``).
+
+        Returns
+        -------
+        SVIConfig
+            The :data:`SVI_FIELDS` of this config, validation S (``val_samples``, else
+            ``num_samples``), then ``runtime``.
+        """
+        mapped = {svi: getattr(self, name) for name, svi in SVI_FIELDS.items()}
+        mapped["val_samples"] = self.val_samples or self.num_samples
+        return SVIConfig(**{**mapped, **runtime})
 
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` into ``directory``."""

@@ -19,7 +19,7 @@ from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.families import family_of
 from vmoer_ppl.infer.diagnostics import posterior_summary
-from vmoer_ppl.infer.svi import SVIConfig, fit_svi
+from vmoer_ppl.infer.svi import fit_svi
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.tracking import TrackerLog, open_trackers
 from vmoer_ppl.priors.relative import logit_spread, parse_prior_scale, relative_prior
@@ -200,19 +200,8 @@ def fit_lr_grid(
         torch.manual_seed(cfg.seed)  # every learning rate starts from the same guide
         bm, guide = bayesianize(backbone, family=family, prior=prior, **build)
         bm.spec["prior_scale"] = prior_record
-        svi = SVIConfig(
-            num_steps=cfg.svi_steps,
-            epochs=cfg.svi_epochs,
-            batch_size=cfg.batch_size,
+        svi = cfg.svi_config(
             lr=lr,
-            weight_decay=cfg.weight_decay,
-            estimator=cfg.estimator,
-            seed=cfg.seed,
-            eval_every=cfg.eval_every,
-            patience=cfg.patience,
-            val_samples=cfg.val_samples or cfg.num_samples,
-            val_mode=cfg.predict_mode,
-            val_link=cfg.link,
             checkpoint_dir=str(ckpt / f"lr{lr:g}" if len(grid) > 1 else ckpt),
             shards=shards,
             progress=is_main,
