@@ -178,6 +178,12 @@ def add_evaluate(sub) -> None:
         default=None,
         help="baseline routers: mc-dropout, temperature-sampling, ensemble, swag (default: run's)",
     )
+    add_probe_flags(ev)
+    ev.set_defaults(func=_evaluate)
+
+
+def add_probe_flags(ev) -> None:
+    """``evaluate``'s flags of the stability probe and the bootstrap."""
     ev.add_argument(
         "--stability-questions",
         dest="stability_questions",
@@ -195,7 +201,6 @@ def add_evaluate(sub) -> None:
     ev.add_argument(
         "--n-boot", dest="n_boot", type=int, default=200, help="bootstrap resamples (default: 200)"
     )
-    ev.set_defaults(func=_evaluate)
 
 
 def add_compare(sub) -> None:

@@ -42,6 +42,38 @@ def _latents_at_last(model, out, first) -> dict[str, torch.Tensor]:
     return {k: torch.stack(v) for k, v in per_latent.items()}
 
 
+def _one_draw(model, guide, inputs, labels, order, batch_size: int, gen):
+    """One joint posterior draw over all questions: log-lik `(N,)`, answers `(N,)`, latents."""
+    ll, ans, lat = [], [], []
+    for b, y in zip(
+        batches(inputs, batch_size, order), labels[order].split(batch_size), strict=True
+    ):
+        out = predict(model, guide, mode="sample", num_samples=1, keep_draws=True, **b)
+        ctx = model.context(model.net_inputs(**b)).first
+        ll.append(out.probs.gather(-1, y[:, None]).squeeze(-1).clamp_min(1e-30).log())
+        ans.append(torch.multinomial(out.probs.double(), 1, generator=gen).squeeze(-1))
+        lat.append(_latents_at_last(model, out, ctx))
+    latents = {k: unsort(torch.cat([x[k] for x in lat], 1), order, 1) for k in lat[0]}
+    return unsort(torch.cat(ll), order), unsort(torch.cat(ans), order), latents
+
+
+def _posterior_arrays(latents: list[dict], experts: int) -> tuple[dict, dict]:
+    """``(posterior, dims)`` for ArviZ: `(1, S, layer, question, ...)` arrays per latent."""
+    posterior, dims = {}, {"answer": ["question"]}
+    for name in latents[0]:
+        arr = torch.stack([d[name] for d in latents]).float().numpy()[None]  # (1, S, L, N, ...)
+        extra = arr.shape[4:]
+        if extra and extra[-1] == experts:
+            tail = ["expert"]
+        elif extra == (1,):
+            arr, tail = arr[..., 0], []
+        else:
+            tail = [f"{name}_component"] if extra else []
+        posterior[name] = arr
+        dims[name] = ["layer", "question", *tail]
+    return posterior, dims
+
+
 @torch.no_grad()
 def to_datatree(
     model,
@@ -92,32 +124,13 @@ def to_datatree(
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         for _ in tqdm(range(num_draws), desc="posterior draws", disable=not progress):
-            ll, ans, lat = [], [], []
-            for b, y in zip(
-                batches(inputs, batch_size, order), labels[order].split(batch_size), strict=True
-            ):
-                out = predict(model, guide, mode="sample", num_samples=1, keep_draws=True, **b)
-                ctx = model.context(model.net_inputs(**b)).first
-                ll.append(out.probs.gather(-1, y[:, None]).squeeze(-1).clamp_min(1e-30).log())
-                ans.append(torch.multinomial(out.probs.double(), 1, generator=gen).squeeze(-1))
-                lat.append(_latents_at_last(model, out, ctx))
-            loglik.append(unsort(torch.cat(ll), order))
-            answers.append(unsort(torch.cat(ans), order))
-            latents.append({k: unsort(torch.cat([x[k] for x in lat], 1), order, 1) for k in lat[0]})
+            ll, ans, lat = _one_draw(model, guide, inputs, labels, order, batch_size, gen)
+            loglik.append(ll)
+            answers.append(ans)
+            latents.append(lat)
     n, layers = len(labels), [s.name for s in model.sites]
     experts = model.sites[0].num_experts
-    posterior, dims = {}, {"answer": ["question"]}
-    for name in latents[0]:
-        arr = torch.stack([d[name] for d in latents]).float().numpy()[None]  # (1, S, L, N, ...)
-        extra = arr.shape[4:]
-        if extra and extra[-1] == experts:
-            tail = ["expert"]
-        elif extra == (1,):
-            arr, tail = arr[..., 0], []
-        else:
-            tail = [f"{name}_component"] if extra else []
-        posterior[name] = arr
-        dims[name] = ["layer", "question", *tail]
+    posterior, dims = _posterior_arrays(latents, experts)
     idata = az.from_dict(
         posterior=posterior,
         posterior_predictive={"answer": torch.stack(answers).numpy()[None]},

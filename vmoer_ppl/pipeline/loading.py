@@ -60,6 +60,39 @@ def model_fingerprint(model: nn.Module, below: int | None = None) -> str:
     return h.hexdigest()[:16]
 
 
+def load_checkpoint(cfg: FitConfig):
+    """``(model, tokenizer)`` of ``cfg.model`` placed as the run says, or a ValueError naming why.
+
+    The model's size is checked against the free memory from its config first (no OOM traceback).
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(cfg.model)
+        fits = check_fits(config, cfg.device, cfg.dtype, cfg.device_map)
+        log.info("--model %s: %s", cfg.model, fits)
+        kwargs = load_kwargs(cfg.device, cfg.dtype, cfg.device_map)
+        model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
+        return model, AutoTokenizer.from_pretrained(cfg.model)
+    except OSError as err:
+        raise ValueError(
+            f"--model {cfg.model}: cannot load it ({err}); give a directory saved with "
+            "save_pretrained or a hub id reachable from this machine"
+        ) from err
+    except SafetensorError as err:
+        raise ValueError(
+            f"--model {cfg.model}: its weights file is damaged or truncated ({err}); "
+            "copy or save the model again"
+        ) from err
+    except RuntimeError as err:
+        if "mismatch" not in str(err).lower():
+            raise
+        raise ValueError(
+            f"--model {cfg.model}: its config.json does not match its weights (tensor shapes "
+            "differ, e.g. the expert count); use the config the weights were saved with"
+        ) from err
+
+
 def load_model(cfg: FitConfig):
     """``(model, tokenizer, label)`` in eval mode, frozen.
 
@@ -68,8 +101,6 @@ def load_model(cfg: FitConfig):
     ValueError
         If the model has no MoE router (names the supported families).
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
     if cfg.model is None:
         model, tok = load_embedded(cfg.embedded)
         label = embedded_path(cfg.embedded).name
@@ -77,34 +108,7 @@ def load_model(cfg: FitConfig):
         model = model.to(dtype if dtype != "auto" else model.dtype)
         model = model.to(resolve_device(cfg.device)) if cfg.device_map is None else model
     else:
-        try:
-            log.info(
-                "--model %s: %s",
-                cfg.model,
-                check_fits(
-                    AutoConfig.from_pretrained(cfg.model), cfg.device, cfg.dtype, cfg.device_map
-                ),
-            )
-            kwargs = load_kwargs(cfg.device, cfg.dtype, cfg.device_map)
-            model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
-            tok = AutoTokenizer.from_pretrained(cfg.model)
-        except OSError as err:
-            raise ValueError(
-                f"--model {cfg.model}: cannot load it ({err}); give a directory saved with "
-                "save_pretrained or a hub id reachable from this machine"
-            ) from err
-        except SafetensorError as err:
-            raise ValueError(
-                f"--model {cfg.model}: its weights file is damaged or truncated ({err}); "
-                "copy or save the model again"
-            ) from err
-        except RuntimeError as err:
-            if "mismatch" not in str(err).lower():
-                raise
-            raise ValueError(
-                f"--model {cfg.model}: its config.json does not match its weights (tensor shapes "
-                "differ, e.g. the expert count); use the config the weights were saved with"
-            ) from err
+        model, tok = load_checkpoint(cfg)
         label = Path(cfg.model).name if Path(cfg.model).exists() else cfg.model
     model.eval()
     for p in model.parameters():

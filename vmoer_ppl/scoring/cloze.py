@@ -97,6 +97,36 @@ def trim_batch(
     )
 
 
+def token_logprobs(first_lp, rest, ids, o_mask, predicts) -> torch.Tensor:
+    """Log-probability of each option token from the two passes' logits.
+
+    Parameters
+    ----------
+    first_lp : torch.Tensor
+        `(B, V)` log-softmax at the last prompt position (predicts each option's first token).
+    rest : torch.Tensor
+        `(1, n, V)` logits of the option pass at its ``n`` predicting positions.
+    ids : torch.Tensor
+        `(B*C, Tc)` option token ids.
+    o_mask, predicts : torch.Tensor
+        `(B*C, Tc)` bool: real option tokens; positions whose next token is real.
+
+    Returns
+    -------
+    torch.Tensor
+        `(B*C, Tc)`, 0 at padding.
+    """
+    C = ids.shape[0] // first_lp.shape[0]
+    later = torch.zeros(ids.shape, dtype=first_lp.dtype, device=first_lp.device)
+    if predicts.any():
+        logits = rest.reshape(-1, rest.shape[-1]).float()  # (n, V)
+        target = ids[:, 1:][o_mask[:, 1:]]  # (n,)
+        lp = logits.gather(1, target[:, None]).squeeze(1) - logits.logsumexp(-1)
+        later = later.masked_scatter(predicts, lp)
+    first_tok = first_lp.repeat_interleave(C, 0).gather(1, ids[:, :1])  # first option token
+    return torch.cat([first_tok, later[:, :-1]], 1) * o_mask
+
+
 class ClozeHead(nn.Module):
     """A causal LM as ``(prompt, options) -> option logits`` by cloze scoring.
 
@@ -171,15 +201,7 @@ class ClozeHead(nn.Module):
                 position_ids=pos,
                 **cache_kwargs(self.model, cache),
             ).logits  # (1, n, V): the n predicting positions only
-        later = torch.zeros(B * C, Tc, dtype=first_lp.dtype, device=first_lp.device)
-        if predicts.any():
-            logits = rest.reshape(-1, rest.shape[-1]).float()  # (n, V)
-            target = ids[:, 1:][o_mask[:, 1:]]  # (n,)
-            lp = logits.gather(1, target[:, None]).squeeze(1) - logits.logsumexp(-1)
-            later = later.masked_scatter(predicts, lp)
-        first_tok = first_lp.repeat_interleave(C, 0).gather(1, ids[:, :1])  # first option token
-        tok = torch.cat([first_tok, later[:, :-1]], 1)
-        return (tok * o_mask).reshape(B, C, Tc)
+        return token_logprobs(first_lp, rest, ids, o_mask, predicts).reshape(B, C, Tc)
 
     def check_memory(self, B: int, C: int, Tp: int, Tc: int, n: int, first: int) -> None:
         """Refuse the batch before allocating it when its estimated peak exceeds free memory."""

@@ -83,6 +83,44 @@ def _last_logits(hf, ids, mask) -> torch.Tensor:
     return logits[torch.arange(ids.shape[0]), last_token_index(mask)].float()
 
 
+def _refused_up_front(hf, row: Row) -> None:
+    """A model that cannot run: mark ``row`` refused if bayesianize refuses it by name."""
+    from vmoer_ppl import bayesianize
+
+    try:
+        bayesianize(hf, family="logit-fc", layers="last:1")
+    except ValueError as refusal:
+        row.status, row.detail = "refused", str(refusal)[:300]
+    except Exception:  # noqa: BLE001 - untestable stays untestable
+        pass
+
+
+def _parity(model, guide, ids, mask, exact, want, dtype) -> tuple[float, float]:
+    """``(error, tolerance)`` of mean-mode prediction against the untouched model's logits.
+
+    float32: 1e-5. Lower precision: twice the model's own rounding error (``want`` against the
+    float32 ``exact``) plus 1e-3.
+    """
+    from vmoer_ppl import predict
+
+    got = predict(model, guide, ids, mask, mode="mean").logits.float()
+    err = (got - exact).abs().max().item()
+    if dtype == torch.float32:
+        return err, 1e-5
+    return err, 2 * (want - exact).abs().max().item() + 1e-3
+
+
+def _svi_and_mc(model, guide, ids, mask) -> None:
+    """One SVI step (finite loss) and an MC prediction; raises on failure."""
+    from vmoer_ppl import SVIConfig, fit_svi, predict
+
+    data = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([5, 6])}
+    res = fit_svi(model, guide, data, SVIConfig(num_steps=1, batch_size=2, progress=False))
+    if not torch.isfinite(torch.tensor(res.losses)).all():
+        raise FloatingPointError(f"SVI loss {res.losses}")
+    predict(model, guide, ids, mask, mode="mc", num_samples=2)
+
+
 def check(model_type: str, dtype: torch.dtype = torch.float32) -> Row:
     """Put a tiny random ``model_type`` model through bayesianize, parity, SVI and prediction.
 
@@ -97,7 +135,7 @@ def check(model_type: str, dtype: torch.dtype = torch.float32) -> Row:
     -------
     Row
     """
-    from vmoer_ppl import SVIConfig, bayesianize, fit_svi, predict
+    from vmoer_ppl import bayesianize
 
     name = str(dtype).removeprefix("torch.")
     row = Row(model_type, name, "untestable")
@@ -112,12 +150,7 @@ def check(model_type: str, dtype: torch.dtype = torch.float32) -> Row:
     except Exception as e:  # noqa: BLE001 - transformers cannot build or run this tiny model
         row.detail = f"tiny model: {type(e).__name__}: {str(e)[:160]}"
         if hf is not None:  # built but cannot run: refused up front all the same?
-            try:
-                bayesianize(hf, family="logit-fc", layers="last:1")
-            except ValueError as refusal:
-                row.status, row.detail = "refused", str(refusal)[:300]
-            except Exception:  # noqa: BLE001 - untestable stays untestable
-                pass
+            _refused_up_front(hf, row)
         return row
     try:
         model, guide = bayesianize(hf, family="logit-fc", layers="last:1")
@@ -132,21 +165,11 @@ def check(model_type: str, dtype: torch.dtype = torch.float32) -> Row:
     row.router_class, rule = type(router).__name__, router.gate_rule
     row.rule = getattr(rule, "value", None) or repr(rule)
     try:
-        got = predict(model, guide, ids, mask, mode="mean").logits.float()
-        err = (got - exact).abs().max().item()
-        if dtype == torch.float32:
-            ok, tol = err <= 1e-5, 1e-5
-        else:
-            tol = 2 * (want - exact).abs().max().item() + 1e-3
-            ok = err <= tol
-        if not ok:
+        err, tol = _parity(model, guide, ids, mask, exact, want, dtype)
+        if not err <= tol:  # NaN fails too
             row.status, row.detail = "crash", f"parity error {err:.2e} > {tol:.2e}"
             return row
-        data = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([5, 6])}
-        res = fit_svi(model, guide, data, SVIConfig(num_steps=1, batch_size=2, progress=False))
-        if not torch.isfinite(torch.tensor(res.losses)).all():
-            raise FloatingPointError(f"SVI loss {res.losses}")
-        predict(model, guide, ids, mask, mode="mc", num_samples=2)
+        _svi_and_mc(model, guide, ids, mask)
     except Exception:  # noqa: BLE001
         row.status, row.detail = "crash", traceback.format_exc(limit=-3)[-600:]
         return row
