@@ -163,10 +163,13 @@ def plain_token_ids(option_token_ids) -> list | None:
 
 
 def decoder_layer_index(name: str) -> int:
-    """Decoder-layer index in a router path such as ``model.layers.27.mlp.gate``."""
+    """Decoder-layer index in a router path such as ``model.layers.27.mlp.gate``.
+
+    The layer list is ``layers`` (most families), ``blocks`` (DBRX) or ``h`` (GPT-style).
+    """
     parts = name.split(".")
     for a, b in zip(parts, parts[1:], strict=False):
-        if a == "layers" and b.isdigit():
+        if a in ("layers", "blocks", "h") and b.isdigit():
             return int(b)
     raise ValueError(f"cannot read a decoder-layer index from router path {name!r}")
 

@@ -35,7 +35,7 @@ EXPECTED = {
     "bailing_hybrid": ("untestable", "untestable"),
     "beam": ("supported", "supported"),
     "cohere2_moe": ("supported", "supported"),
-    "dbrx": ("untestable", "untestable"),
+    "dbrx": ("supported", "supported"),
     "deepseek_ocr2": ("untestable", "untestable"),
     "deepseek_v2": ("supported", "supported"),
     "deepseek_v3": ("supported", "supported"),

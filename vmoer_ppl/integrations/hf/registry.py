@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from vmoer_ppl.integrations.hf.base import HFAdapter
+from vmoer_ppl.integrations.hf.dbrx import DbrxAdapter
 from vmoer_ppl.integrations.hf.deepseek import DeepseekV3Adapter
 from vmoer_ppl.integrations.hf.generic import GenericAdapter
 from vmoer_ppl.integrations.hf.granite import GraniteMoeAdapter
@@ -20,6 +21,7 @@ ADAPTERS: dict[str, HFAdapter] = {
         GraniteMoeAdapter,
         DeepseekV3Adapter,
         Llama4Adapter,
+        DbrxAdapter,
     )
     for t in cls.model_types
 }

@@ -91,6 +91,12 @@ TINY_OVERRIDES = {
     "granitemoehybrid": {"layer_types": ["linear_attention", "attention"]},
     "jamba": {"attn_layer_period": 2, "attn_layer_offset": 1},
     "zaya": {"num_experts_per_tok": 1},
+    # DbrxAttention reads attn_config.rope_theta, which the config class does not define, and
+    # clamps with clip_qkv; the released checkpoints' configs set both
+    "dbrx": {
+        "attn_config": {"rope_theta": 500000.0, "clip_qkv": 8.0},
+        "ffn_config": {"moe_top_k": 2},
+    },
 }
 MAX_PARAMS = 5_000_000
 SUB_CONFIGS = ("text_config", "vision_config", "audio_config", "thinker_config", "talker_config")
@@ -173,21 +179,30 @@ def tiny_config(model_type: str, **overrides):
     transformers.PretrainedConfig
     """
     cls = CONFIG_MAPPING[model_type]
-    return cls(**{**_shrink(cls().to_dict()), **TINY_OVERRIDES.get(model_type, {}), **overrides})
+    defaults = cls().to_dict()
+    fields = _shrink(defaults)
+    for key, value in TINY_OVERRIDES.get(model_type, {}).items():  # sub-config dicts merge
+        base = {**defaults.get(key, {}), **fields.get(key, {})} if isinstance(value, dict) else {}
+        fields[key] = {**base, **value} if isinstance(value, dict) else value
+    return cls(**{**fields, **overrides})
 
 
 def randomise_routers(model: torch.nn.Module, seed: int = 0) -> None:
     """Redraw every router's weight (std 0.5) and bias-like buffers (std 0.1) in place.
 
     A router is any module with an ``(E, D)`` weight whose class name contains ``Router`` or
-    ``Gate``, or a ``gate``/``router`` attribute path.
+    ``Gate``, or a ``gate``/``router`` attribute path, or a ``Linear`` directly inside one (DBRX's
+    ``router.layer``).
     """
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, module in model.named_modules():
             leaf = name.rsplit(".", 1)[-1]
             kind = type(module).__name__.lower()
-            if not (leaf in ("gate", "router", "wg") or "router" in kind or "gate" in kind):
+            parent = name.rsplit(".", 2)[-2] if name.count(".") else ""  # DBRX: router.layer
+            inner = parent in ("gate", "router") and isinstance(module, torch.nn.Linear)
+            routerish = leaf in ("gate", "router", "wg") or inner
+            if not (routerish or "router" in kind or "gate" in kind):
                 continue
             for pname, p in module.named_parameters(recurse=False):
                 std = 0.5 if pname == "weight" else 0.1
