@@ -249,3 +249,16 @@ def test_dbrx_routes_through_its_ffn_without_a_second_copy_of_the_router_weight(
     torch.manual_seed(0)
     sampled = predict(model, guide, ids, mask, mode="sample", num_samples=1).logits
     assert (sampled - det).abs().max() > 1e-4  # the Bayesian routing reaches the experts
+
+
+@pytest.mark.parametrize("model_type", ["afmoe", "hunyuan_v1_moe"])
+def test_a_router_with_a_nested_linear_keeps_one_copy_of_its_weights(model_type):
+    from vmoer_ppl.integrations.hf.tiny import tiny_model as tiny_any_type
+
+    hf = tiny_any_type(model_type)
+    keys = set(hf.state_dict())
+    model, _ = bayesianize(hf, family="logit-mf", layers="all")
+    assert set(hf.state_dict()) == keys
+    for site in model.sites:  # the alias is the nested Linear's own parameter
+        inner = [c for c in site.router.children() if isinstance(c, torch.nn.Linear)]
+        assert site.weight is inner[0].weight

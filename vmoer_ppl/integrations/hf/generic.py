@@ -28,6 +28,8 @@ from vmoer_ppl.nn.rules import (
 
 EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
 BIAS = "e_score_correction_bias"
+#: Names of the selection bias a router keeps or is handed by its MoE block (AFMoE: expert_bias).
+BIASES = (BIAS, "expert_bias")
 
 
 class Refusal(ValueError):
@@ -60,13 +62,14 @@ def text_sizes(model) -> tuple[int | None, int | None]:
 
 def candidate_rules(router: nn.Module, block: nn.Module | None) -> list:
     """Gate rules a router's structure allows, most specific first."""
-    bias = getattr(router, BIAS, None)
-    if bias is None and block is not None:
-        bias = getattr(block, BIAS, None)
+    held = [getattr(m, name, None) for name in BIASES for m in (router, block) if m is not None]
+    bias = next((b for b in held if isinstance(b, torch.Tensor)), None)
     groups = _attr(router, "num_group", "n_group", default=1)
     topk_group = _attr(router, "topk_group", default=groups)
     norms = [router.norm_topk_prob] if hasattr(router, "norm_topk_prob") else [True, False]
-    scale = _attr(router, "routed_scaling_factor", "router_scaling_factor", default=1.0)
+    scale = _attr(
+        router, "routed_scaling_factor", "router_scaling_factor", "route_scale", default=1.0
+    )
     rules: list = []
     if isinstance(bias, torch.Tensor):
         for bias_on in ("scores", "logits"):
@@ -83,12 +86,24 @@ def candidate_rules(router: nn.Module, block: nn.Module | None) -> list:
 
 
 def _call(router: nn.Module, h: torch.Tensor, block: nn.Module | None):
+    """The router's own output on `(N, D)` ``h`` (as `(1, N, D)` for routers that unpack 3 dims)."""
+    try:
+        return _call_2d(router, h, block)
+    except ValueError as e:
+        if "unpack" not in str(e):
+            raise
+        return _call_2d(router, h.unsqueeze(0), block)
+
+
+def _call_2d(router: nn.Module, h: torch.Tensor, block: nn.Module | None):
     """The router's own output on ``h``, passing a block-held correction bias if it takes one."""
     params = list(inspect.signature(router.forward).parameters.values())[1:]
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     needed = [p.name for p in params if p.default is p.empty and p.kind in positional]
-    if needed == [BIAS] and isinstance(getattr(block, BIAS, None), torch.Tensor):
-        return router(h, getattr(block, BIAS))
+    if len(needed) == 1 and needed[0] in BIASES:
+        bias = getattr(block, needed[0], None)
+        if isinstance(bias, torch.Tensor):
+            return router(h, bias)
     if needed:
         raise Refusal(
             f"{type(router).__name__} needs {needed} besides the hidden states (e.g. a hash "
@@ -164,9 +179,29 @@ class GenericAdapter(HFAdapter):
                 type(m).__name__, f"{type(m).__name__}: {why}; not supported yet"
             )
 
+    def expose_nested(self, model) -> None:
+        """Routers whose map is one ``Linear`` inside them get its weight (and bias) as theirs.
+
+        Aliases set with ``object.__setattr__``: the same tensors, not second parameters, so the
+        state dict is unchanged. The rule is then identified against the router's own output as
+        for any router; one that no rule reproduces is refused as before.
+        """
+        E, D = text_sizes(model)
+        for m in model.modules():
+            if not isinstance(getattr(m, "top_k", None), int) or isinstance(
+                getattr(m, "weight", None), torch.Tensor
+            ):
+                continue
+            linears = [c for c in m.children() if isinstance(c, nn.Linear)]
+            if len(linears) == 1 and tuple(linears[0].weight.shape) == (E, D):
+                object.__setattr__(m, "weight", linears[0].weight)
+                if linears[0].bias is not None and getattr(m, "bias", None) is None:
+                    object.__setattr__(m, "bias", linears[0].bias)
+
     def install(self, model):
         """Patch every router whose rule is identified; remember why the others were not."""
         found = []
+        self.expose_nested(model)
         if not self.routers(model):
             self.explain_missing(model)
         for name, router in self.routers(model):
