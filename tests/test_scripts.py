@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_script(name, *args):
     cmd = [sys.executable, str(ROOT / "benchmarks" / name), *map(str, args)]
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stderr[-4000:]}"
+    return done.stdout
 
 
 def test_benchmark_training_runs_and_writes_json(tmp_path):
