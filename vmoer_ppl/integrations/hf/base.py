@@ -60,9 +60,13 @@ class HFAdapter:
                 rule = self.gate_rule(router, model.config)
                 if rule is None:
                     continue
-                patch_router(router, rule, self.weights_dtype, self.pack)
+                self.patch(model, name, router, rule)
             found.append((name, router))
         return found
+
+    def patch(self, model: nn.Module, name: str, router: nn.Module, rule) -> None:
+        """Give ``router`` (at path ``name`` in ``model``) its ``routing_fn`` slot and ``rule``."""
+        patch_router(router, rule, self.weights_dtype, self.pack)
 
 
 def router_logits(router: nn.Module, h: torch.Tensor) -> torch.Tensor:

@@ -50,22 +50,14 @@ class DbrxAdapter(HFAdapter):
         )
         return None
 
-    def install(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
-        """Give each router the site interface and patch its FFN (idempotent)."""
-        found = []
-        for name, router in self.routers(model):
-            if not getattr(router, "_vmoer_router", False):
-                rule = self.gate_rule(router, model.config)
-                if rule is None:
-                    continue
-                ffn = model.get_submodule(name.rsplit(".", 1)[0])
-                # W_r is the Linear's own parameter; object.__setattr__ keeps it out of the
-                # router's parameters and state dict (one tensor, reachable under two names)
-                object.__setattr__(router, "weight", router.layer.weight)
-                router.top_k = ffn.top_k
-                patch_ffn(ffn, router, rule)
-            found.append((name, router))
-        return found
+    def patch(self, model: nn.Module, name: str, router: nn.Module, rule) -> None:
+        """Give the router the site interface and patch its FFN."""
+        ffn = model.get_submodule(name.rsplit(".", 1)[0])
+        # W_r is the Linear's own parameter; object.__setattr__ keeps it out of the router's
+        # parameters and state dict (one tensor, reachable under two names)
+        object.__setattr__(router, "weight", router.layer.weight)
+        router.top_k = ffn.top_k
+        patch_ffn(ffn, router, rule)
 
 
 def patch_ffn(ffn: nn.Module, router: nn.Module, rule) -> None:
