@@ -69,11 +69,7 @@ def kl_full_cov(
         `(...)`
     """
     s = torch.as_tensor(prior_scale, dtype=delta.dtype, device=delta.device)
-    E = delta.shape[-1]
-    trace = scale_tril.pow(2).sum((-2, -1)) / s**2
-    maha = delta.pow(2).sum(-1) / s**2
-    logdet = 2.0 * torch.diagonal(scale_tril, dim1=-2, dim2=-1).log().sum(-1) - 2.0 * E * s.log()
-    return 0.5 * (trace + maha - E - logdet)
+    return kl_full_cov_diag(delta, scale_tril, s.unsqueeze(-1).expand_as(delta))
 
 
 def kl_full_cov_diag(
@@ -93,8 +89,8 @@ def kl_full_cov_diag(
     Returns
     -------
     torch.Tensor
-        `(...)`; equals :func:`kl_full_cov` when every ``s_i`` is equal (no branch on the data,
-        so it traces under ``torch.compile``).
+        `(...)`. No branch on the data, so it traces under ``torch.compile``;
+        :func:`kl_full_cov` is its isotropic case.
     """
     E = delta.shape[-1]
     trace = (scale_tril / prior_std.unsqueeze(-1)).pow(2).sum((-2, -1))  # tr(diag(s⁻²) L Lᵀ)

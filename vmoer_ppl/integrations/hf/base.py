@@ -69,6 +69,18 @@ class HFAdapter:
         patch_router(router, rule, self.weights_dtype, self.pack)
 
 
+def alias_linear(router: nn.Module, linear: nn.Linear) -> None:
+    """Make ``router.weight`` (and ``router.bias``) the parameters of a ``Linear`` inside it.
+
+    Set with ``object.__setattr__``: the same tensors reachable under a second name, not second
+    parameters, so the router's parameters and the model's state dict are unchanged. A bias the
+    router already has is kept.
+    """
+    object.__setattr__(router, "weight", linear.weight)
+    if linear.bias is not None and getattr(router, "bias", None) is None:
+        object.__setattr__(router, "bias", linear.bias)
+
+
 def router_logits(router: nn.Module, h: torch.Tensor) -> torch.Tensor:
     """``h Wᵀ (+ b)`` of a router, in ``h``'s dtype; `(N, D)` -> `(N, E)`."""
     bias = getattr(router, "bias", None)

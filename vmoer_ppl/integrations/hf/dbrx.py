@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vmoer_ppl.integrations.hf.base import HFAdapter, router_logits
+from vmoer_ppl.integrations.hf.base import HFAdapter, alias_linear, router_logits
 from vmoer_ppl.nn.gates import GateRule
 
 
@@ -53,9 +53,7 @@ class DbrxAdapter(HFAdapter):
     def patch(self, model: nn.Module, name: str, router: nn.Module, rule) -> None:
         """Give the router the site interface and patch its FFN."""
         ffn = model.get_submodule(name.rsplit(".", 1)[0])
-        # W_r is the Linear's own parameter; object.__setattr__ keeps it out of the router's
-        # parameters and state dict (one tensor, reachable under two names)
-        object.__setattr__(router, "weight", router.layer.weight)
+        alias_linear(router, router.layer)  # W_r read as router.weight, stored once
         router.top_k = ffn.top_k
         patch_ffn(ffn, router, rule)
 

@@ -18,7 +18,7 @@ import inspect
 import torch
 from torch import nn
 
-from vmoer_ppl.integrations.hf.base import HFAdapter, patch_router, router_logits
+from vmoer_ppl.integrations.hf.base import HFAdapter, alias_linear, patch_router, router_logits
 from vmoer_ppl.nn.gates import GateRule, route
 from vmoer_ppl.nn.rules import (
     GroupLimitedSigmoidRule,
@@ -182,8 +182,8 @@ class GenericAdapter(HFAdapter):
     def expose_nested(self, model) -> None:
         """Routers whose map is one ``Linear`` inside them get its weight (and bias) as theirs.
 
-        Aliases set with ``object.__setattr__``: the same tensors, not second parameters, so the
-        state dict is unchanged. The rule is then identified against the router's own output as
+        Aliases (:func:`~vmoer_ppl.integrations.hf.base.alias_linear`), so the state dict is
+        unchanged. The rule is then identified against the router's own output as
         for any router; one that no rule reproduces is refused as before.
         """
         E, D = text_sizes(model)
@@ -194,9 +194,7 @@ class GenericAdapter(HFAdapter):
                 continue
             linears = [c for c in m.children() if isinstance(c, nn.Linear)]
             if len(linears) == 1 and tuple(linears[0].weight.shape) == (E, D):
-                object.__setattr__(m, "weight", linears[0].weight)
-                if linears[0].bias is not None and getattr(m, "bias", None) is None:
-                    object.__setattr__(m, "bias", linears[0].bias)
+                alias_linear(m, linears[0])
 
     def install(self, model):
         """Patch every router whose rule is identified; remember why the others were not."""

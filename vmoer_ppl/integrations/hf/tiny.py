@@ -181,9 +181,10 @@ def tiny_config(model_type: str, **overrides):
     cls = CONFIG_MAPPING[model_type]
     defaults = cls().to_dict()
     fields = _shrink(defaults)
-    for key, value in TINY_OVERRIDES.get(model_type, {}).items():  # sub-config dicts merge
-        base = {**defaults.get(key, {}), **fields.get(key, {})} if isinstance(value, dict) else {}
-        fields[key] = {**base, **value} if isinstance(value, dict) else value
+    for key, value in TINY_OVERRIDES.get(model_type, {}).items():
+        if isinstance(value, dict):  # a sub-config: merged into its (shrunk) defaults
+            value = {**defaults.get(key, {}), **fields.get(key, {}), **value}
+        fields[key] = value
     return cls(**{**fields, **overrides})
 
 
