@@ -94,6 +94,21 @@ def test_stability_falls_with_noise_and_is_one_without(variant):
     assert set(res["per_layer"]) == {s.name for s in model.sites}
 
 
+def test_stability_compares_real_tokens_only():
+    # padding positions are routed too, but their experts are not part of the comparison
+    from vmoer_ppl.evaluation.stability import probe_experts
+
+    net = ToyMoEClassifier(ToyMoEConfig(hidden_size=16, num_local_experts=8))
+    model, guide = bayesianize(net, family="logit-fc")
+    data = make_counting_task(6, max_len=8, seed=0)
+    data["attention_mask"][::2, :5] = 0  # heavy left padding in half the rows
+    inputs = {k: v for k, v in data.items() if k != "labels"}
+    for g in (None, guide):
+        experts = probe_experts(model, g, inputs, num_samples=3, seed=0)
+        real = int(data["attention_mask"].sum())
+        assert {tuple(e.shape) for e in experts.values()} == {(real, model.sites[0].top_k)}
+
+
 def test_temperature_scaling_recovers_a_known_temperature():
     from vmoer_ppl.evaluation.temperature_scaling import apply_temperature, fit_temperature
 

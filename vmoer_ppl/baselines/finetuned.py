@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from vmoer_ppl.baselines.base import BaselineGuide, SampledLogits
-from vmoer_ppl.data.tensors import batch_at, inputs_of, subset
+from vmoer_ppl.data.tensors import batch_at
+from vmoer_ppl.infer.micro_batches import mean_loss_backward, use_length_groups
 from vmoer_ppl.nn.gates import route
 from vmoer_ppl.routing import RoutingPolicy, run_routed
 
@@ -103,16 +104,19 @@ def finetune_routers(
 
     n, res = len(data["labels"]), FinetuneResult({})
     first = int(swag_start * steps)
-    inputs_all = inputs_of(data)
     policy = DeltaRouting({s.name: deltas[str(i)] for i, s in enumerate(sites)})
+    grouped = use_length_groups("auto", next(model.net.parameters()).device)
+
+    def loss_sum(batch: dict) -> torch.Tensor:
+        labels = batch.pop("labels")
+        logits = run_routed(model.net, batch, sites, policy).float()
+        return nn.functional.cross_entropy(logits, labels.to(logits.device), reduction="sum")
+
     for step in range(steps):
-        idx = batch_at(step, n, min(batch_size, n), seed)
-        logits = run_routed(model.net, subset(inputs_all, idx), sites, policy)
-        loss = nn.functional.cross_entropy(logits.float(), data["labels"][idx])
         opt.zero_grad()
-        loss.backward()
+        rows = batch_at(step, n, min(batch_size, n), seed)
+        res.losses.append(mean_loss_backward(loss_sum, data, rows, grouped))
         opt.step()
-        res.losses.append(loss.item())
         if swag and step >= first:
             res.collect({s.name: (s.weight + policy.deltas[s.name]).detach() for s in sites}, rank)
     res.deltas = {s.name: deltas[str(i)].detach().clone() for i, s in enumerate(sites)}

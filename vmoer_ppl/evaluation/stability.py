@@ -48,16 +48,19 @@ class StabilityProbe(RoutingPolicy):
         S of the Bayesian routers.
     noise : callable, optional
         ``noise(u) -> (…, D)`` added to each router's input before routing (variant "router").
+    ctx : RouteContext, optional
+        The forward's grids: only their real tokens are kept (else every position).
 
     Attributes
     ----------
-    experts : dict of str to torch.Tensor
-        Router name -> `(B, T, K)` (or `(B*T, K)`) selected experts of the last forward.
+    experts : dict of str to list of torch.Tensor
+        Router name -> `(n, K)` selected experts of each call (one per grid).
     """
 
-    def __init__(self, model, guide, num_samples: int, noise=None) -> None:
+    def __init__(self, model, guide, num_samples: int, noise=None, ctx=None) -> None:
         self.model, self.guide, self.num_samples, self.noise = model, guide, num_samples, noise
-        self.experts: dict[str, torch.Tensor] = {}
+        self.ctx = ctx
+        self.experts: dict[str, list[torch.Tensor]] = {}
 
     def __call__(self, site, u, l_det):
         """Route ``site`` (its input perturbed in variant "router") and keep the experts."""
@@ -68,7 +71,10 @@ class StabilityProbe(RoutingPolicy):
             out = route(l_det, site.top_k, site.gate_rule)
         else:
             out = router_forward(self.model, self.guide, site, u, l_det, self.num_samples)
-        self.experts[site.name] = out.experts
+        experts = out.experts.reshape(-1, out.experts.shape[-1])
+        if self.ctx is not None:  # real tokens only, of every grid (prompts and options)
+            experts = experts[self.ctx.grid().mask.reshape(-1).to(experts.device)]
+        self.experts.setdefault(site.name, []).append(experts)
         return out
 
 
@@ -173,12 +179,13 @@ def probe_experts(
     Returns
     -------
     dict of str to torch.Tensor
-        Router name -> `(…, K)` experts.
+        Router name -> `(N, K)` experts at the N real tokens of every grid the router routed
+        (the cloze scorer's prompts and options), in call order.
     """
     hook = None
     if emb_hook is not None:
         hook = _embedding(model.net).register_forward_hook(emb_hook)
-    probe = StabilityProbe(model, guide, num_samples, router_noise)
+    probe = StabilityProbe(model, guide, num_samples, router_noise, model.context(inputs))
     try:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -186,4 +193,4 @@ def probe_experts(
     finally:
         if hook is not None:
             hook.remove()
-    return probe.experts
+    return {name: torch.cat(parts) for name, parts in probe.experts.items()}

@@ -29,7 +29,7 @@ from torch.distributions import (
     TransformedDistribution,
 )
 
-from vmoer_ppl.data.tensors import batches
+from vmoer_ppl.data.tensors import batches, length_order
 from vmoer_ppl.infer.fused import fused_loss
 from vmoer_ppl.nn.gates import route
 
@@ -141,7 +141,7 @@ def posterior_summary(model, guide, data, batch_size: int = 16) -> dict[str, dic
         Router name -> statistics, plus ``prior_scale`` (the guide's unit s_ℓ) where known.
     """
     rec = Recorder()
-    for b in batches(dict(data), batch_size):
+    for b in batches(dict(data), batch_size, length_order(data)):  # little padding
         fused_loss(model, guide, recorder=rec, **b)
     out = rec.summary()
     for site in model.sites:

@@ -31,6 +31,7 @@ from vmoer_ppl.infer.diagnostics import Recorder
 from vmoer_ppl.infer.early_stop import EarlyStopping, validation_nll
 from vmoer_ppl.infer.freeze import check_no_active_checkpointing, check_only_guide_trains
 from vmoer_ppl.infer.fused import fused_loss
+from vmoer_ppl.infer.micro_batches import row_groups, use_length_groups
 from vmoer_ppl.infer.sharding import (
     ShardNorm,
     all_reduce_grads,
@@ -169,6 +170,9 @@ class SVI:
         if self.sharded and self.path is not ELBOPath.FUSED:
             raise ValueError("sharded / data-parallel SVI runs the fused path; set path='fused'")
         self.record = cfg.diagnostics and self.path is ELBOPath.FUSED
+        device = next(model.net.parameters()).device
+        grouping = use_length_groups(cfg.group_by_length, device)
+        self.grouped = grouping and self.path is ELBOPath.FUSED
 
     def init(self) -> SVIState:
         """A fresh training state, or the checkpoint's when ``cfg.resume`` finds one."""
@@ -210,30 +214,41 @@ class SVI:
         return record
 
     def gradient(self, idx: torch.Tensor, recorder: Recorder | None, state: SVIState) -> float:
-        """Backpropagate the loss of rows ``idx`` (over shards when sharded); returns its value."""
+        """Backpropagate the loss of rows ``idx`` (over shards and passes); returns its value."""
         rec = {"recorder": recorder} if recorder is not None else {}
-        if self.sharded:
-            return self.sharded_gradient(idx, rec, state.step)
         try:
-            loss = self.loss(**rec, **subset(self.data, idx))
+            if not self.sharded and len(self.passes(idx)) == 1:
+                loss = self.loss(**rec, **subset(self.data, idx))
+                loss.backward()
+                return loss.item()
+            return self.sharded_gradient(idx, rec, state.step)
         except ValueError as err:  # a distribution refusing an inf/NaN parameter
             if "Expected parameter" not in str(err):
                 raise
             what = "the guide's outputs became inf/NaN"
             raise FloatingPointError(diverged(what, state.step, state.lr)) from err
-        loss.backward()
-        return loss.item()
+
+    def passes(self, rows: torch.Tensor) -> list[torch.Tensor]:
+        """``rows`` cut into passes of similar length (:mod:`~vmoer_ppl.infer.micro_batches`)."""
+        return row_groups(self.data, rows, self.grouped)
 
     def sharded_gradient(self, idx: torch.Tensor, rec: dict, step: int) -> float:
-        """Gradients of this process's shards of the batch, summed over processes."""
+        """Gradients of this process's shards of the batch, summed over processes.
+
+        Each shard runs in :meth:`passes`; a pass carries its share of the global latents' KL.
+        """
         shards = self.cfg.shards
         norm = ShardNorm(len(idx), count_tokens(self.model, subset(self.data, idx)), shards)
         value = 0.0
         for k in local_shards(shards):
-            seed_shard(self.cfg.seed, step, k)
-            loss = self.loss(norm=norm, **rec, **subset(self.data, shard_rows(idx, k, shards)))
-            loss.backward()
-            value += loss.item()
+            if self.sharded:
+                seed_shard(self.cfg.seed, step, k)
+            parts = self.passes(shard_rows(idx, k, shards))
+            part_norm = replace(norm, shards=shards * len(parts))
+            for rows in parts:
+                loss = self.loss(norm=part_norm, **rec, **subset(self.data, rows))
+                loss.backward()
+                value += loss.item()
         all_reduce_grads(self.params)
         return all_reduce_sum(value)
 

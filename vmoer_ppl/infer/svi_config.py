@@ -49,6 +49,7 @@ class SVIConfig:
     checkpoint_every: int = 10  # steps between checkpoints (also written at each validation)
     resume: bool = True  # continue from checkpoint_dir's state when there is one
     shards: int = 1  # micro-batches per step; under torch.distributed a multiple of the world size
+    group_by_length: str = "auto"  # fused path: each shard in passes of similar length (CPU: auto)
     diagnostics: bool = True  # per-step router statistics (fused path; infer/diagnostics.py)
     context: dict | None = None  # what else defines the fit (model, data, β, prior); resume checks
     min_init_overlap: float = 0.9  # warn when the first step's top-K overlap is below this
@@ -100,6 +101,7 @@ def fingerprint(cfg: SVIConfig, n: int) -> dict:
         "schedule",
         "warmup_ratio",
         "shards",
+        "group_by_length",
     )
     extra = {f"context.{k}": str(v) for k, v in (cfg.context or {}).items()}
     return {"n": n, **{k: str(getattr(cfg, k)) for k in keys}, **extra}

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from vmoer_ppl.data.tensors import batches, inputs_of
+from vmoer_ppl.data.tensors import batches, inputs_of, length_order
 from vmoer_ppl.infer.predictive import predict
 from vmoer_ppl.infer.svi import SVIConfig, fit_svi
 
@@ -64,7 +64,7 @@ def bma_nll(
     float
     """
     total, n = 0.0, 0
-    for batch in batches(data, batch_size):
+    for batch in batches(data, batch_size, length_order(data)):  # little padding
         inputs: dict[str, Any] = inputs_of(batch)
         labels = batch["labels"]
         lp = torch.stack(

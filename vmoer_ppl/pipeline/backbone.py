@@ -57,7 +57,13 @@ def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
     if first:
         data = suffix_data(head, data, model)
     before = measure_regime(head, data["val"], desc="regime before stage 1")
-    settings = LoRASettings(steps=cfg.lora_steps, rank=cfg.lora_rank, lr=cfg.lora_lr, seed=cfg.seed)
+    settings = LoRASettings(
+        steps=cfg.lora_steps,
+        rank=cfg.lora_rank,
+        lr=cfg.lora_lr,
+        seed=cfg.seed,
+        group_by_length=cfg.group_by_length,
+    )
     model, losses = adapt_backbone(
         model,
         lambda m: stage1_head(m, kwargs, first),

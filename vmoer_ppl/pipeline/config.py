@@ -26,6 +26,7 @@ SVI_FIELDS = {
     "patience": "patience",
     "predict_mode": "val_mode",
     "link": "val_link",
+    "group_by_length": "group_by_length",
 }
 
 
@@ -77,6 +78,9 @@ class FitConfig:
     )
     trunk_dim: int | None = opt(None, "width of the guides' amortisation trunk (None: D/4)")
     shards: int = opt(1, "micro-batches per SVI step; under torchrun at least the process count")
+    group_by_length: str = opt(
+        "auto", 'training steps in passes of similar length: "auto" (on CPU), "on", "off"'
+    )
     eval_every: int = opt(20, "steps between validations (0: only at the end)")
     patience: int | None = opt(3, "validations without improvement before stopping (None: never)")
     lora_steps: int = opt(0, "stage 1: LoRA steps on the backbone before SVI (0: skip)")

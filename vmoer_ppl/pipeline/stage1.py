@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from vmoer_ppl.data.tensors import batch_at, subset
+from vmoer_ppl.data.tensors import batch_at
+from vmoer_ppl.infer.micro_batches import mean_loss_backward, use_length_groups
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class LoRASettings:
     batch_size: int = 8
     seed: int = 0
     progress: bool = True
+    group_by_length: str = "auto"  # each step in passes of similar length (infer/micro_batches.py)
 
 
 def lora_targets(model: nn.Module, first_layer: int = 0) -> tuple[list[str], list[str]]:
@@ -141,14 +143,17 @@ def adapt_backbone(
     n = len(data["labels"])
     losses = []
     peft_model.train()
-    for step in tqdm(range(settings.steps), desc="stage 1 (LoRA)", disable=not settings.progress):
-        batch = subset(data, batch_at(step, n, min(settings.batch_size, n), settings.seed))
+    grouped = use_length_groups(settings.group_by_length, next(model.parameters()).device)
+
+    def loss_sum(batch: dict) -> torch.Tensor:
         labels = batch.pop("labels")
-        loss = nn.functional.cross_entropy(head(**batch), labels)
+        return nn.functional.cross_entropy(head(**batch), labels, reduction="sum")
+
+    for step in tqdm(range(settings.steps), desc="stage 1 (LoRA)", disable=not settings.progress):
+        rows = batch_at(step, n, min(settings.batch_size, n), settings.seed)
         optim.zero_grad()
-        loss.backward()
+        losses.append(mean_loss_backward(loss_sum, data, rows, grouped))
         optim.step()
-        losses.append(loss.item())
         if not math.isfinite(losses[-1]):
             raise FloatingPointError(
                 f"stage 1 loss is {losses[-1]} at step {step}; lower --lora-lr"

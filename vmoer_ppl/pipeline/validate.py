@@ -11,6 +11,7 @@ import math
 
 from vmoer_ppl.baselines import BASELINES
 from vmoer_ppl.families import as_family
+from vmoer_ppl.infer.micro_batches import GROUPING
 from vmoer_ppl.infer.score_function import ESTIMATORS
 from vmoer_ppl.nn.link import LINKS
 from vmoer_ppl.pipeline.config import FitConfig
@@ -51,6 +52,7 @@ CHOICES = {
     "stage_split": ("shared", "disjoint"),
     "predict_mode": ("mc", "analytic"),
     "link": LINKS,
+    "group_by_length": GROUPING,
 }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import torch
 
-from vmoer_ppl.data.tensors import batches, inputs_of
+from vmoer_ppl.data.tensors import batches, inputs_of, length_order
 from vmoer_ppl.priors.base import check_scale
 from vmoer_ppl.priors.gaussian import GaussianPrior
 from vmoer_ppl.priors.shorthands import PerSitePrior
@@ -97,7 +97,7 @@ def logit_spread(model, data: Mapping[str, torch.Tensor], batch_size: int = 16) 
         Router name -> median logit spread.
     """
     probe = SpreadProbe()
-    for batch in batches(inputs_of(data), batch_size):
+    for batch in batches(inputs_of(data), batch_size, length_order(data)):  # little padding
         net_inputs = model.net_inputs(**batch)
         probe.ctx = model.context(net_inputs)
         run_routed(model.net, net_inputs, model.sites, probe)

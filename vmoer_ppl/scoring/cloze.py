@@ -21,6 +21,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from vmoer_ppl.embedded.prefix_cache import SuffixCache, capture_input, suffix_layers
+from vmoer_ppl.integrations.hf.attention import cpu_gqa
 from vmoer_ppl.integrations.hf.kv_cache import cache_kwargs
 from vmoer_ppl.nn.masks import position_ids, real_span
 from vmoer_ppl.scoring.memory import check_batch_memory, cloze_batch_bytes
@@ -152,7 +153,7 @@ class ClozeHead(nn.Module):
 
     def _call(self, grid, first_layer, ids, states, **kw):
         """One model call on token ids, or (suffix only) on cached states entering a layer."""
-        with routing_grid(grid):
+        with routing_grid(grid), cpu_gqa(self.model):
             if states is None:
                 return self.model(input_ids=ids, **kw)
             with suffix_layers(self.model, first_layer):
@@ -172,18 +173,20 @@ class ClozeHead(nn.Module):
         first = self.first_layer if prompt_states is not None else 0
         self.check_memory(B, C, prompt_mask.shape[1], Tc, int(option_mask.sum()), first)
         cache = SuffixCache(first, config=self.model.config)  # filled in place by both passes
-        out = self._call(
-            "prompt",
-            first,
-            prompt_ids,
-            prompt_states,
-            attention_mask=prompt_mask,
-            position_ids=position_ids(prompt_mask),
-            use_cache=True,
-            logits_to_keep=1,  # only the last prompt position predicts (the first option token)
-            **cache_kwargs(self.model, cache),
-        )
-        first_lp = torch.log_softmax(out.logits[:, -1].float(), -1)  # (B, V)
+        last = torch.zeros_like(prompt_mask, dtype=torch.bool)
+        last[:, -1] = True  # left padding: the last prompt position predicts the 1st option token
+        with head_at(self.model, last):  # a (B, D) matrix product, not a strided batched one
+            out = self._call(
+                "prompt",
+                first,
+                prompt_ids,
+                prompt_states,
+                attention_mask=prompt_mask,
+                position_ids=position_ids(prompt_mask),
+                use_cache=True,
+                **cache_kwargs(self.model, cache),
+            )
+        first_lp = torch.log_softmax(out.logits[0].float(), -1)  # (B, V)
         cache.batch_repeat_interleave(C)
         mask, pos = option_pass_inputs(prompt_mask, option_mask)
         ids = option_ids.reshape(B * C, Tc)
@@ -226,7 +229,7 @@ class ClozeHead(nn.Module):
         B, C, Tc = option_ids.shape
         got: list = []
         cache = DynamicCache(config=self.model.config)
-        with capture_input(self.model, layer, got):
+        with capture_input(self.model, layer, got), cpu_gqa(self.model):
             self.model(
                 input_ids=prompt_ids,
                 attention_mask=prompt_mask,
@@ -236,7 +239,7 @@ class ClozeHead(nn.Module):
             )
         cache.batch_repeat_interleave(C)
         mask, pos = option_pass_inputs(prompt_mask, option_mask)
-        with capture_input(self.model, layer, got):
+        with capture_input(self.model, layer, got), cpu_gqa(self.model):
             self.model(
                 input_ids=option_ids.reshape(B * C, Tc),
                 attention_mask=mask,

@@ -11,6 +11,7 @@ import inspect
 import torch
 from torch import nn
 
+from vmoer_ppl.integrations.hf.attention import cpu_gqa
 from vmoer_ppl.nn.masks import last_token_index, position_ids, real_span
 
 
@@ -70,13 +71,14 @@ class NextTokenHead(nn.Module):
         if self._keeps_logits:
             keep = last.unique()  # sorted; one column when every row is left-padded
             kwargs["logits_to_keep"], col = keep, torch.searchsorted(keep, last)
-        logits = self.model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=position_ids(mask),
-            use_cache=False,  # one forward: a key/value cache is work and recompiles
-            **kwargs,
-        ).logits
+        with cpu_gqa(self.model):
+            logits = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=position_ids(mask),
+                use_cache=False,  # one forward: a key/value cache is work and recompiles
+                **kwargs,
+            ).logits
         last = logits[torch.arange(len(ids), device=logits.device), col].float()  # (B, V)
         if self.token_ids is None:
             return last
