@@ -26,7 +26,8 @@ def jaccard(a: torch.Tensor, b: torch.Tensor, num_experts: int) -> torch.Tensor:
     return (ha & hb).sum(-1).double() / (ha | hb).sum(-1).double()
 
 
-def _embedding(net: nn.Module) -> nn.Module:
+def input_embedding(net: nn.Module) -> nn.Module:
+    """The token-embedding module of a network, a transformers model or a head over one."""
     for m in (net, getattr(net, "model", None)):
         if m is not None and hasattr(m, "get_input_embeddings"):
             return m.get_input_embeddings()
@@ -88,6 +89,7 @@ def routing_stability(
     variant: str = "embedding",
     num_samples: int = 35,
     seed: int = 0,
+    prepared=None,
 ) -> dict:
     """Mean Jaccard similarity of the top-K sets of each Bayesian router, clean vs noisy.
 
@@ -107,28 +109,47 @@ def routing_stability(
         S of the Bayesian routers.
     seed : int
         Seed of the noise and of the routing draws.
+    prepared : StabilityInputs, optional
+        Variant ``"embedding"`` on the frozen-prefix cache: the clean and noisy prefix states
+        from :func:`~vmoer_ppl.evaluation.stability_prefix.stability_inputs` (same ``gammas``
+        and ``seed``), shared by every router compared; only the suffix runs here.
 
     Returns
     -------
     dict
         ``gamma``, ``per_layer`` (router name -> mean Jaccard per gamma) and ``overall``.
     """
+    if prepared is not None:
+        if variant != "embedding" or set(prepared.noisy) != set(gammas):
+            raise ValueError("prepared prefix states hold embedding noise at other gammas")
+        clean = probe_experts(model, guide, prepared.clean, num_samples, seed)
+        noisy = {
+            g: probe_experts(model, guide, x, num_samples, seed) for g, x in prepared.noisy.items()
+        }
+        return compare(model.sites, clean, [noisy[g] for g in gammas], gammas)
     if variant not in ("embedding", "router"):
         raise ValueError(f"variant={variant!r}: use 'embedding' or 'router'")
     inputs = {k: v for k, v in inputs.items() if k != "labels" and not k.endswith("_states")}
     norms: list = []
     clean = probe_experts(model, guide, inputs, num_samples, seed, emb_hook=norms_hook(norms))
     scale = torch.cat([n.flatten() for n in norms]).mean()
-    sites = model.sites
-    per_layer: dict[str, list[float]] = {s.name: [] for s in sites}
+    runs = []
     for g in gammas:
         noise = GaussianNoise(g * scale, seed + 1)
         if variant == "embedding":
             noisy = probe_experts(model, guide, inputs, num_samples, seed, emb_hook=noise.hook)
         else:
             noisy = probe_experts(model, guide, inputs, num_samples, seed, router_noise=noise)
+        runs.append(noisy)
+    return compare(model.sites, clean, runs, gammas)
+
+
+def compare(sites, clean: dict, noisy: list[dict], gammas) -> dict:
+    """Mean Jaccard of ``clean`` and each of ``noisy`` (router name -> `(N, K)` experts)."""
+    per_layer: dict[str, list[float]] = {s.name: [] for s in sites}
+    for run in noisy:
         for s in sites:
-            similarity = jaccard(clean[s.name], noisy[s.name], s.num_experts)
+            similarity = jaccard(clean[s.name], run[s.name], s.num_experts)
             per_layer[s.name].append(similarity.mean().item())
     overall = [sum(v[i] for v in per_layer.values()) / len(sites) for i in range(len(gammas))]
     return {"gamma": list(gammas), "per_layer": per_layer, "overall": overall}
@@ -184,7 +205,7 @@ def probe_experts(
     """
     hook = None
     if emb_hook is not None:
-        hook = _embedding(model.net).register_forward_hook(emb_hook)
+        hook = input_embedding(model.net).register_forward_hook(emb_hook)
     probe = StabilityProbe(model, guide, num_samples, router_noise, model.context(inputs))
     try:
         with torch.random.fork_rng():

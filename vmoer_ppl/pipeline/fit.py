@@ -118,11 +118,20 @@ def fit_each(cfg: FitConfig, model, enc: dict, kwargs: dict, ids: dict, world, t
     data["train"] = stage_rows(cfg, data["train"], stage=2)
     timings["frozen_prefix_s"] = time.perf_counter() - t
     shards = size * -(-cfg.shards // size)  # a multiple of the process count
-    families = {}
+    families, memo = {}, {}
     for family in cfg.families:
         t = time.perf_counter()
         families[family] = fit_family(
-            cfg, family, model, data, build, out, shards=shards, is_main=rank == 0, identity=ids
+            cfg,
+            family,
+            model,
+            data,
+            build,
+            out,
+            shards=shards,
+            is_main=rank == 0,
+            identity=ids,
+            memo=memo,
         )
         if rank == 0:
             plot_fit_diagnostics(families[family], family, out / "plots" / f"fit_{family}.png")

@@ -28,9 +28,11 @@ log = logging.getLogger(__name__)
 
 #: Train questions on which the relative prior's logit spread is measured.
 SPREAD_QUESTIONS = 64
+#: Validation questions of the kept guide's posterior summary (a diagnostic, not a selection).
+SUMMARY_QUESTIONS = 64
 
 
-def family_prior(cfg: FitConfig, family: str, bm, train: dict):
+def family_prior(cfg: FitConfig, family: str, bm, train: dict, memo: dict | None = None):
     """The prior of ``family`` under ``cfg.prior_scale`` and what it was derived from.
 
     Parameters
@@ -43,6 +45,9 @@ def family_prior(cfg: FitConfig, family: str, bm, train: dict):
         A model of the family built on the backbone (its sites are measured).
     train : dict
         Train inputs (the first :data:`SPREAD_QUESTIONS` rows are used).
+    memo : dict, optional
+        Shared by the families of one run: the logit spread (a property of the deterministic
+        routers, the same for every family) is measured once.
 
     Returns
     -------
@@ -55,8 +60,11 @@ def family_prior(cfg: FitConfig, family: str, bm, train: dict):
     kind, value = parsed
     if kind == "absolute":
         return value, {"rule": "absolute", "scale": value}
-    rows = range(min(SPREAD_QUESTIONS, len(train["labels"])))
-    spreads = logit_spread(bm, subset(train, rows), batch_size=cfg.batch_size)
+    memo = {} if memo is None else memo
+    if "logit_spread" not in memo:
+        rows = range(min(SPREAD_QUESTIONS, len(train["labels"])))
+        memo["logit_spread"] = logit_spread(bm, subset(train, rows), batch_size=cfg.batch_size)
+    spreads = memo["logit_spread"]
     scales = {k: value * v for k, v in spreads.items()}
     log.info("%s: relative prior c=%g, logit spread %s -> s %s", family, value, spreads, scales)
     return relative_prior(spreads, value), {
@@ -78,6 +86,7 @@ def fit_family(
     shards: int = 1,
     is_main: bool = True,
     identity: dict | None = None,
+    memo: dict | None = None,
 ) -> dict:
     """Fit one family over the learning-rate grid; save the best adapter; return its record.
 
@@ -102,13 +111,16 @@ def fit_family(
     identity : dict, optional
         What identifies the run's model and data (``run.json``'s weight fingerprint and set
         hashes); a resume checks it with the fit's settings.
+    memo : dict, optional
+        What the families of one run share (:func:`family_prior`).
 
     Returns
     -------
     dict
         The family's entry of ``fit.json``: the kept run's histories and diagnostics, the prior
         record, every learning rate's best validation NLL, and ``posterior``: the kept guide's
-        statistics against the prior on the validation questions (KL, log σ/s, Δμ/s, overlap).
+        statistics against the prior on the first :data:`SUMMARY_QUESTIONS` validation questions
+        (KL, log σ/s, Δμ/s, overlap).
     """
     candidates = prior_candidates(cfg.prior_scale, family)
     best, prior_grid = None, {}
@@ -121,7 +133,9 @@ def fit_family(
             data,
             build,
             out,
-            run=dict(shards=shards, is_main=is_main, identity=identity, checkpoint_dir=sub),
+            run=dict(
+                shards=shards, is_main=is_main, identity=identity, checkpoint_dir=sub, memo=memo
+            ),
         )
         prior_grid[str(scale)] = fitted[0]
         if best is None or fitted[0] < best[0]:
@@ -142,8 +156,13 @@ def fit_family(
         "stopped_early": res.stopped_early,
         "resumed_from": res.resumed_from,
         "diagnostics": res.diagnostics,
-        "posterior": posterior_summary(bm, guide, data["val"], batch_size=cfg.batch_size),
+        "posterior": posterior_summary(bm, guide, summary_rows(data["val"]), cfg.batch_size),
     }
+
+
+def summary_rows(val: dict) -> dict:
+    """The first :data:`SUMMARY_QUESTIONS` validation questions."""
+    return subset(val, range(min(SUMMARY_QUESTIONS, len(val["labels"]))))
 
 
 #: Candidates of ``--prior-scale auto`` (relative multiples of each router's logit spread).
@@ -174,8 +193,8 @@ def fit_lr_grid(
     cfg, family, backbone, data, build, out
         As for :func:`fit_family`.
     run : dict
-        ``shards``, ``is_main``, ``identity`` (as for :func:`fit_family`) and ``checkpoint_dir``
-        (None: ``out/checkpoints/<family>``).
+        ``shards``, ``is_main``, ``identity``, ``memo`` (as for :func:`fit_family`) and
+        ``checkpoint_dir`` (None: ``out/checkpoints/<family>``).
 
     Returns
     -------
@@ -184,7 +203,7 @@ def fit_lr_grid(
     """
     torch.manual_seed(cfg.seed)
     bm, _ = bayesianize(backbone, family=family, **build)
-    prior, prior_record = family_prior(cfg, family, bm, data["train"])
+    prior, prior_record = family_prior(cfg, family, bm, data["train"], run.get("memo"))
     grid = tuple(cfg.lr_grid) or (cfg.lr,)
     shards, is_main, identity = run["shards"], run["is_main"], run["identity"]
     best, tried = None, {}

@@ -14,6 +14,7 @@ from vmoer_ppl.evaluation.bootstrap import paired_bootstrap
 from vmoer_ppl.evaluation.calibration import brier
 from vmoer_ppl.evaluation.metrics import accuracy, nll
 from vmoer_ppl.evaluation.stability import GAMMAS, routing_stability
+from vmoer_ppl.evaluation.stability_prefix import stability_inputs
 from vmoer_ppl.evaluation.temperature_scaling import apply_temperature, fit_temperature
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.evaluate import (
@@ -246,11 +247,15 @@ def stability(results: dict, opened: OpenedRun, cfg: FitConfig, n: int, gammas) 
     id_key = opened.id_key
     probe = subset(strip(opened.enc[id_key]), range(min(n, opened.sizes[id_key])))
     bm = next(iter(opened.guides.values()))[0]
-    results["deterministic"]["stability"] = routing_stability(bm, None, probe, gammas=gammas)
+    prepared = None
+    if "prompt_states" in opened.data[id_key]:  # the frozen prefix: noisy states once per γ
+        prepared = stability_inputs(bm.net, probe, gammas, seed=0)
+    kwargs = {"gammas": gammas, "prepared": prepared}
+    results["deterministic"]["stability"] = routing_stability(bm, None, probe, **kwargs)
     for family, (m, g) in opened.guides.items():
         key = family if family in cfg.baselines else f"vmoer-{family}"
         results[key]["stability"] = routing_stability(
-            m, g, probe, gammas=gammas, num_samples=cfg.num_samples
+            m, g, probe, num_samples=cfg.num_samples, **kwargs
         )
 
 
