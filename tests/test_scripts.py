@@ -51,6 +51,20 @@ def test_benchmark_inference_runs_on_a_tiny_model(tmp_path):
             assert row["bayesian_s"] > 0 and row["deterministic_s"] > 0
 
 
+def test_benchmark_micro_batches_runs_on_a_tiny_model(tmp_path, monkeypatch):
+    from tests.pipeline.test_demo import save_tiny
+
+    monkeypatch.setenv("VMOER_PPL_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "micro.json"
+    model = save_tiny(tmp_path / "tiny", family="qwen3_moe")
+    args = ["--model", model, "--questions", 24, "--batch-size", 8, "--repeats", 1]
+    run_script("micro_batches.py", *args, "--layers", "last:1", "--overheads", 0, 64, "--out", out)
+    result = json.loads(out.read_text())
+    assert result["padding_one_pass"] > 1.0
+    assert result["overhead_0"]["padding"] <= result["overhead_64"]["padding"]
+    assert len(result["overhead_0"]["passes"]) == 3 and result["overhead_64"]["grouped_s"] > 0
+
+
 def test_vmoer_toy_smoke(tmp_path, capsys):
     assert main(["toy", "--smoke", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
