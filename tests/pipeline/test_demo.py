@@ -8,6 +8,7 @@ from vmoer_ppl.cli import main
 
 SMALL = ["--n-train", "8", "--n-val", "4", "--n-test", "8", "--n-ood", "6"]
 FAST = ["--svi-steps", "4", "--svi-epochs", "none", "--eval-every", "2", "--num-samples", "3"]
+FAST += ["--patience", "2"]  # the demo stops after one worse validation; here every one runs
 FAST += ["--layers", "last:1"]
 
 

@@ -6,7 +6,7 @@ attention mask is given, because CUDA's fused kernels would then fall back to th
 torch's CPU flash kernel takes the mask and ``enable_gqa`` together, so on the CPU the copies are
 pure overhead (~9 % of a cloze forward of the embedded default: 40 of 450 ms per batch of 16). The
 library's own switch, ``TRANSFORMERS_SDPA_FORCE_GQA``, is read at every attention call; it is set
-only around forwards of a model on the CPU, and restored after.
+only around eager forwards of a model on the CPU, and restored after.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+import torch
 from torch import nn
 
 FORCE_GQA = "TRANSFORMERS_SDPA_FORCE_GQA"
@@ -30,6 +31,9 @@ def cpu_gqa(model: nn.Module) -> Iterator[None]:
         A transformers model; nothing changes unless its first weight is on the CPU and the
         variable is unset (a user's own setting wins).
     """
+    if torch.compiler.is_compiling():  # a traced forward cannot set the environment
+        yield
+        return
     first = next(model.parameters(), None)
     if first is None or first.device.type != "cpu" or FORCE_GQA in os.environ:
         yield
