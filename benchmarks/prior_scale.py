@@ -18,7 +18,7 @@ import torch
 from common import write_result
 
 from vmoer_ppl.bayesianize import bayesianize
-from vmoer_ppl.data.tensors import subset
+from vmoer_ppl.data.tensors import first_rows, subset
 from vmoer_ppl.infer.diagnostics import posterior_summary
 from vmoer_ppl.infer.early_stop import validation_nll
 from vmoer_ppl.pipeline.backbone import adapted, suffix_data
@@ -35,7 +35,7 @@ SCALES = ("absolute:1", "absolute:0.3", "relative:0.25", "relative:0.5", "relati
 def init_overlap(bm, guide, train: dict, questions: int = 32) -> dict[str, float]:
     """Mean top-K overlap of one draw of the initial ``q`` with the deterministic top-K."""
     torch.manual_seed(0)
-    rows = subset(train, range(min(questions, len(train["labels"]))))
+    rows = first_rows(train, questions)
     return {k: v["overlap"] for k, v in posterior_summary(bm, guide, rows, batch_size=8).items()}
 
 

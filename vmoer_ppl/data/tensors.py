@@ -16,6 +16,12 @@ def subset(
     return {k: v[idx] for k, v in data.items() if v is not None}
 
 
+def first_rows(data: Mapping[str, torch.Tensor | None], n: int) -> dict[str, torch.Tensor]:
+    """The first ``n`` rows of every tensor (all of them when there are fewer)."""
+    size = len(next(v for v in data.values() if v is not None))
+    return subset(data, range(min(n, size)))
+
+
 def inputs_of(data: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The network's inputs of a data dict: every tensor but ``labels``."""
     return {k: v for k, v in data.items() if k != "labels"}

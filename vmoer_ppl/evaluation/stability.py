@@ -9,6 +9,9 @@ random stream, so the clean and noisy runs differ by the noise only.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -24,6 +27,16 @@ def jaccard(a: torch.Tensor, b: torch.Tensor, num_experts: int) -> torch.Tensor:
     ha = torch.zeros(*a.shape[:-1], num_experts, dtype=torch.bool).scatter_(-1, a, True)
     hb = torch.zeros(*b.shape[:-1], num_experts, dtype=torch.bool).scatter_(-1, b, True)
     return (ha & hb).sum(-1).double() / (ha | hb).sum(-1).double()
+
+
+@contextlib.contextmanager
+def forward_hook(module: nn.Module, hook) -> Iterator[None]:
+    """``hook`` registered on ``module`` for the duration of a ``with`` block."""
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def input_embedding(net: nn.Module) -> nn.Module:
@@ -47,10 +60,10 @@ class StabilityProbe(RoutingPolicy):
         MC routing with this guide; ``None``: the gate rule on ``l_det`` (deterministic).
     num_samples : int
         S of the Bayesian routers.
+    ctx : RouteContext
+        The forward's grids: only their real tokens are kept.
     noise : callable, optional
         ``noise(u) -> (…, D)`` added to each router's input before routing (variant "router").
-    ctx : RouteContext, optional
-        The forward's grids: only their real tokens are kept (else every position).
 
     Attributes
     ----------
@@ -58,7 +71,7 @@ class StabilityProbe(RoutingPolicy):
         Router name -> `(n, K)` selected experts of each call (one per grid).
     """
 
-    def __init__(self, model, guide, num_samples: int, noise=None, ctx=None) -> None:
+    def __init__(self, model, guide, num_samples: int, ctx, noise=None) -> None:
         self.model, self.guide, self.num_samples, self.noise = model, guide, num_samples, noise
         self.ctx = ctx
         self.experts: dict[str, list[torch.Tensor]] = {}
@@ -73,9 +86,8 @@ class StabilityProbe(RoutingPolicy):
         else:
             out = router_forward(self.model, self.guide, site, u, l_det, self.num_samples)
         experts = out.experts.reshape(-1, out.experts.shape[-1])
-        if self.ctx is not None:  # real tokens only, of every grid (prompts and options)
-            experts = experts[self.ctx.grid().mask.reshape(-1).to(experts.device)]
-        self.experts.setdefault(site.name, []).append(experts)
+        real = self.ctx.grid().mask.reshape(-1).to(experts.device)  # of every grid, in turn
+        self.experts.setdefault(site.name, []).append(experts[real])
         return out
 
 
@@ -123,10 +135,8 @@ def routing_stability(
         if variant != "embedding" or set(prepared.noisy) != set(gammas):
             raise ValueError("prepared prefix states hold embedding noise at other gammas")
         clean = probe_experts(model, guide, prepared.clean, num_samples, seed)
-        noisy = {
-            g: probe_experts(model, guide, x, num_samples, seed) for g, x in prepared.noisy.items()
-        }
-        return compare(model.sites, clean, [noisy[g] for g in gammas], gammas)
+        runs = [probe_experts(model, guide, prepared.noisy[g], num_samples, seed) for g in gammas]
+        return compare(model.sites, clean, runs, gammas)
     if variant not in ("embedding", "router"):
         raise ValueError(f"variant={variant!r}: use 'embedding' or 'router'")
     inputs = {k: v for k, v in inputs.items() if k != "labels" and not k.endswith("_states")}
@@ -203,15 +213,11 @@ def probe_experts(
         Router name -> `(N, K)` experts at the N real tokens of every grid the router routed
         (the cloze scorer's prompts and options), in call order.
     """
-    hook = None
+    probe = StabilityProbe(model, guide, num_samples, model.context(inputs), router_noise)
+    hooked = contextlib.nullcontext()
     if emb_hook is not None:
-        hook = input_embedding(model.net).register_forward_hook(emb_hook)
-    probe = StabilityProbe(model, guide, num_samples, router_noise, model.context(inputs))
-    try:
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            run_routed(model.net, inputs, model.sites, probe)
-    finally:
-        if hook is not None:
-            hook.remove()
+        hooked = forward_hook(input_embedding(model.net), emb_hook)
+    with hooked, torch.random.fork_rng():
+        torch.manual_seed(seed)
+        run_routed(model.net, inputs, model.sites, probe)
     return {name: torch.cat(parts) for name, parts in probe.experts.items()}

@@ -12,14 +12,17 @@ forwards by 4 prefix passes and 16 suffix passes, and gives the same experts as 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from vmoer_ppl.evaluation.stability import GaussianNoise, input_embedding, norms_hook
+from vmoer_ppl.evaluation.stability import (
+    GaussianNoise,
+    forward_hook,
+    input_embedding,
+    norms_hook,
+)
 
 
 @dataclass
@@ -36,16 +39,6 @@ class StabilityInputs:
 
     clean: dict[str, torch.Tensor]
     noisy: dict[float, dict[str, torch.Tensor]]
-
-
-@contextlib.contextmanager
-def forward_hook(module: nn.Module, hook) -> Iterator[None]:
-    """``hook`` registered on ``module`` for the duration of a ``with`` block."""
-    handle = module.register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 @torch.no_grad()

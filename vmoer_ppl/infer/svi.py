@@ -217,11 +217,11 @@ class SVI:
         """Backpropagate the loss of rows ``idx`` (over shards and passes); returns its value."""
         rec = {"recorder": recorder} if recorder is not None else {}
         try:
-            if not self.sharded and len(self.passes(idx)) == 1:
-                loss = self.loss(**rec, **subset(self.data, idx))
-                loss.backward()
-                return loss.item()
-            return self.sharded_gradient(idx, rec, state.step)
+            if self.sharded or self.grouped:
+                return self.sharded_gradient(idx, rec, state.step)
+            loss = self.loss(**rec, **subset(self.data, idx))
+            loss.backward()
+            return loss.item()
         except ValueError as err:  # a distribution refusing an inf/NaN parameter
             if "Expected parameter" not in str(err):
                 raise

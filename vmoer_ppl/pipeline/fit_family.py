@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from vmoer_ppl.bayesianize import bayesianize
-from vmoer_ppl.data.tensors import subset
+from vmoer_ppl.data.tensors import first_rows
 from vmoer_ppl.families import family_of
 from vmoer_ppl.infer.diagnostics import posterior_summary
 from vmoer_ppl.infer.svi import fit_svi
@@ -62,8 +62,8 @@ def family_prior(cfg: FitConfig, family: str, bm, train: dict, memo: dict | None
         return value, {"rule": "absolute", "scale": value}
     memo = {} if memo is None else memo
     if "logit_spread" not in memo:
-        rows = range(min(SPREAD_QUESTIONS, len(train["labels"])))
-        memo["logit_spread"] = logit_spread(bm, subset(train, rows), batch_size=cfg.batch_size)
+        probe = first_rows(train, SPREAD_QUESTIONS)
+        memo["logit_spread"] = logit_spread(bm, probe, batch_size=cfg.batch_size)
     spreads = memo["logit_spread"]
     scales = {k: value * v for k, v in spreads.items()}
     log.info("%s: relative prior c=%g, logit spread %s -> s %s", family, value, spreads, scales)
@@ -156,13 +156,10 @@ def fit_family(
         "stopped_early": res.stopped_early,
         "resumed_from": res.resumed_from,
         "diagnostics": res.diagnostics,
-        "posterior": posterior_summary(bm, guide, summary_rows(data["val"]), cfg.batch_size),
+        "posterior": posterior_summary(
+            bm, guide, first_rows(data["val"], SUMMARY_QUESTIONS), cfg.batch_size
+        ),
     }
-
-
-def summary_rows(val: dict) -> dict:
-    """The first :data:`SUMMARY_QUESTIONS` validation questions."""
-    return subset(val, range(min(SUMMARY_QUESTIONS, len(val["labels"]))))
 
 
 #: Candidates of ``--prior-scale auto`` (relative multiples of each router's logit spread).

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from vmoer_ppl.data.tensors import inputs_of, subset
+from vmoer_ppl.data.tensors import first_rows, inputs_of
 from vmoer_ppl.diagnostics.export import save_datatree, to_datatree
 from vmoer_ppl.diagnostics.loo import loo_compare, loo_markdown
 from vmoer_ppl.infer.predictive import predict, routing_key
@@ -158,7 +158,7 @@ def inspect_locked(out: Path, num_draws: int, n_questions: int, num_samples: int
     head = next(iter(guides.values()))[0].net
     val = {"val": enc["val"]}
     data = strip(suffix_data(head, val, net)["val"])
-    data = subset(data, range(min(n_questions, len(data["labels"]))))
+    data = first_rows(data, n_questions)
     plots, post_dir = out / "plots", out / "posteriors"
     plots.mkdir(exist_ok=True)
     trees, names, posteriors, entropies = {}, [], {}, {}

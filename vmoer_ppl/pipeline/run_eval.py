@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from vmoer_ppl.baselines import make_baseline
-from vmoer_ppl.data.tensors import subset
+from vmoer_ppl.data.tensors import first_rows
 from vmoer_ppl.evaluation.bootstrap import paired_bootstrap
 from vmoer_ppl.evaluation.calibration import brier
 from vmoer_ppl.evaluation.metrics import accuracy, nll
@@ -245,7 +245,7 @@ def statistics(outs: dict, data: dict, id_key: str, n_boot: int) -> dict:
 def stability(results: dict, opened: OpenedRun, cfg: FitConfig, n: int, gammas) -> None:
     """Routing stability of every router on the first ``n`` ID test questions (into results)."""
     id_key = opened.id_key
-    probe = subset(strip(opened.enc[id_key]), range(min(n, opened.sizes[id_key])))
+    probe = first_rows(strip(opened.enc[id_key]), n)
     bm = next(iter(opened.guides.values()))[0]
     prepared = None
     if "prompt_states" in opened.data[id_key]:  # the frozen prefix: noisy states once per γ
