@@ -102,7 +102,7 @@ def main(argv=None) -> dict:
     batch = {k: v.to(args.device) for k, v in enc.items()}
     options = letter_token_ids(tok, len(records[0].choices))
     model, guide = bayesianize(
-        net, family=args.family, layers=args.layers, scorer="next-token", option_token_ids=options
+        net, family=args.family, layers=args.layers, scorer="letter", option_token_ids=options
     )
     guide.to(args.device)
     result = {

@@ -15,11 +15,12 @@ from vmoer_ppl.infer.freeze import freeze
 from vmoer_ppl.models.base import RouterModel
 from vmoer_ppl.models.likelihoods import Likelihood
 from vmoer_ppl.priors.shorthands import as_prior
+from vmoer_ppl.scoring.names import parse_scorer, scorer_name
 from vmoer_ppl.sites import RouterSite, find_routers, select_layers
 
 
 def network_of(
-    net: nn.Module, option_token_ids, scorer: str = "next-token"
+    net: nn.Module, option_token_ids, scorer: str = "letter"
 ) -> tuple[nn.Module, list[RouterSite]]:
     """The answer network and every router site; transformers models get their adapter.
 
@@ -30,7 +31,8 @@ def network_of(
     option_token_ids : sequence of int, optional
         Letter scorer: the option letters' token ids.
     scorer : str
-        ``"next-token"`` or ``"cloze[:sum|token|char]"`` (transformers models).
+        ``"letter"`` or ``"cloze[:sum|token|char]"`` (transformers models; see
+        :func:`vmoer_ppl.scoring.names.parse_scorer`).
 
     Returns
     -------
@@ -56,12 +58,9 @@ def network_of(
         patched = install_adapter(net)
         net.eval()  # frozen backbone: no dropout, no router jitter
         sites = [RouterSite(name, i, module) for i, (name, module) in enumerate(patched)]
-        if scorer.startswith("cloze"):
-            return ClozeHead(net, scorer.partition(":")[2] or "char"), sites
-        if scorer != "next-token":
-            raise ValueError(
-                f"scorer={scorer!r}: use 'next-token' (letter format) or 'cloze[:sum|token|char]'"
-            )
+        _, norm = parse_scorer(scorer)
+        if norm is not None:
+            return ClozeHead(net, norm), sites
         return NextTokenHead(net, option_token_ids), sites
     routers = find_routers(net)
     if not routers:
@@ -83,7 +82,7 @@ def bayesianize(
     num_data: int = 1,
     trunk_dim: int | None = None,
     option_token_ids=None,
-    scorer: str = "next-token",
+    scorer: str = "letter",
 ) -> tuple[RouterModel, RouterGuide]:
     """Make the routers of a frozen MoE network Bayesian.
 
@@ -113,9 +112,10 @@ def bayesianize(
         transformers models only: the answer is the next token at the last real position,
         restricted to these ids (e.g. the option letters); the whole vocabulary if None.
     scorer : str
-        transformers models only: ``"next-token"`` (the paper's letter format, with
-        ``option_token_ids``) or ``"cloze"`` / ``"cloze:sum|token|char"`` (each option scored as a
-        continuation; inputs from :func:`vmoer_ppl.scoring.encode_cloze`).
+        transformers models only: ``"letter"`` (the paper's letter format, with
+        ``option_token_ids``; ``"next-token"`` is its earlier name) or ``"cloze"`` /
+        ``"cloze:sum|token|char"`` (each option scored as a continuation; inputs from
+        :func:`vmoer_ppl.scoring.encode_cloze`). One vocabulary with the CLI's ``--scorer``.
 
     Returns
     -------
@@ -147,7 +147,7 @@ def bayesianize(
         "beta": float(beta),
         "num_data": int(num_data),
         "trunk_dim": trunk_dim,
-        "scorer": scorer if getattr(original, "config", None) is not None else None,
+        "scorer": scorer_name(scorer) if getattr(original, "config", None) is not None else None,
         "option_token_ids": plain_token_ids(option_token_ids),
     }
     guide = spec(model, **spec.build_kwargs(prior, sites, trunk_dim))

@@ -60,7 +60,7 @@ def from_pretrained(
             f"adapter format {config.get('format_version')} unsupported (this version reads "
             f"{READABLE_VERSIONS}); upgrade vmoer_ppl or refit the adapter"
         )
-    scorer = config.get("scorer") or "next-token"
+    scorer = config.get("scorer") or "letter"
     _, routers = network_of(net, config.get("option_token_ids"), scorer)
     check_compatible(config, net, routers)
     model, guide = bayesianize(

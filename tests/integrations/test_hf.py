@@ -262,3 +262,17 @@ def test_a_router_with_a_nested_linear_keeps_one_copy_of_its_weights(model_type)
     for site in model.sites:  # the alias is the nested Linear's own parameter
         inner = [c for c in site.router.children() if isinstance(c, torch.nn.Linear)]
         assert site.weight is inner[0].weight
+
+
+def test_adapter_saved_under_the_scorer_s_earlier_name_loads_as_the_letter_scorer(tmp_path):
+    import json
+
+    hf = tiny_model("qwen2_moe")
+    model, guide = bayesianize(hf, family="logit-mf", layers="last:1", option_token_ids=[10, 11])
+    assert model.spec["scorer"] == "letter"
+    guide.save_pretrained(tmp_path / "a")
+    config = json.loads((tmp_path / "a" / "router_adapter.json").read_text())
+    config["scorer"] = "next-token"  # what adapters wrote before one scorer vocabulary
+    (tmp_path / "a" / "router_adapter.json").write_text(json.dumps(config))
+    loaded, _ = from_pretrained(hf, tmp_path / "a")
+    assert loaded.spec["scorer"] == "letter"

@@ -50,7 +50,8 @@ class FitConfig:
         None, 'packaged "<set>:<split>" names or files; None: paper\'s'
     )
     scorer: str = opt(
-        "cloze", '"cloze" (options as continuations) or "letter" (the paper\'s prompt)'
+        "cloze",
+        '"cloze[:sum|token|char]" (options as continuations) or "letter" (the paper\'s prompt)',
     )
     families: tuple[str, ...] = opt(("logit-mf",), "router families, each fitted separately")
     layers: str = opt("last:5", 'Bayesian routers: "all", "last:N" or indices')

@@ -19,6 +19,7 @@ from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.sets import ID_CANDIDATES, OOD_FOR, SetSpec, id_splits, ood_records
 from vmoer_ppl.scoring.batches import encode_cloze
 from vmoer_ppl.scoring.letter import LETTERS, encode_letter
+from vmoer_ppl.scoring.names import ScorerKind, parse_scorer
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,9 @@ def encode_sets(
     sets, with_context, label = run_records(cfg)
     if hashes is not None:
         hashes.update({k: record_hash(v) for k, v in sets.items()})
-    if cfg.scorer == "cloze":
+    if parse_scorer(cfg.scorer)[0] is ScorerKind.CLOZE:
         enc = {k: encode_cloze(v, tokenizer, with_context=with_context) for k, v in sets.items()}
-    elif cfg.scorer == "letter":
+    else:
         width = Counter(len(r.choices) for r in sets[f"id:{label}"]).most_common(1)[0][0]
         if width > len(LETTERS):
             raise ValueError(
@@ -156,6 +157,4 @@ def encode_sets(
         enc = {k: encode_letter(v, tokenizer) for k, v in sets.items()}
         for v in enc.values():  # the letter head's option count (C), kept with the data
             v["num_options"] = torch.full_like(v["labels"], width)
-    else:
-        raise ValueError(f"--scorer {cfg.scorer!r}: use 'cloze' or 'letter'")
     return enc, {k: len(v) for k, v in sets.items()}, label

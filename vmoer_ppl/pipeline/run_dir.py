@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vmoer_ppl.pipeline.config import CONFIG_FILE, FitConfig
 from vmoer_ppl.scoring.letter import letter_token_ids
+from vmoer_ppl.scoring.names import ScorerKind, parse_scorer
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +25,10 @@ OUTPUTS = ("fit.json", "metrics.json", "report.md", "plots", "adapters", "checkp
 
 def scorer_kwargs(cfg: FitConfig, tokenizer, data: dict) -> dict:
     """``bayesianize`` arguments of the run's scorer (letter: the option-letter token ids)."""
-    if cfg.scorer == "cloze":
-        return {"scorer": "cloze"}
+    if parse_scorer(cfg.scorer)[0] is ScorerKind.CLOZE:
+        return {"scorer": cfg.scorer}
     num_options = int(data["train"]["num_options"][0])
-    return {"scorer": "next-token", "option_token_ids": letter_token_ids(tokenizer, num_options)}
+    return {"scorer": cfg.scorer, "option_token_ids": letter_token_ids(tokenizer, num_options)}
 
 
 def prepare_run_dir(cfg: FitConfig) -> Path:

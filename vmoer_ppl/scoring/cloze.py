@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from enum import Enum
 
 import torch
 from torch import nn
@@ -25,6 +24,7 @@ from vmoer_ppl.integrations.hf.attention import cpu_gqa
 from vmoer_ppl.integrations.hf.kv_cache import cache_kwargs
 from vmoer_ppl.nn.masks import position_ids, real_span
 from vmoer_ppl.scoring.memory import check_batch_memory, cloze_batch_bytes
+from vmoer_ppl.scoring.names import ClozeNorm
 from vmoer_ppl.sites import routing_grid
 
 
@@ -50,17 +50,6 @@ def head_at(model: nn.Module, keep: torch.Tensor) -> Iterator[None]:
         yield
     finally:
         handle.remove()
-
-
-class ClozeNorm(str, Enum):
-    """Length normalisation of a continuation's log-probability."""
-
-    SUM = "sum"
-    """Total log-probability of the option's tokens."""
-    TOKEN = "token"
-    """Mean log-probability per token."""
-    CHAR = "char"
-    """Total log-probability divided by the option's length in characters (OLMES default)."""
 
 
 def option_pass_inputs(prompt_mask: torch.Tensor, option_mask: torch.Tensor):
