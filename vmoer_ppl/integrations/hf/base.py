@@ -93,6 +93,7 @@ def patch_router(
     rule,
     weights_dtype: Callable[[torch.Tensor], torch.dtype],
     pack: Callable | None = None,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> None:
     """Give an upstream router the ``routing_fn`` slot of :class:`vmoer_ppl.nn.Router`.
 
@@ -107,6 +108,10 @@ def patch_router(
     pack : callable, optional
         ``(logits (N, E), weights (N, K), experts (N, K)) -> return value``, upstream's output
         contract; default the ``(logits, weights, experts)`` triple.
+    prepare : callable, optional
+        ``h (N, D) -> u (N, D)``: what the router does to its input before its linear map
+        (Gemma-4 normalises and scales it), computed in the site's dtype; ``u`` is the router
+        input the guides and the stability probe see. Default: none.
     """
     pack = pack or HFAdapter.pack
     original = router.forward
@@ -122,8 +127,9 @@ def patch_router(
             )
         h = hidden_states.reshape(-1, hidden_states.shape[-1])  # (B*T, D)
         dt = torch.promote_types(router.weight.dtype, torch.float32)  # = site.dtype
-        l_det = router_logits(router, h.to(dt))  # (B*T, E); gpt-oss: h·Wᵀ + b
-        out = fn(h, l_det)  # (B, T, ·)
+        u = h if prepare is None else prepare(h.to(dt))  # Gemma-4: normalised and scaled
+        l_det = router_logits(router, u.to(dt))  # (B*T, E); gpt-oss: h·Wᵀ + b
+        out = fn(u, l_det)  # (B, T, ·)
         n = h.shape[0]
         weights = out.weights.reshape(n, -1).to(weights_dtype(h))  # (B*T, K)
         result = pack(out.logits.reshape(n, -1), weights, out.experts.reshape(n, -1))

@@ -96,12 +96,17 @@ def _call(router: nn.Module, h: torch.Tensor, block: nn.Module | None):
 
 
 def _call_2d(router: nn.Module, h: torch.Tensor, block: nn.Module | None):
-    """The router's own output on ``h``, passing a block-held correction bias if it takes one."""
+    """The router's own output on ``h``, passing a block-held correction bias if it takes one.
+
+    The bias is handed in when the router's next parameter is named as one (:data:`BIASES`),
+    required (MiniMax-M2, HY-V3) or optional (LFM2-MoE), and the block holds that tensor.
+    """
     params = list(inspect.signature(router.forward).parameters.values())[1:]
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     needed = [p.name for p in params if p.default is p.empty and p.kind in positional]
-    if len(needed) == 1 and needed[0] in BIASES:
-        bias = getattr(block, needed[0], None)
+    after_h = params[0].name if params and params[0].kind in positional else None
+    if after_h in BIASES and len(needed) <= 1 and needed in ([], [after_h]):
+        bias = getattr(block, after_h, None)  # LFM2-MoE: optional, the block always hands it
         if isinstance(bias, torch.Tensor):
             return router(h, bias)
     if needed:

@@ -7,9 +7,12 @@ from torch import nn
 from vmoer_ppl.integrations.hf.base import HFAdapter
 from vmoer_ppl.integrations.hf.dbrx import DbrxAdapter
 from vmoer_ppl.integrations.hf.deepseek import DeepseekV3Adapter
+from vmoer_ppl.integrations.hf.gemma4 import Gemma4Adapter
 from vmoer_ppl.integrations.hf.generic import GenericAdapter
 from vmoer_ppl.integrations.hf.granite import GraniteMoeAdapter
+from vmoer_ppl.integrations.hf.jetmoe import JetMoeAdapter
 from vmoer_ppl.integrations.hf.llama4 import Llama4Adapter
+from vmoer_ppl.integrations.hf.longcat import LongcatFlashAdapter
 from vmoer_ppl.integrations.hf.mixtral import MixtralAdapter
 from vmoer_ppl.integrations.hf.qwen import QwenMoeAdapter
 
@@ -22,6 +25,9 @@ ADAPTERS: dict[str, HFAdapter] = {
         DeepseekV3Adapter,
         Llama4Adapter,
         DbrxAdapter,
+        Gemma4Adapter,
+        JetMoeAdapter,
+        LongcatFlashAdapter,
     )
     for t in cls.model_types
 }

@@ -91,6 +91,21 @@ TINY_OVERRIDES = {
     "granitemoehybrid": {"layer_types": ["linear_attention", "attention"]},
     "jamba": {"attn_layer_period": 2, "attn_layer_offset": 1},
     "zaya": {"num_experts_per_tok": 1},
+    # LFM2-MoE: the per-layer kinds are derived from full_attn_idxs when None, and the first
+    # num_dense_layers (2 by default) are dense: one conv and one attention layer, both MoE
+    "lfm2_moe": {"layer_types": ["conv", "full_attention"], "num_dense_layers": 0},
+    # GLM-4.5V's text tower reads mrope_section (default [8, 12, 12], half the 64 rotary dims of
+    # its 128-dim heads at partial_rotary_factor 0.5) from rope_parameters: 4 for the tiny heads
+    "glm4v_moe": {
+        "text_config": {
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "partial_rotary_factor": 0.5,
+                "mrope_section": [2, 1, 1],
+            }
+        }
+    },
     # DbrxAttention reads attn_config.rope_theta, which the config class does not define, and
     # clamps with clip_qkv; the released checkpoints' configs set both
     "dbrx": {
@@ -98,7 +113,7 @@ TINY_OVERRIDES = {
         "ffn_config": {"moe_top_k": 2},
     },
 }
-MAX_PARAMS = 5_000_000
+MAX_PARAMS = 10_000_000  # unlimited_ocr's tiny towers: 7.9 M
 SUB_CONFIGS = ("text_config", "vision_config", "audio_config", "thinker_config", "talker_config")
 
 
