@@ -27,14 +27,28 @@ class HFAdapter:
     model_types: ClassVar[tuple[str, ...]] = ()
     router_suffix: ClassVar[str] = ".mlp.gate"  # module path of a router below a decoder layer
     weights_in_float32: ClassVar[bool] = True  # dtype of the gate values upstream returns
+    #: The attribute holding the router's ``nn.Linear`` when its map is nested (DBRX: ``layer``);
+    #: None: the router has its own 2-D ``weight``.
+    linear_attr: ClassVar[str | None] = None
+    #: Attributes every router of the family has, telling it from other modules at that path.
+    marker_attrs: ClassVar[tuple[str, ...]] = ()
 
     def routers(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
         """``(module path, router)`` of every MoE router, in layer order."""
         return [
             (name, m)
             for name, m in model.named_modules()
-            if name.endswith(self.router_suffix) and hasattr(m, "weight") and m.weight.dim() == 2
+            if name.endswith(self.router_suffix) and self.is_router(m)
         ]
+
+    def is_router(self, module: nn.Module) -> bool:
+        """Whether a module at a router path is this family's router (its map, its markers)."""
+        if self.linear_attr is not None:
+            mapped = isinstance(getattr(module, self.linear_attr, None), nn.Linear)
+        else:
+            weight = getattr(module, "weight", None)
+            mapped = isinstance(weight, torch.Tensor) and weight.dim() == 2
+        return mapped and all(hasattr(module, a) for a in self.marker_attrs)
 
     def gate_rule(self, router: nn.Module, config):
         """The exact upstream gate rule of ``router`` (a GateRule or a rule object), or None."""

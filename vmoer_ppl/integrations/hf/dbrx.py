@@ -23,19 +23,11 @@ class DbrxAdapter(HFAdapter):
 
     model_types = ("dbrx",)
     router_suffix = ".ffn.router"
+    linear_attr = "layer"
     weights_in_float32 = False  # upstream: softmax(..., dtype=router_logits.dtype)
 
     def __init__(self) -> None:
         self.reasons: dict[str, str] = {}
-
-    def routers(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
-        """``(path, DbrxRouter)`` of every FFN router, in block order."""
-        return [
-            (name, m)
-            for name, m in model.named_modules()
-            if name.endswith(self.router_suffix)
-            and isinstance(getattr(m, "layer", None), nn.Linear)
-        ]
 
     def gate_rule(self, router, config):
         """Softmax, top-K, divided by the p-norm of the K values (p = 1 or none)."""

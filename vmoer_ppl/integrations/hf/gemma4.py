@@ -22,17 +22,9 @@ class Gemma4Adapter(HFAdapter):
 
     model_types = ("gemma4", "gemma4_text")
     router_suffix = ".router"
+    linear_attr = "proj"
+    marker_attrs = ("per_expert_scale",)
     weights_in_float32 = True  # upstream: float32 softmax times the per-expert scale
-
-    def routers(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
-        """``(path, Gemma4TextRouter)`` of every decoder layer with an MoE block."""
-        return [
-            (name, m)
-            for name, m in model.named_modules()
-            if name.endswith(self.router_suffix)
-            and isinstance(getattr(m, "proj", None), nn.Linear)
-            and hasattr(m, "per_expert_scale")
-        ]
 
     def gate_rule(self, router, config):
         """Softmax, top-K, renormalised (the per-expert scale is applied after the rule)."""

@@ -45,17 +45,9 @@ class JetMoeAdapter(HFAdapter):
 
     model_types = ("jetmoe",)
     router_suffix = ".router"
+    linear_attr = "layer"
+    marker_attrs = ("top_k",)
     weights_in_float32 = False  # upstream: softmax(...).type_as(hidden_states)
-
-    def routers(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
-        """``(path, JetMoeTopKGating)`` of every router, in layer order (attention, then MLP)."""
-        return [
-            (name, m)
-            for name, m in model.named_modules()
-            if name.endswith(self.router_suffix)
-            and isinstance(getattr(m, "layer", None), nn.Linear)
-            and hasattr(m, "top_k")
-        ]
 
     def gate_rule(self, router, config):
         """Softmax over the K largest logits."""

@@ -23,16 +23,8 @@ class LongcatFlashAdapter(HFAdapter):
 
     model_types = ("longcat_flash",)
     router_suffix = ".mlp.router"
-
-    def routers(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
-        """``(path, LongcatFlashTopkRouter)`` of every MoE block, in layer order."""
-        return [
-            (name, m)
-            for name, m in model.named_modules()
-            if name.endswith(self.router_suffix)
-            and isinstance(getattr(m, "classifier", None), nn.Linear)
-            and hasattr(m, "e_score_correction_bias")
-        ]
+    linear_attr = "classifier"
+    marker_attrs = ("e_score_correction_bias",)
 
     def gate_rule(self, router, config):
         """One-group :class:`GroupLimitedSoftmaxRule` with the router's correction bias."""
