@@ -118,7 +118,7 @@ EXPECTED = {
     "sarvam_mla": ("supported", "supported"),
     "sarvam_moe": ("supported", "supported"),
     "solar_open": ("supported", "supported"),
-    "step3p7": ("untestable", "untestable"),
+    "step3p7": ("supported", "supported"),
     "switch_transformers": ("encoder-decoder", "encoder-decoder"),
     "unlimited_ocr": ("supported", "supported"),
     "zaya": ("not-linear", "not-linear"),

@@ -94,6 +94,8 @@ TINY_OVERRIDES = {
     # LFM2-MoE: the per-layer kinds are derived from full_attn_idxs when None, and the first
     # num_dense_layers (2 by default) are dense: one conv and one attention layer, both MoE
     "lfm2_moe": {"layer_types": ["conv", "full_attention"], "num_dense_layers": 0},
+    # Step-3.7's attention reads a sliding window its config leaves unset (None)
+    "step3p7": {"text_config": {"sliding_window": 16}},
     # GLM-4.5V's text tower reads mrope_section (default [8, 12, 12], half the 64 rotary dims of
     # its 128-dim heads at partial_rotary_factor 0.5) from rope_parameters: 4 for the tiny heads
     "glm4v_moe": {
