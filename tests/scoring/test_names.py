@@ -3,8 +3,9 @@
 import pytest
 
 from vmoer_ppl.pipeline.config import FitConfig
-from vmoer_ppl.pipeline.validate import SCORERS, validate_config
+from vmoer_ppl.pipeline.validate import validate_config
 from vmoer_ppl.scoring import ClozeNorm, ScorerKind, parse_scorer, scorer_name
+from vmoer_ppl.scoring.names import SCORER_NAMES
 
 
 @pytest.mark.parametrize(
@@ -38,7 +39,7 @@ def test_canonical_spelling_names_the_norm_and_renames_next_token():
 
 
 def test_every_cli_choice_parses_and_the_fit_check_takes_it():
-    for name in SCORERS:
+    for name in SCORER_NAMES:
         parse_scorer(name)
         validate_config(FitConfig(scorer=name))
     with pytest.raises(ValueError, match="--scorer 'next-tokens'"):

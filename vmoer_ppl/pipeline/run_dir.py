@@ -25,10 +25,11 @@ OUTPUTS = ("fit.json", "metrics.json", "report.md", "plots", "adapters", "checkp
 
 def scorer_kwargs(cfg: FitConfig, tokenizer, data: dict) -> dict:
     """``bayesianize`` arguments of the run's scorer (letter: the option-letter token ids)."""
-    if parse_scorer(cfg.scorer)[0] is ScorerKind.CLOZE:
-        return {"scorer": cfg.scorer}
-    num_options = int(data["train"]["num_options"][0])
-    return {"scorer": cfg.scorer, "option_token_ids": letter_token_ids(tokenizer, num_options)}
+    kwargs: dict = {"scorer": cfg.scorer}
+    if parse_scorer(cfg.scorer)[0] is ScorerKind.LETTER:
+        num_options = int(data["train"]["num_options"][0])
+        kwargs["option_token_ids"] = letter_token_ids(tokenizer, num_options)
+    return kwargs
 
 
 def prepare_run_dir(cfg: FitConfig) -> Path:

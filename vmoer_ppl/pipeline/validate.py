@@ -18,7 +18,7 @@ from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.placement import parse_device_map, resolve_device, resolve_dtype
 from vmoer_ppl.pipeline.tracking import check_trackers
 from vmoer_ppl.priors.relative import parse_prior_scale
-from vmoer_ppl.scoring.names import ClozeNorm
+from vmoer_ppl.scoring.names import SCORER_NAMES
 
 #: Integer settings and their smallest allowed value (``None`` allowed where the default is).
 MIN_INT = {
@@ -46,10 +46,8 @@ MIN_FLOAT = {
     "weight_decay": (0.0, True),
     "svi_epochs": (0.0, False),
 }
-#: Every scorer name (:mod:`vmoer_ppl.scoring.names`).
-SCORERS = ("cloze", *(f"cloze:{n.value}" for n in ClozeNorm), "letter")
 CHOICES = {
-    "scorer": SCORERS,
+    "scorer": SCORER_NAMES,
     "estimator": ESTIMATORS,
     "lora_scope": ("all", "suffix"),
     "stage_split": ("shared", "disjoint"),

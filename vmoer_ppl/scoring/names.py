@@ -33,6 +33,9 @@ class ScorerKind(str, Enum):
 
 #: Names of earlier versions, read from saved adapters and run directories.
 ALIASES = {"next-token": ScorerKind.LETTER.value}
+NORMS = tuple(n.value for n in ClozeNorm)
+#: Every current scorer name (the CLI's ``--scorer`` choices).
+SCORER_NAMES = ("cloze", *(f"cloze:{n}" for n in NORMS), "letter")
 
 
 def parse_scorer(name: str) -> tuple[ScorerKind, ClozeNorm | None]:
@@ -55,16 +58,11 @@ def parse_scorer(name: str) -> tuple[ScorerKind, ClozeNorm | None]:
         For any other name, listing the valid ones.
     """
     kind, _, norm = ALIASES.get(name, name).partition(":")
-    valid = "'letter', 'cloze' or 'cloze:sum|token|char'"
-    try:
-        scorer = ScorerKind(kind)
-        if scorer is ScorerKind.LETTER:
-            if norm:
-                raise ValueError(norm)
-            return scorer, None
-        return scorer, ClozeNorm(norm or ClozeNorm.CHAR.value)
-    except ValueError:
-        raise ValueError(f"scorer {name!r}: use {valid}") from None
+    if kind == ScorerKind.LETTER.value and not norm:
+        return ScorerKind.LETTER, None
+    if kind == ScorerKind.CLOZE.value and norm in ("", *NORMS):
+        return ScorerKind.CLOZE, ClozeNorm(norm or ClozeNorm.CHAR.value)
+    raise ValueError(f"scorer {name!r}: use 'letter', 'cloze' or 'cloze:sum|token|char'")
 
 
 def scorer_name(name: str) -> str:

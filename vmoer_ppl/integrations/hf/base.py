@@ -30,6 +30,8 @@ class HFAdapter:
     #: The attribute holding the router's ``nn.Linear`` when its map is nested (DBRX: ``layer``);
     #: None: the router has its own 2-D ``weight``.
     linear_attr: ClassVar[str | None] = None
+    #: Whether that nested ``Linear``'s bias is part of the logits (LongCat: not used upstream).
+    linear_bias: ClassVar[bool] = True
     #: Attributes every router of the family has, telling it from other modules at that path.
     marker_attrs: ClassVar[tuple[str, ...]] = ()
 
@@ -78,20 +80,26 @@ class HFAdapter:
             found.append((name, router))
         return found
 
+    def expose_linear(self, router: nn.Module) -> None:
+        """Read a nested map (:attr:`linear_attr`) as ``router.weight`` (and bias); else nothing."""
+        if self.linear_attr is not None:
+            alias_linear(router, getattr(router, self.linear_attr), bias=self.linear_bias)
+
     def patch(self, model: nn.Module, name: str, router: nn.Module, rule) -> None:
         """Give ``router`` (at path ``name`` in ``model``) its ``routing_fn`` slot and ``rule``."""
+        self.expose_linear(router)
         patch_router(router, rule, self.weights_dtype, self.pack)
 
 
-def alias_linear(router: nn.Module, linear: nn.Linear) -> None:
+def alias_linear(router: nn.Module, linear: nn.Linear, *, bias: bool = True) -> None:
     """Make ``router.weight`` (and ``router.bias``) the parameters of a ``Linear`` inside it.
 
     Set with ``object.__setattr__``: the same tensors reachable under a second name, not second
     parameters, so the router's parameters and the model's state dict are unchanged. A bias the
-    router already has is kept.
+    router already has is kept; ``bias=False`` leaves the Linear's bias out of the logits.
     """
     object.__setattr__(router, "weight", linear.weight)
-    if linear.bias is not None and getattr(router, "bias", None) is None:
+    if bias and linear.bias is not None and getattr(router, "bias", None) is None:
         object.__setattr__(router, "bias", linear.bias)
 
 

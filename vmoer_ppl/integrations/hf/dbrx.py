@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vmoer_ppl.integrations.hf.base import HFAdapter, alias_linear, router_logits
+from vmoer_ppl.integrations.hf.base import HFAdapter, router_logits
 from vmoer_ppl.nn.gates import GateRule
 
 
@@ -45,7 +45,7 @@ class DbrxAdapter(HFAdapter):
     def patch(self, model: nn.Module, name: str, router: nn.Module, rule) -> None:
         """Give the router the site interface and patch its FFN."""
         ffn = model.get_submodule(name.rsplit(".", 1)[0])
-        alias_linear(router, router.layer)  # W_r read as router.weight, stored once
+        self.expose_linear(router)  # W_r read as router.weight, stored once
         router.top_k = ffn.top_k
         patch_ffn(ffn, router, rule)
 

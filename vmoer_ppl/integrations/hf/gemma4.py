@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vmoer_ppl.integrations.hf.base import HFAdapter, alias_linear, patch_router
+from vmoer_ppl.integrations.hf.base import HFAdapter, patch_router
 from vmoer_ppl.nn.gates import GateRule
 
 
@@ -32,7 +32,7 @@ class Gemma4Adapter(HFAdapter):
 
     def patch(self, model: nn.Module, name: str, router: nn.Module, rule) -> None:
         """Give the router the site interface; its input transform and output contract."""
-        alias_linear(router, router.proj)  # W_r read as router.weight, stored once
+        self.expose_linear(router)  # W_r read as router.weight, stored once
         router.top_k = router.config.top_k_experts
 
         def prepare(h: torch.Tensor) -> torch.Tensor:

@@ -105,7 +105,7 @@ def _call_2d(router: nn.Module, h: torch.Tensor, block: nn.Module | None):
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     needed = [p.name for p in params if p.default is p.empty and p.kind in positional]
     after_h = params[0].name if params and params[0].kind in positional else None
-    if after_h in BIASES and len(needed) <= 1 and needed in ([], [after_h]):
+    if after_h in BIASES and needed in ([], [after_h]):
         bias = getattr(block, after_h, None)  # LFM2-MoE: optional, the block always hands it
         if isinstance(bias, torch.Tensor):
             return router(h, bias)

@@ -11,9 +11,8 @@ router sites.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from vmoer_ppl.integrations.hf.base import HFAdapter, alias_linear, patch_router
+from vmoer_ppl.integrations.hf.base import HFAdapter
 from vmoer_ppl.nn.gates import GateRule
 
 
@@ -49,11 +48,8 @@ class JetMoeAdapter(HFAdapter):
     marker_attrs = ("top_k",)
     weights_in_float32 = False  # upstream: softmax(...).type_as(hidden_states)
 
+    pack = staticmethod(grouped)
+
     def gate_rule(self, router, config):
         """Softmax over the K largest logits."""
         return GateRule.TOPK_SOFTMAX
-
-    def patch(self, model: nn.Module, name: str, router: nn.Module, rule) -> None:
-        """Give the router the site interface (``weight`` from ``.layer``) and its output."""
-        alias_linear(router, router.layer)
-        patch_router(router, rule, self.weights_dtype, grouped)

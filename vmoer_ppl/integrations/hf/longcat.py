@@ -12,9 +12,7 @@ E = n_routed + zero experts, as the weight has. This is
 
 from __future__ import annotations
 
-from torch import nn
-
-from vmoer_ppl.integrations.hf.base import HFAdapter, patch_router
+from vmoer_ppl.integrations.hf.base import HFAdapter
 from vmoer_ppl.nn.rules import GroupLimitedSoftmaxRule
 
 
@@ -24,6 +22,7 @@ class LongcatFlashAdapter(HFAdapter):
     model_types = ("longcat_flash",)
     router_suffix = ".mlp.router"
     linear_attr = "classifier"
+    linear_bias = False  # upstream: F.linear(h, classifier.weight), its bias unused
     marker_attrs = ("e_score_correction_bias",)
 
     def gate_rule(self, router, config):
@@ -35,8 +34,3 @@ class LongcatFlashAdapter(HFAdapter):
             norm_topk_prob=False,
             routed_scaling_factor=router.routed_scaling_factor,
         )
-
-    def patch(self, model: nn.Module, name: str, router: nn.Module, rule) -> None:
-        """Give the router the site interface: ``weight`` is the classifier's (no bias)."""
-        object.__setattr__(router, "weight", router.classifier.weight)  # an alias, stored once
-        patch_router(router, rule, self.weights_dtype, None)
