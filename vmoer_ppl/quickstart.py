@@ -89,6 +89,6 @@ def notebook_task(smoke: bool | None = None, *, n_test: int = 200) -> NotebookTa
         strip(data["val"]),
         strip(data[f"id:{id_label}"]),
         kwargs={"layers": cfg.layers, "scorer": "cloze"},
-        steps=cfg.svi_steps,
+        steps=cfg.svi.num_steps,
         name=f"{label} on {id_label}",
     )

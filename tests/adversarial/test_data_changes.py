@@ -38,7 +38,7 @@ def test_duplicates_are_dropped_before_splitting_and_never_cross_splits(tmp_path
     rows += [{"question": "  Q 3? ", "choices": ["b", "a"], "answer": 1}] * 5  # same as q 3
     path = tmp_path / "dup.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    cfg = FitConfig(data=str(path), n_train=20, n_val=4, n_test=6, ood=())
+    cfg = FitConfig().replace(data=str(path), n_train=20, n_val=4, n_test=6, ood=())
     sets, _, _ = run_records(cfg)
     texts = [r.question.strip().lower() for k in ("train", "val", "id:dup") for r in sets[k]]
     assert len(texts) == len(set(texts)) == 30
@@ -81,6 +81,6 @@ def test_the_letter_format_refuses_more_options_than_letters(tmp_path):
     ]
     path = tmp_path / "wide.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    cfg = FitConfig(data=str(path), n_train=5, n_val=2, n_test=3, ood=(), scorer="letter")
+    cfg = FitConfig().replace(data=str(path), n_train=5, n_val=2, n_test=3, ood=(), scorer="letter")
     with pytest.raises(ValueError, match="12 options; the letter format labels at most 10"):
         encode_sets(cfg, tokenizer=None)

@@ -1,5 +1,6 @@
 """Sharded SVI: shard losses sum to the batch loss; 2 gloo processes equal 1 process."""
 
+import json
 import os
 import subprocess
 import sys
@@ -76,28 +77,32 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
         torch.testing.assert_close(ddp["params"][k], v, rtol=1e-9, atol=1e-12)
 
 
-def test_vmoer_fit_under_torchrun_equals_one_process_with_as_many_shards(tmp_path, monkeypatch):
-    import json
-
-    from safetensors.torch import load_file
-
+def fit_twice(tmp_path, *extra) -> dict:
+    """`vmoer fit` under torchrun (2 processes) and in one process with 2 shards, own caches."""
     from tests.pipeline.test_demo import save_tiny
     from tests.pipeline.test_fit_cli import fit_args, write_jsonl
 
-    monkeypatch.setenv("VMOER_PPL_CACHE", str(tmp_path / "cache"))
     model, data = save_tiny(tmp_path / "tiny"), write_jsonl(tmp_path / "qa.jsonl")
-    args = fit_args(model, data, tmp_path / "ddp")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    run = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    run += ["--master_port", "29517", "-m", "vmoer_ppl.cli", *args]
-    subprocess.run(run, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
-    one = [sys.executable, "-m", "vmoer_ppl.cli", *fit_args(model, data, tmp_path / "one")]
     # the same kernels (one thread each) so that only the process split differs
-    subprocess.run([*one, "--shards", "2"], cwd=ROOT, env=env, check=True, capture_output=True)
-    fits = [json.loads((tmp_path / d / "fit.json").read_text()) for d in ("ddp", "one")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    ddp = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    ddp += ["--master_port", "29517", "-m", "vmoer_ppl.cli"]
+    one = [sys.executable, "-m", "vmoer_ppl.cli"]
+    for name, cmd, shards in (("ddp", ddp, []), ("one", one, ["--shards", "2"])):
+        run_env = {**env, "VMOER_PPL_CACHE": str(tmp_path / f"cache-{name}")}
+        argv = [*cmd, *fit_args(model, data, tmp_path / name), *shards, *extra]
+        done = subprocess.run(argv, cwd=ROOT, env=run_env, capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+    return {d: json.loads((tmp_path / d / "fit.json").read_text()) for d in ("ddp", "one")}
+
+
+def test_vmoer_fit_under_torchrun_equals_one_process_with_as_many_shards(tmp_path):
+    from safetensors.torch import load_file
+
+    fits = fit_twice(tmp_path)
     torch.testing.assert_close(
-        torch.tensor(fits[0]["families"]["logit-mf"]["losses"]),
-        torch.tensor(fits[1]["families"]["logit-mf"]["losses"]),
+        torch.tensor(fits["ddp"]["families"]["logit-mf"]["losses"]),
+        torch.tensor(fits["one"]["families"]["logit-mf"]["losses"]),
         rtol=1e-6,
         atol=1e-7,
     )
@@ -107,6 +112,36 @@ def test_vmoer_fit_under_torchrun_equals_one_process_with_as_many_shards(tmp_pat
     )
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-7)
+
+
+def test_stage1_and_the_prefix_cache_under_torchrun_equal_one_process(tmp_path):
+    """Stage-1 LoRA data parallel (gradients summed) and prefix states in per-process shards."""
+    from safetensors.torch import load_file
+
+    extra = ["--lora-steps", "3", "--lora-lr", "1e-2", "--lora-scope", "suffix"]
+    fits = fit_twice(tmp_path, *extra)
+    lora = [load_file(tmp_path / d / "stage1/adapter_model.safetensors") for d in ("ddp", "one")]
+    assert lora[0].keys() == lora[1].keys() and lora[0]
+    for k in lora[0]:
+        torch.testing.assert_close(lora[0][k], lora[1][k], rtol=1e-4, atol=1e-6)
+    regime = [json.loads((tmp_path / d / "stage1/regime.json").read_text()) for d in ("ddp", "one")]
+    torch.testing.assert_close(
+        torch.tensor(regime[0]["losses"]), torch.tensor(regime[1]["losses"]), rtol=1e-5, atol=1e-6
+    )
+    caches = [sorted((tmp_path / f"cache-{d}" / "prefix").glob("*")) for d in ("ddp", "one")]
+    assert [p.name for p in caches[0]] == [p.name for p in caches[1]]  # no parts left behind
+    assert all(p.suffix == ".safetensors" for p in caches[0]) and len(caches[0]) >= 2
+    for a, b in zip(*caches, strict=True):  # every batch as in one process: the same states
+        sa, sb = load_file(a), load_file(b)
+        assert sa.keys() == sb.keys() == {"prompt_states", "option_states"}
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), (a.name, k)
+    torch.testing.assert_close(
+        torch.tensor(fits["ddp"]["families"]["logit-mf"]["losses"]),
+        torch.tensor(fits["one"]["families"]["logit-mf"]["losses"]),
+        rtol=1e-4,
+        atol=1e-5,
+    )
 
 
 def test_with_cuda_cpu_tensors_still_have_a_backend(monkeypatch):

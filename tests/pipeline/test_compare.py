@@ -12,7 +12,7 @@ from vmoer_ppl.pipeline.seeds import aggregate, compare_runs, load_runs
 
 def fake_run(root, seed, acc_det, acc_mf, nll_mf=1.2, **cfg):
     d = root / f"s{seed}"
-    FitConfig(seed=seed, out=str(d), **cfg).save(d)
+    FitConfig().replace(seed=seed, out=str(d), **cfg).save(d)
 
     def router(acc, nll, mi=None):
         ood = {"auroc_answer_entropy": 0.6 + seed / 100}

@@ -11,6 +11,7 @@ from tests.pipeline.test_demo import FAST, SMALL, save_tiny
 from tests.scoring.tiny_tokenizer import tiny_tokenizer
 from vmoer_ppl.cli import build_parser, main
 from vmoer_ppl.pipeline import FitConfig
+from vmoer_ppl.settings import flat_values
 
 
 def write_jsonl(path, n=40, bad=None):
@@ -49,8 +50,8 @@ def test_fit_then_evaluate_on_a_local_file(setup, tmp_path, capsys):
     assert main(fit_args(model, data, run, *extra)) == 0
     assert "vmoer evaluate" in capsys.readouterr().out
     cfg = FitConfig.load(run)
-    assert cfg.families == ("logit-fc",) and cfg.n_train == 8 and cfg.data == data
-    assert cfg.baselines == ("ensemble", "swag")
+    assert cfg.families == ("logit-fc",) and cfg.dataset.n_train == 8 and cfg.dataset.name == data
+    assert cfg.evaluation.baselines == ("ensemble", "swag")
     assert main(["evaluate", str(run)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["results"]) == {
@@ -256,7 +257,7 @@ def test_analytic_prediction_is_a_run_setting_and_repeats_exactly(setup, tmp_pat
     run = tmp_path / "analytic"
     extra = ["--families", "logit-mf", "temperature", "--predict-mode", "analytic"]
     assert main(fit_args(model, data, run, *extra, "--prior-scale", "relative:0.5")) == 0
-    assert FitConfig.load(run).predict_mode == "analytic"
+    assert FitConfig.load(run).evaluation.predict_mode == "analytic"
     nll = []
     for _ in range(2):
         assert main(["evaluate", str(run), "--overwrite", "--stability-questions", "0"]) == 0
@@ -279,12 +280,11 @@ def test_analytic_prediction_is_a_run_setting_and_repeats_exactly(setup, tmp_pat
 
 
 def test_a_run_saved_before_the_analytic_mode_keeps_predicting_by_monte_carlo(tmp_path):
-    FitConfig(out=str(tmp_path)).save(tmp_path)
-    raw = json.loads((tmp_path / "config.json").read_text())
-    raw.pop("predict_mode")
-    (tmp_path / "config.json").write_text(json.dumps(raw))
-    assert FitConfig.load(tmp_path).predict_mode == "mc"
-    assert FitConfig().predict_mode == "analytic"
+    flat = flat_values(FitConfig(out=str(tmp_path)))  # config.json before the sections
+    flat.pop("predict_mode")
+    (tmp_path / "config.json").write_text(json.dumps(flat))
+    assert FitConfig.load(tmp_path).evaluation.predict_mode == "mc"
+    assert FitConfig().evaluation.predict_mode == "analytic"
 
 
 def test_prior_scale_auto_fits_each_candidate_and_keeps_the_best_on_validation(setup, tmp_path):

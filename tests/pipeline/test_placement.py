@@ -25,7 +25,7 @@ def test_fit_and_evaluate_in_bfloat16_on_cpu_keep_router_math_in_float32(setup, 
         run = tmp_path / dtype
         extra = ["--families", "logit-fc", "--baselines", "--dtype", dtype, "--device", "cpu"]
         assert main(fit_args(model, data, run, *extra)) == 0
-        assert FitConfig.load(run).dtype == dtype  # recorded, and honoured by evaluate
+        assert FitConfig.load(run).placement.dtype == dtype  # recorded, and honoured by evaluate
         assert main(["evaluate", str(run)]) == 0
         runs[dtype] = _id_metrics(run)
     for name in ("deterministic", "vmoer-logit-fc"):
@@ -39,7 +39,7 @@ def test_bf16_backbone_routes_in_float32(setup):
     from vmoer_ppl.pipeline.loading import load_model
 
     model, _ = setup
-    hf, _, _ = load_model(FitConfig(model=model, dtype="bfloat16", device="cpu"))
+    hf, _, _ = load_model(FitConfig().replace(model=model, dtype="bfloat16", device="cpu"))
     assert next(hf.parameters()).dtype == torch.bfloat16
     from vmoer_ppl import bayesianize, predict
 

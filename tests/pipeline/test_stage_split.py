@@ -12,13 +12,13 @@ def _train(n=7):
 
 
 def test_shared_gives_both_stages_the_whole_split():
-    cfg = FitConfig(lora_steps=3)
+    cfg = FitConfig().replace(lora_steps=3)
     for stage in (1, 2):
         assert stage_rows(cfg, _train(), stage)["labels"].tolist() == list(range(7))
 
 
 def test_disjoint_halves_cover_the_split_once():
-    cfg = FitConfig(lora_steps=3, stage_split="disjoint")
+    cfg = FitConfig().replace(lora_steps=3, stage_split="disjoint")
     one, two = (stage_rows(cfg, _train(), s)["labels"].tolist() for s in (1, 2))
     assert one == [0, 1, 2] and two == [3, 4, 5, 6]
     assert stage_rows(cfg, _train(), 2)["input_ids"].tolist() == [
@@ -30,8 +30,8 @@ def test_disjoint_halves_cover_the_split_once():
 
 
 def test_without_stage_1_svi_gets_everything_and_bad_values_are_named():
-    assert len(stage_rows(FitConfig(stage_split="disjoint"), _train(), 2)["labels"]) == 7
+    assert len(stage_rows(FitConfig().replace(stage_split="disjoint"), _train(), 2)["labels"]) == 7
     with pytest.raises(ValueError, match="'shared' or 'disjoint'"):
-        stage_rows(FitConfig(lora_steps=1, stage_split="halves"), _train(), 2)
+        stage_rows(FitConfig().replace(lora_steps=1, stage_split="halves"), _train(), 2)
     with pytest.raises(ValueError, match="--n-train"):
-        stage_rows(FitConfig(lora_steps=1, stage_split="disjoint"), _train(1), 2)
+        stage_rows(FitConfig().replace(lora_steps=1, stage_split="disjoint"), _train(1), 2)

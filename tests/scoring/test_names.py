@@ -41,6 +41,6 @@ def test_canonical_spelling_names_the_norm_and_renames_next_token():
 def test_every_cli_choice_parses_and_the_fit_check_takes_it():
     for name in SCORER_NAMES:
         parse_scorer(name)
-        validate_config(FitConfig(scorer=name))
+        validate_config(FitConfig().replace(scorer=name))
     with pytest.raises(ValueError, match="--scorer 'next-tokens'"):
-        validate_config(FitConfig(scorer="next-tokens"))
+        validate_config(FitConfig().replace(scorer="next-tokens"))

@@ -25,7 +25,8 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from vmoer_ppl.data.tensors import batches, inputs_of, length_order, n_batches, unsort
+from vmoer_ppl.data.tensors import inputs_of, length_order, unsort
+from vmoer_ppl.infer.sharding import barrier, everywhere, world
 from vmoer_ppl.integrations.hf.wrappers import base_model
 
 #: Decoder-only families whose model loop adds nothing to ``inputs_embeds`` (no multipliers).
@@ -107,18 +108,52 @@ def fingerprint(tensors: dict[str, torch.Tensor]) -> str:
 
 @torch.no_grad()
 def compute_prefix_states(
-    head, data: dict[str, torch.Tensor], first_layer: int, *, batch_size: int = 16
-):
-    """States entering ``first_layer``: prompts `(N, Tp, D)`, options `(N, C, Tc, D)`."""
+    head,
+    data: dict[str, torch.Tensor],
+    first_layer: int,
+    *,
+    batch_size: int = 16,
+    part: tuple[int, int] = (0, 1),
+) -> dict[str, torch.Tensor]:
+    """States entering ``first_layer`` for the rows of one part of the length-ordered batches.
+
+    Parameters
+    ----------
+    head : ClozeHead
+        The scorer over the (frozen) model.
+    data : dict of str to torch.Tensor
+        The whole set (global padding), N rows.
+    first_layer : int
+        Index of the first Bayesian decoder layer.
+    batch_size : int
+        Rows per forward; batches are runs of :func:`length_order`.
+    part : tuple of int
+        ``(k, parts)``: compute batches ``k, k + parts, ...`` only (one process's share; each
+        batch is the same as in one process, so the states are too).
+
+    Returns
+    -------
+    dict
+        ``rows`` `(n,)` (data order), ``prompt_states`` `(n, Tp, D)`, ``option_states``
+        `(n, C, Tc, D)` for this part's ``n`` rows.
+    """
+    k, parts = part
+    order = length_order(data)
+    runs = list(order.split(batch_size))[k::parts]
     prompts, options = [], []
     desc = f"frozen prefix (layers < {first_layer})"
-    order = length_order(data)
-    todo = batches(data, batch_size, order)
-    for batch in tqdm(todo, total=n_batches(data, batch_size), desc=desc):
-        p, o = head.states_entering(first_layer, **batch)
+    desc += f" part {k + 1}/{parts}" if parts > 1 else ""
+    for rows in tqdm(runs, desc=desc):
+        p, o = head.states_entering(first_layer, **{n: v[rows] for n, v in data.items()})
         prompts.append(p)
         options.append(o)
-    return unsort(torch.cat(prompts), order), unsort(torch.cat(options), order)
+    rows = torch.cat(runs) if runs else order[:0]
+    empty = (len(rows),)
+    return {
+        "rows": rows,
+        "prompt_states": torch.cat(prompts) if prompts else torch.empty(empty),
+        "option_states": torch.cat(options) if options else torch.empty(empty),
+    }
 
 
 def cached_prefix_states(
@@ -149,11 +184,37 @@ def cached_prefix_states(
         Path(cache_dir)
         / f"prefix-{data_key(model_id, first_layer, fingerprint(tokens))}.safetensors"
     )
-    if not path.exists():
-        p, o = compute_prefix_states(head, data, first_layer)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")  # one per process
-        os.close(fd)
-        save_file({"prompt_states": p.contiguous(), "option_states": o.contiguous()}, tmp)
-        os.replace(tmp, path)
+    if not everywhere(path.exists()):
+        rank, size = world()
+        states = compute_prefix_states(head, data, first_layer, part=(rank, size))
+        if size == 1:
+            atomic_save(join_parts([states]), path)
+        else:  # each process its share, then rank 0 joins them (every batch as in one process)
+            atomic_save(states, path.with_suffix(f".part{rank}"))
+            barrier()
+            if rank == 0:
+                parts = [path.with_suffix(f".part{r}") for r in range(size)]
+                atomic_save(join_parts([load_file(p) for p in parts]), path)
+                for p in parts:
+                    p.unlink()
+            barrier()
     return {**data, **load_file(path)}
+
+
+def join_parts(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The whole set's ``prompt_states`` and ``option_states`` (data order) from the parts."""
+    rows = torch.cat([p["rows"] for p in parts])
+    full = {}
+    for name in ("prompt_states", "option_states"):
+        done = torch.cat([p[name] for p in parts if len(p["rows"])])
+        full[name] = unsort(done, rows)
+    return full
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Write a safetensors file under a temporary name, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")  # one per process
+    os.close(fd)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+    os.replace(tmp, path)

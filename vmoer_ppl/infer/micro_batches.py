@@ -103,6 +103,7 @@ def mean_loss_backward(
     data: Mapping[str, torch.Tensor],
     rows: torch.Tensor,
     grouped: bool,
+    batch_rows: int | None = None,
 ) -> float:
     """Backpropagate the mean per-row loss of ``rows`` in length-grouped passes.
 
@@ -116,15 +117,19 @@ def mean_loss_backward(
         `(B,)` the step's rows.
     grouped : bool
         Cut by length (:func:`row_groups`); else one pass.
+    batch_rows : int, optional
+        The denominator of the mean: the whole batch when ``rows`` is this process's share of
+        it (data parallel; the shares' sums then add up to the batch mean). Default
+        ``len(rows)``.
 
     Returns
     -------
     float
-        The mean loss over ``rows`` (its gradient is accumulated into the parameters).
+        ``rows``' summed loss over ``batch_rows`` (its gradient accumulated into the parameters).
     """
-    total = 0.0
+    total, denominator = 0.0, batch_rows or len(rows)
     for part in row_groups(data, rows, grouped):
-        loss = loss_sum(subset(data, part)) / len(rows)
+        loss = loss_sum(subset(data, part)) / denominator
         loss.backward()
         total += loss.item()
     return total

@@ -118,6 +118,11 @@ def all_reduce_grads(params: Sequence[torch.Tensor]) -> None:
         dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
 
 
+def everywhere(flag: bool) -> bool:
+    """Whether ``flag`` holds in every process (so that all take the same branch)."""
+    return all_reduce_sum(float(flag)) == world()[1]
+
+
 def all_reduce_sum(value: float) -> float:
     """Sum a float over processes."""
     if world()[1] == 1:

@@ -285,6 +285,8 @@ def default_validation(
 ) -> Callable[[], float]:
     """Validation NLL at the configured S, mode and link, on its own random stream."""
     check_data(val_data)
+    if cfg.val_samples is None:
+        raise ValueError("SVIConfig.val_samples is None: give the S of the validation NLL")
     return functools.partial(
         validation_nll,
         model,

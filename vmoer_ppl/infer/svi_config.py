@@ -13,6 +13,8 @@ from enum import Enum
 
 import torch
 
+from vmoer_ppl.settings import opt
+
 
 class ELBOPath(str, Enum):
     """Which estimator computes the loss."""
@@ -25,34 +27,50 @@ class ELBOPath(str, Enum):
 
 @dataclass
 class SVIConfig:
-    """Settings of :func:`fit_svi`."""
+    """Settings of :func:`fit_svi` (a run's ``svi`` section; ``runtime`` ones it sets per fit)."""
 
-    num_steps: int = 200  # optimiser steps (replaced by epochs when that is set)
-    epochs: float | None = None  # passes over the data; sets num_steps = ceil(epochs × N / batch)
-    batch_size: int = 16  # questions per step (the paper's effective batch)
-    lr: float = 1e-2  # learning rate for the small guide networks
-    optimizer: str = "adamw"  # "adamw" (VMoER App. D.2) or "adam"
-    weight_decay: float = 0.01  # AdamW's decoupled weight decay (pulls q towards the prior)
-    path: ELBOPath = ELBOPath.FUSED  # fused is the fast path; reference is the spec
-    estimator: str = "pathwise"  # fused path: "pathwise" (paper) or "score-function" (swaps)
-    seed: int = 0  # fixes minibatch order and every draw
-    clip_norm: float | None = 10.0  # gradient clipping of guide parameters, None for off
-    schedule: str = "cosine"  # "cosine" (VMoER App. D.2: cosine decay with warm-up) or "constant"
-    warmup_ratio: float = 0.05  # fraction of steps with linear warm-up (cosine schedule)
-    progress: bool = True  # tqdm bar
-    eval_every: int = 0  # validate every N steps (needs val_data); 0: only at the end
-    patience: int | None = None  # stop after N validations without improvement; None: never
-    val_samples: int = 8  # S of the MC validation NLL
-    val_mode: str = "mc"  # validation prediction mode: "mc" or "analytic" (no MC noise)
-    val_link: str = "second-order"  # link approximation of the analytic mode
-    checkpoint_dir: str | None = None  # save the whole training state here (resumable)
-    checkpoint_every: int = 10  # steps between checkpoints (also written at each validation)
-    resume: bool = True  # continue from checkpoint_dir's state when there is one
-    shards: int = 1  # micro-batches per step; under torch.distributed a multiple of the world size
-    group_by_length: str = "auto"  # fused path: each shard in passes of similar length (CPU: auto)
-    diagnostics: bool = True  # per-step router statistics (fused path; infer/diagnostics.py)
-    context: dict | None = None  # what else defines the fit (model, data, β, prior); resume checks
-    min_init_overlap: float = 0.9  # warn when the first step's top-K overlap is below this
+    num_steps: int = opt(
+        200, "SVI steps per fit (upper bound with early stopping)", flag="svi_steps"
+    )
+    epochs: float | None = opt(
+        None, "passes over the train split; replaces svi_steps when set", flag="svi_epochs"
+    )
+    batch_size: int = opt(16, "questions per SVI step (the paper's effective batch)")
+    lr: float = opt(1e-2, "learning rate of the guide")
+    optimizer: str = opt("adamw", '"adamw" (VMoER App. D.2) or "adam"')
+    weight_decay: float = opt(0.01, "decoupled weight decay of the guide (pulls q to the prior)")
+    path: ELBOPath = opt(
+        ELBOPath.FUSED, "fused (one pass) or reference (Pyro's ELBO: the spec)", runtime=True
+    )
+    estimator: str = opt(
+        "pathwise", 'gradient through top-K: "pathwise" (paper) or "score-function"'
+    )
+    seed: int = opt(0, "minibatch order and every draw", runtime=True)
+    clip_norm: float | None = opt(10.0, "gradient-norm clipping of the guide (None: off)")
+    schedule: str = opt("cosine", '"cosine" with warm-up (VMoER App. D.2) or "constant"')
+    warmup_ratio: float = opt(0.05, "fraction of the steps in linear warm-up (cosine)")
+    progress: bool = opt(True, "progress bar", runtime=True)
+    eval_every: int = opt(0, "steps between validations (0: only at the end)")
+    patience: int | None = opt(
+        None, "validations without improvement before stopping (None: never)"
+    )
+    val_samples: int | None = opt(
+        8, "S of the validation NLL (a run's None: its prediction S, num_samples)"
+    )
+    val_mode: str = opt("mc", 'validation prediction: "mc" or "analytic"', runtime=True)
+    val_link: str = opt("second-order", "the analytic mode's link", runtime=True)
+    checkpoint_dir: str | None = opt(None, "training state saved here", runtime=True)
+    checkpoint_every: int = opt(10, "steps between checkpoints (also at each validation)")
+    resume: bool = opt(True, "continue from checkpoint_dir's state", runtime=True)
+    shards: int = opt(1, "micro-batches per SVI step; under torchrun at least the process count")
+    group_by_length: str = opt(
+        "auto", 'steps in passes of similar length: "auto" (on CPU), "on", "off"'
+    )
+    diagnostics: bool = opt(True, "per-step router statistics (infer/diagnostics.py)", runtime=True)
+    context: dict | None = opt(
+        None, "what else defines the fit (model, data, beta, prior); resume checks", runtime=True
+    )
+    min_init_overlap: float = opt(0.9, "warn when the first step's top-K overlap is below this")
 
 
 def lr_factor(cfg: SVIConfig) -> Callable[[int], float]:

@@ -9,17 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from vmoer_ppl.bayesianize import decoder_layer_index, network_of
 from vmoer_ppl.data.tensors import subset
 from vmoer_ppl.embedded.build import cache_root
 from vmoer_ppl.embedded.prefix_cache import SUFFIX_SAFE, cached_prefix_states
+from vmoer_ppl.infer.sharding import barrier, everywhere, world
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.loading import model_fingerprint
 from vmoer_ppl.pipeline.regime import measure_regime
 from vmoer_ppl.pipeline.run_dir import scorer_kwargs, strip
-from vmoer_ppl.pipeline.stage1 import LoRASettings, adapt_backbone, apply_saved_lora
+from vmoer_ppl.pipeline.stage1 import adapt_backbone, apply_saved_lora
 from vmoer_ppl.pipeline.stage1_cache import cached_stage1, stage1_key, store_stage1
 from vmoer_ppl.safe_files import write_text
 from vmoer_ppl.sites import select_layers
@@ -33,37 +35,38 @@ def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
     A stage 1 trained before on the same backbone, splits and settings is taken from the
     stage-1 cache (:mod:`vmoer_ppl.pipeline.stage1_cache`) instead of trained again.
 
-    With ``cfg.lora_scope == "suffix"``, LoRA adapts only the decoder layers from the first
+    With ``cfg.stage1.scope == "suffix"``, LoRA adapts only the decoder layers from the first
     Bayesian router on and trains on the frozen-prefix states entering that layer (cached), so
     each step pays for the suffix alone; the layers below, and so the cache, stay exact. The
     deterministic model's confidence regime on the validation split is measured before and after
     (``out/stage1/regime.json``).
+
+    Under ``torch.distributed`` (``torchrun``) every process calls this: stage 1 trains data
+    parallel (:func:`~vmoer_ppl.pipeline.stage1.adapt_backbone`), the prefix states are computed
+    in per-process shards, and only rank 0 writes files; the processes agree before reading them.
     """
-    if not cfg.lora_steps:
+    if not cfg.stage1.steps:
         return model
-    if (out / "stage1" / "adapter_config.json").exists():
+    if everywhere((out / "stage1" / "adapter_config.json").exists()):
         return apply_saved_lora(model, out / "stage1")
     if enc is None:
         raise FileNotFoundError(f"{out / 'stage1'}: the run's stage-1 adapter is missing")
     kwargs = scorer_kwargs(cfg, tok, enc)
     data = {"train": stage_rows(cfg, enc["train"], stage=1), "val": enc["val"]}
     key = stage1_key(model, cfg, data)
-    if (hit := cached_stage1(key)) is not None:  # the same stage 1 was trained before
+    hit = cached_stage1(key)
+    if everywhere(hit is not None):  # the same stage 1 was trained before
         log.info("stage 1: reusing the cached adapter %s", hit)
-        shutil.copytree(hit, out / "stage1", dirs_exist_ok=True)
+        if world()[0] == 0:
+            shutil.copytree(hit, out / "stage1", dirs_exist_ok=True)
+        barrier()
         return apply_saved_lora(model, out / "stage1")
     first = stage1_first_layer(cfg, model, kwargs)
     head = stage1_head(model, kwargs, first)
     if first:
         data = suffix_data(head, data, model)
     before = measure_regime(head, data["val"], desc="regime before stage 1")
-    settings = LoRASettings(
-        steps=cfg.lora_steps,
-        rank=cfg.lora_rank,
-        lr=cfg.lora_lr,
-        seed=cfg.seed,
-        group_by_length=cfg.group_by_length,
-    )
+    settings = replace(cfg.stage1, seed=cfg.seed, group_by_length=cfg.svi.group_by_length)
     model, losses = adapt_backbone(
         model,
         lambda m: stage1_head(m, kwargs, first),
@@ -74,23 +77,25 @@ def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
     )
     after = measure_regime(stage1_head(model, kwargs, first), data["val"], desc="regime after")
     report = {"first_layer": first, "losses": losses, "val_before": before, "val_after": after}
-    write_text(out / "stage1" / "regime.json", json.dumps(report, indent=2))
+    if world()[0] == 0:
+        write_text(out / "stage1" / "regime.json", json.dumps(report, indent=2))
+        store_stage1(key, out / "stage1")
     log.info("stage 1: validation regime %s -> %s", before, after)
-    store_stage1(key, out / "stage1")
+    barrier()
     return model
 
 
 def stage_rows(cfg: FitConfig, train: dict, stage: int) -> dict:
-    """The train rows stage ``stage`` (1: LoRA, 2: SVI) fits under ``cfg.stage_split``.
+    """The train rows stage ``stage`` (1: LoRA, 2: SVI) fits under ``cfg.stage1.split``.
 
     ``"shared"`` (the paper): both stages fit the whole train split. ``"disjoint"``: stage 1 the
     first half, SVI the second, so the routers' posterior is fitted on questions the adapted
     backbone has not memorised. Without stage 1 SVI always gets the whole split.
     """
-    if cfg.stage_split == "shared" or not cfg.lora_steps:
+    if cfg.stage1.split == "shared" or not cfg.stage1.steps:
         return train
-    if cfg.stage_split != "disjoint":
-        raise ValueError(f"stage_split={cfg.stage_split!r}: use 'shared' or 'disjoint'")
+    if cfg.stage1.split != "disjoint":
+        raise ValueError(f"stage_split={cfg.stage1.split!r}: use 'shared' or 'disjoint'")
     n = len(train["labels"])
     if n < 2:
         raise ValueError("stage_split='disjoint' needs at least 2 train questions; raise --n-train")
@@ -100,10 +105,10 @@ def stage_rows(cfg: FitConfig, train: dict, stage: int) -> dict:
 
 def stage1_first_layer(cfg: FitConfig, model, kwargs: dict) -> int:
     """First decoder layer stage 1 adapts: 0 (all), or the first Bayesian router's layer."""
-    if cfg.lora_scope == "all":
+    if cfg.stage1.scope == "all":
         return 0
-    if cfg.lora_scope != "suffix":
-        raise ValueError(f"lora_scope={cfg.lora_scope!r}: use 'all' or 'suffix'")
+    if cfg.stage1.scope != "suffix":
+        raise ValueError(f"lora_scope={cfg.stage1.scope!r}: use 'all' or 'suffix'")
     if model.config.model_type not in SUFFIX_SAFE:
         return 0  # no frozen-prefix cache for this family: LoRA runs the whole model
     _, routers = network_of(model, kwargs.get("option_token_ids"), kwargs["scorer"])

@@ -10,7 +10,6 @@ validation NLL.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.fit import run_fit
@@ -20,7 +19,7 @@ from vmoer_ppl.pipeline.run_eval import evaluate_run
 EMBEDDED_ID_SET = "sciq+support"
 
 #: The demo's settings: sized to finish on 2 CPU cores (README: timings).
-DEMO = FitConfig(
+DEMO = FitConfig().replace(
     data=EMBEDDED_ID_SET,
     families=("logit-mf", "logit-fc", "temperature"),
     layers="last:5",
@@ -49,8 +48,8 @@ DEMO_GAMMAS = (0.003, 0.01, 0.03)
 
 
 def demo_config(**overrides) -> FitConfig:
-    """The demo's :class:`FitConfig` with some fields replaced."""
-    return replace(DEMO, **overrides)
+    """The demo's :class:`FitConfig` with some settings replaced (by flat name: ``n_test=5``)."""
+    return DEMO.replace(**overrides)
 
 
 def run_demo(cfg: FitConfig | None = None) -> dict:

@@ -47,8 +47,6 @@ def run_fit(cfg: FitConfig) -> dict:
     t0, timings = time.perf_counter(), {}
     validate_config(cfg)
     rank, size = init_from_env()
-    if size > 1 and cfg.lora_steps:
-        raise ValueError("stage 1 (LoRA) runs in one process; run it first, then SVI distributed")
     with run_lock(cfg.out, "fit", create=True) if rank == 0 else contextlib.nullcontext():
         if rank == 0:
             prepare_run_dir(cfg)
@@ -117,7 +115,7 @@ def fit_each(cfg: FitConfig, model, enc: dict, kwargs: dict, ids: dict, world, t
     data = {k: strip(v) for k, v in suffix_data(bm.net, enc, model).items()}
     data["train"] = stage_rows(cfg, data["train"], stage=2)
     timings["frozen_prefix_s"] = time.perf_counter() - t
-    shards = size * -(-cfg.shards // size)  # a multiple of the process count
+    shards = size * -(-cfg.svi.shards // size)  # a multiple of the process count
     families, memo = {}, {}
     for family in cfg.families:
         t = time.perf_counter()

@@ -63,7 +63,7 @@ def family_prior(cfg: FitConfig, family: str, bm, train: dict, memo: dict | None
     memo = {} if memo is None else memo
     if "logit_spread" not in memo:
         probe = first_rows(train, SPREAD_QUESTIONS)
-        memo["logit_spread"] = logit_spread(bm, probe, batch_size=cfg.batch_size)
+        memo["logit_spread"] = logit_spread(bm, probe, batch_size=cfg.svi.batch_size)
     spreads = memo["logit_spread"]
     scales = {k: value * v for k, v in spreads.items()}
     log.info("%s: relative prior c=%g, logit spread %s -> s %s", family, value, spreads, scales)
@@ -157,7 +157,7 @@ def fit_family(
         "resumed_from": res.resumed_from,
         "diagnostics": res.diagnostics,
         "posterior": posterior_summary(
-            bm, guide, first_rows(data["val"], SUMMARY_QUESTIONS), cfg.batch_size
+            bm, guide, first_rows(data["val"], SUMMARY_QUESTIONS), cfg.svi.batch_size
         ),
     }
 
@@ -201,7 +201,7 @@ def fit_lr_grid(
     torch.manual_seed(cfg.seed)
     bm, _ = bayesianize(backbone, family=family, **build)
     prior, prior_record = family_prior(cfg, family, bm, data["train"], run.get("memo"))
-    grid = tuple(cfg.lr_grid) or (cfg.lr,)
+    grid = tuple(cfg.lr_grid) or (cfg.svi.lr,)
     shards, is_main, identity = run["shards"], run["is_main"], run["identity"]
     best, tried = None, {}
     ckpt = run["checkpoint_dir"] or out / "checkpoints" / family

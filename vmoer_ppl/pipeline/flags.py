@@ -1,9 +1,10 @@
 """Command-line flags of :class:`~vmoer_ppl.pipeline.config.FitConfig`, and run-config files.
 
-One flag per field (``n_train`` -> ``--n-train``): its type from the field's annotation, its help
-from the field's ``metadata["help"]``. ``--config FILE`` reads a JSON or YAML mapping of field
-names; the command's defaults, then the file, then the flags given on the command line win in
-that order.
+One flag per setting, sections included, named by its flat name (``n_train`` -> ``--n-train``,
+``svi.num_steps`` -> ``--svi-steps``; :mod:`vmoer_ppl.settings`): its type from the field's
+annotation, its help from the field's ``metadata["help"]``. ``--config FILE`` reads a JSON or YAML
+mapping, sections nested (as config.json) or by flat name; the command's defaults, then the file,
+then the flags given on the command line win in that order.
 """
 
 from __future__ import annotations
@@ -11,14 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import typing
-from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from vmoer_ppl.pipeline.config import FitConfig
-
-#: Fields that are not flags (nested settings of the embedded model).
-NOT_FLAGS = frozenset({"embedded"})
+from vmoer_ppl.settings import as_field_types, flat_paths, from_dict, get_path, leaf_field
 
 
 def _optional(kind):
@@ -56,25 +54,24 @@ def flag_kind(annotation: Any) -> tuple[str, Any]:
 
 
 def add_config_flags(parser: argparse.ArgumentParser, defaults: FitConfig) -> None:
-    """One flag per :class:`FitConfig` field, defaults shown, plus ``--config FILE``.
+    """One flag per :class:`FitConfig` setting, defaults shown, plus ``--config FILE``.
 
     Flags default to "not given" (``argparse.SUPPRESS``), so :func:`config_from` can layer the
     command's defaults, a config file and the explicit flags.
     """
-    hints = typing.get_type_hints(FitConfig)
     parser.add_argument(
         "--config",
         dest="config_file",
         default=None,
-        help="JSON or YAML file of settings (field names as keys); flags given override it",
+        help="JSON or YAML file of settings (config.json's sections, or flag names as keys); "
+        "flags given override it",
     )
-    for f in fields(FitConfig):
-        if f.name in NOT_FLAGS:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        text = f"{f.metadata.get('help', '')} (default: {getattr(defaults, f.name)})"
-        shape, kind = flag_kind(hints[f.name])
-        common = {"dest": f.name, "default": argparse.SUPPRESS, "help": text}
+    for name, path in flat_paths(defaults).items():
+        f, hint = leaf_field(defaults, path)
+        flag = "--" + name.replace("_", "-")
+        text = f"{f.metadata.get('help', '')} (default: {get_path(defaults, path)})"
+        shape, kind = flag_kind(hint)
+        common = {"dest": name, "default": argparse.SUPPRESS, "help": text}
         if shape == "bool":
             parser.add_argument(flag, action="store_true", **common)
         elif shape == "list":
@@ -83,28 +80,31 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: FitConfig) -> No
             parser.add_argument(flag, type=kind, **common)
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Settings from a JSON or YAML file, checked against :class:`FitConfig`'s fields.
+def read_config_file(path: str | Path, defaults: FitConfig) -> FitConfig:
+    """``defaults`` with the settings of a JSON or YAML file.
 
     Parameters
     ----------
     path : str or Path
-        ``*.json``, ``*.yaml`` or ``*.yml``: a mapping of field names to values.
+        ``*.json``, ``*.yaml`` or ``*.yml``: one mapping, sections nested as in a run's
+        config.json (``svi: {lr: 0.1}``) or settings by flag name (``lr: 0.1``).
+    defaults : FitConfig
+        What the file leaves unset.
 
     Returns
     -------
-    dict
-        Field name -> value (lists as tuples).
+    FitConfig
+        The settings with the file's applied.
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     raw = parse_mapping(path, text)
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a config file holds one mapping of settings, got {type(raw)}")
-    known = {f.name for f in fields(FitConfig)} - NOT_FLAGS
-    if unknown := sorted(set(raw) - known):
-        raise ValueError(f"{path}: unknown settings {unknown}; see `vmoer fit --help`")
-    return as_tuples(raw)
+    try:
+        return from_dict(defaults, raw)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}; see `vmoer fit --help`") from None
 
 
 def parse_mapping(path: Path, text: str) -> Any:
@@ -121,14 +121,8 @@ def parse_mapping(path: Path, text: str) -> Any:
 
 def config_from(args: argparse.Namespace, defaults: FitConfig) -> FitConfig:
     """The :class:`FitConfig` of the command's defaults, ``--config`` file, then given flags."""
-    values: dict[str, Any] = {}
+    cfg = defaults
     if getattr(args, "config_file", None):
-        values.update(read_config_file(args.config_file))
-    given = {f.name: getattr(args, f.name) for f in fields(FitConfig) if hasattr(args, f.name)}
-    values.update(as_tuples(given))
-    return replace(defaults, **values)
-
-
-def as_tuples(values: dict[str, Any]) -> dict[str, Any]:
-    """Lists (from a file or ``nargs``) as the tuples :class:`FitConfig` holds."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        cfg = read_config_file(args.config_file, defaults)
+    given = {name: getattr(args, name) for name in flat_paths(cfg) if hasattr(args, name)}
+    return cfg.replace(**as_field_types(cfg, given))

@@ -69,9 +69,11 @@ def load_checkpoint(cfg: FitConfig):
 
     try:
         config = AutoConfig.from_pretrained(cfg.model)
-        fits = check_fits(config, cfg.device, cfg.dtype, cfg.device_map)
+        fits = check_fits(
+            config, cfg.placement.device, cfg.placement.dtype, cfg.placement.device_map
+        )
         log.info("--model %s: %s", cfg.model, fits)
-        kwargs = load_kwargs(cfg.device, cfg.dtype, cfg.device_map)
+        kwargs = load_kwargs(cfg.placement.device, cfg.placement.dtype, cfg.placement.device_map)
         model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
         return model, AutoTokenizer.from_pretrained(cfg.model)
     except OSError as err:
@@ -104,9 +106,13 @@ def load_model(cfg: FitConfig):
     if cfg.model is None:
         model, tok = load_embedded(cfg.embedded)
         label = embedded_path(cfg.embedded).name
-        dtype = resolve_dtype(cfg.dtype)
+        dtype = resolve_dtype(cfg.placement.dtype)
         model = model.to(dtype if dtype != "auto" else model.dtype)
-        model = model.to(resolve_device(cfg.device)) if cfg.device_map is None else model
+        model = (
+            model.to(resolve_device(cfg.placement.device))
+            if cfg.placement.device_map is None
+            else model
+        )
     else:
         model, tok = load_checkpoint(cfg)
         label = Path(cfg.model).name if Path(cfg.model).exists() else cfg.model

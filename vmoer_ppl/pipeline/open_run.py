@@ -103,7 +103,8 @@ def check_data(out: Path, run: dict, hashes: dict, cfg: FitConfig) -> None:
     changed = [k for k, v in hashes.items() if k in saved and v != saved[k]]
     changed += [k for k in saved if k not in hashes]
     if changed:
-        sources = {"train": cfg.data, "val": cfg.data, f"id:{run['id_set']}": cfg.data}
+        name = cfg.dataset.name
+        sources = {"train": name, "val": name, f"id:{run['id_set']}": name}
         named = ", ".join(f"{k} (from {sources.get(k, k.split(':', 1)[-1])})" for k in changed)
         raise ValueError(
             f"{out}: the data differ from what the fit saw: {named}; restore the files the run "

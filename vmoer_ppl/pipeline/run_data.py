@@ -32,60 +32,54 @@ def _file_splits(path: str, cfg: FitConfig) -> Splits:
     if dropped:
         log.warning("%s: dropped %d duplicate questions (same text and options)", path, dropped)
     random.Random(cfg.seed).shuffle(records)
-    if len(records) <= cfg.n_test + cfg.n_val:
+    n_test, n_held = cfg.dataset.n_test, cfg.dataset.n_test + cfg.dataset.n_val
+    if len(records) <= n_held:
         raise ValueError(
             f"{path} has {len(records)} questions; need more than n_test + n_val = "
-            f"{cfg.n_test + cfg.n_val} (lower --n-test / --n-val)"
+            f"{n_held} (lower --n-test / --n-val)"
         )
-    test, val = records[: cfg.n_test], records[cfg.n_test : cfg.n_test + cfg.n_val]
-    return check_disjoint(Splits(records[cfg.n_test + cfg.n_val :][: cfg.n_train], val, test))
+    test, val = records[:n_test], records[n_test:n_held]
+    return check_disjoint(Splits(records[n_held:][: cfg.dataset.n_train], val, test))
 
 
 def id_data(cfg: FitConfig) -> tuple[Splits, bool, str]:
     """The ID splits, whether prompts show a support passage, and the set's label."""
-    if cfg.data in ID_CANDIDATES:
-        spec = ID_CANDIDATES[cfg.data]
-        n = {"n_test": cfg.n_test, "n_val": cfg.n_val, "n_train": cfg.n_train}
+    d = cfg.dataset
+    n = {"n_test": d.n_test, "n_val": d.n_val, "n_train": d.n_train}
+    if d.name in ID_CANDIDATES:
+        spec = ID_CANDIDATES[d.name]
         return id_splits(spec, **n, seed=cfg.seed), spec.with_context, spec.label
-    if cfg.data.startswith("hub:"):
-        name = cfg.data.removeprefix("hub:")
+    if d.name.startswith("hub:"):
+        name = d.name.removeprefix("hub:")
         if name not in HUB:
-            raise ValueError(f"--data {cfg.data}: unknown hub set; known: hub:{', hub:'.join(HUB)}")
-        splits = paper_splits(
-            name,
-            path=cfg.hub_path,
-            seed=cfg.seed,
-            n_test=cfg.n_test,
-            n_val=cfg.n_val,
-            n_train=cfg.n_train,
-        )
-        return splits, False, name
-    if Path(cfg.data).suffix in FORMATS:
-        if not Path(cfg.data).exists():
-            raise FileNotFoundError(f"--data {cfg.data}: no such file")
-        return _file_splits(cfg.data, cfg), False, Path(cfg.data).stem
+            raise ValueError(f"--data {d.name}: unknown hub set; known: hub:{', hub:'.join(HUB)}")
+        return paper_splits(name, path=d.hub_path, seed=cfg.seed, **n), False, name
+    if Path(d.name).suffix in FORMATS:
+        if not Path(d.name).exists():
+            raise FileNotFoundError(f"--data {d.name}: no such file")
+        return _file_splits(d.name, cfg), False, Path(d.name).stem
     raise ValueError(
-        f"--data {cfg.data!r}: use a packaged set ({', '.join(ID_CANDIDATES)}), hub:<name> "
+        f"--data {d.name!r}: use a packaged set ({', '.join(ID_CANDIDATES)}), hub:<name> "
         f"({', '.join(HUB)}), or a {'/'.join(FORMATS)} file"
     )
 
 
 def ood_data(cfg: FitConfig) -> dict[str, list[MCQARecord]]:
     """OOD sets keyed ``"<role>:<label>"`` (near/far for packaged sets, ood for files)."""
-    names = cfg.ood
+    names = cfg.dataset.ood
     if names is None:
-        default = OOD_FOR.get(cfg.data, OOD_FOR["openbookqa"])
-        return {f"{s.role}:{s.label}": ood_records(s, cfg.n_ood, cfg.seed) for s in default}
+        default = OOD_FOR.get(cfg.dataset.name, OOD_FOR["openbookqa"])
+        return {f"{s.role}:{s.label}": ood_records(s, cfg.dataset.n_ood, cfg.seed) for s in default}
     out = {}
     for name in names:
         if name in PACKAGED:
             base = name.split(":")[0]
             spec = SetSpec(name, ROLES.get(base, "far"))
-            out[f"{spec.role}:{spec.label}"] = ood_records(spec, cfg.n_ood, cfg.seed)
+            out[f"{spec.role}:{spec.label}"] = ood_records(spec, cfg.dataset.n_ood, cfg.seed)
         elif Path(name).suffix in FORMATS and Path(name).exists():
             recs = load_mcqa_file(name)
             random.Random(cfg.seed + 1).shuffle(recs)
-            out[f"ood:{Path(name).stem}"] = recs[: cfg.n_ood]
+            out[f"ood:{Path(name).stem}"] = recs[: cfg.dataset.n_ood]
         else:
             raise ValueError(
                 f"--ood {name!r}: neither a packaged set ({', '.join(PACKAGED)}) nor a data file"
@@ -144,7 +138,7 @@ def encode_sets(
     sets, with_context, label = run_records(cfg)
     if hashes is not None:
         hashes.update({k: record_hash(v) for k, v in sets.items()})
-    if parse_scorer(cfg.scorer)[0] is ScorerKind.CLOZE:
+    if parse_scorer(cfg.dataset.scorer)[0] is ScorerKind.CLOZE:
         enc = {k: encode_cloze(v, tokenizer, with_context=with_context) for k, v in sets.items()}
     else:
         width = Counter(len(r.choices) for r in sets[f"id:{label}"]).most_common(1)[0][0]

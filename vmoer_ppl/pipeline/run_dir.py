@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 from vmoer_ppl.pipeline.config import CONFIG_FILE, FitConfig
 from vmoer_ppl.scoring.letter import letter_token_ids
 from vmoer_ppl.scoring.names import ScorerKind, parse_scorer
+from vmoer_ppl.settings import to_dict
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,8 @@ OUTPUTS = ("fit.json", "metrics.json", "report.md", "plots", "adapters", "checkp
 
 def scorer_kwargs(cfg: FitConfig, tokenizer, data: dict) -> dict:
     """``bayesianize`` arguments of the run's scorer (letter: the option-letter token ids)."""
-    kwargs: dict = {"scorer": cfg.scorer}
-    if parse_scorer(cfg.scorer)[0] is ScorerKind.LETTER:
+    kwargs: dict = {"scorer": cfg.dataset.scorer}
+    if parse_scorer(cfg.dataset.scorer)[0] is ScorerKind.LETTER:
         num_options = int(data["train"]["num_options"][0])
         kwargs["option_token_ids"] = letter_token_ids(tokenizer, num_options)
     return kwargs
@@ -37,8 +37,8 @@ def prepare_run_dir(cfg: FitConfig) -> Path:
     out = Path(cfg.out)  # run_lock has refused links in it
     if (out / CONFIG_FILE).exists() and not cfg.overwrite:
         saved = FitConfig.load(out)
-        mine = {**asdict(cfg), "overwrite": False}
-        if {**asdict(saved), "overwrite": False} != mine:
+        mine = {**to_dict(cfg), "overwrite": False}
+        if {**to_dict(saved), "overwrite": False} != mine:
             raise FileExistsError(
                 f"{out} holds a run with other settings; pass --overwrite to replace it or "
                 "choose another --out"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -94,13 +94,15 @@ class EvalSettings:
 
     def applied(self, cfg: FitConfig) -> FitConfig:
         """The run's settings with these overrides applied (checked)."""
-        cfg = replace(cfg, model=self.model or cfg.model)
-        if self.baselines is not None:
-            cfg.baselines = tuple(self.baselines)
-        cfg.predict_mode, cfg.link = self.predict_mode or cfg.predict_mode, self.link or cfg.link
-        if self.num_samples:
-            cfg.num_samples = self.num_samples
-        check_prediction(cfg.predict_mode, cfg.link)
+        given = {
+            "model": self.model,
+            "baselines": None if self.baselines is None else tuple(self.baselines),
+            "predict_mode": self.predict_mode,
+            "link": self.link,
+            "num_samples": self.num_samples or None,
+        }
+        cfg = cfg.replace(**{k: v for k, v in given.items() if v is not None})
+        check_prediction(cfg.evaluation.predict_mode, cfg.evaluation.link)
         return cfg
 
 
@@ -150,12 +152,12 @@ def evaluate_locked(out: Path, how: EvalSettings) -> dict:
     timings["total_s"] = time.perf_counter() - t0
     meta = {
         "model": run["model"],
-        "scorer": cfg.scorer,
+        "scorer": cfg.dataset.scorer,
         "id_set": opened.id_key.split(":", 1)[1],
         "layers": cfg.layers,
-        "num_samples": cfg.num_samples,
-        "predict_mode": cfg.predict_mode,
-        "link": cfg.link,
+        "num_samples": cfg.evaluation.num_samples,
+        "predict_mode": cfg.evaluation.predict_mode,
+        "link": cfg.evaluation.link,
         "sizes": opened.sizes,
         "option_counts": {k: {str(c): n for c, n in h.items()} for k, h in option_hist.items()},
         "plots": plots,
@@ -192,9 +194,9 @@ def vmoer_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
                 bm,
                 guide,
                 opened.data[k],
-                num_samples=cfg.num_samples,
-                mode=cfg.predict_mode,
-                link=cfg.link,
+                num_samples=cfg.evaluation.num_samples,
+                mode=cfg.evaluation.predict_mode,
+                link=cfg.evaluation.link,
                 desc=f"{family} {k}",
             )
             for k in opened.eval_sets
@@ -207,7 +209,7 @@ def baseline_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
     """Build each baseline on the train split and take its outputs (added to ``opened.guides``)."""
     outs, data = {}, opened.data
     kwargs = scorer_kwargs(cfg, opened.tok, opened.enc)
-    for name in cfg.baselines:
+    for name in cfg.evaluation.baselines:
         t = time.perf_counter()
         torch.manual_seed(cfg.seed)
         bm, guide = make_baseline(
@@ -215,14 +217,16 @@ def baseline_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
             name,
             layers=cfg.layers,
             data=data["train"],
-            steps=cfg.baseline_steps,
+            steps=cfg.evaluation.baseline_steps,
             seed=cfg.seed,
             **kwargs,
         )
         opened.guides[name] = (bm, guide)
         torch.manual_seed(cfg.seed)
         outs[name] = {
-            k: bayesian_outputs(bm, guide, data[k], num_samples=cfg.num_samples, desc=f"{name} {k}")
+            k: bayesian_outputs(
+                bm, guide, data[k], num_samples=cfg.evaluation.num_samples, desc=f"{name} {k}"
+            )
             for k in opened.eval_sets
         }
         timings[f"{name}_s"] = time.perf_counter() - t
@@ -253,9 +257,9 @@ def stability(results: dict, opened: OpenedRun, cfg: FitConfig, n: int, gammas) 
     kwargs = {"gammas": gammas, "prepared": prepared}
     results["deterministic"]["stability"] = routing_stability(bm, None, probe, **kwargs)
     for family, (m, g) in opened.guides.items():
-        key = family if family in cfg.baselines else f"vmoer-{family}"
+        key = family if family in cfg.evaluation.baselines else f"vmoer-{family}"
         results[key]["stability"] = routing_stability(
-            m, g, probe, num_samples=cfg.num_samples, **kwargs
+            m, g, probe, num_samples=cfg.evaluation.num_samples, **kwargs
         )
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from dataclasses import asdict
 from pathlib import Path
 
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.goals import goals_table
 from vmoer_ppl.pipeline.report import SUMMARY_COLUMNS, summary_row
+from vmoer_ppl.settings import flat_values
 
 #: Settings that must agree for runs to be pooled (everything but the seed and the directory).
 IGNORED = {"seed", "out", "overwrite"}
@@ -67,8 +67,9 @@ def load_runs(run_dirs) -> list[dict]:
             raise FileNotFoundError(
                 f"{d}: not evaluated (no metrics.json); run `vmoer evaluate {d}`"
             )
-        cfg = asdict(FitConfig.load(d))  # a clear error when d is not a run directory
-        settings = {k: v for k, v in cfg.items() if k not in IGNORED}
+        cfg = FitConfig.load(d)  # a clear error when d is not a run directory
+        every = {**flat_values(cfg), "embedded": cfg.embedded}
+        settings = {k: v for k, v in every.items() if k not in IGNORED}
         if first is None:
             first = (d, settings)
         elif settings != first[1]:
@@ -79,7 +80,7 @@ def load_runs(run_dirs) -> list[dict]:
                 f"{d} and {first[0]} differ in {diff}, not only in the seed; "
                 "compare runs of one setup"
             )
-        runs.append({**read_metrics(d), "seed": cfg["seed"]})
+        runs.append({**read_metrics(d), "seed": cfg.seed})
     if len({r["seed"] for r in runs}) < len(runs):
         raise ValueError("two of the runs have the same seed; pass each seed once")
     return runs

@@ -23,6 +23,8 @@ from tqdm.auto import tqdm
 
 from vmoer_ppl.data.tensors import batch_at
 from vmoer_ppl.infer.micro_batches import mean_loss_backward, use_length_groups
+from vmoer_ppl.infer.sharding import all_reduce_grads, all_reduce_sum, shard_rows, world
+from vmoer_ppl.settings import opt
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +43,33 @@ def quiet_peft() -> Iterator[None]:
 
 @dataclass
 class LoRASettings:
-    """Stage-1 settings (thesis: r = 64, alpha = 16, dropout 0.01, lr 5e-5)."""
+    """Stage-1 settings (a run's ``stage1`` section; thesis: r = 64, alpha = 16, lr 5e-5).
 
-    steps: int = 100
-    rank: int = 16
-    alpha: int = 16
-    dropout: float = 0.0
-    lr: float = 1e-4
-    batch_size: int = 8
-    seed: int = 0
-    progress: bool = True
-    group_by_length: str = "auto"  # each step in passes of similar length (infer/micro_batches.py)
+    ``scope`` and ``split`` are the run's: which layers and which train rows stage 1 gets
+    (:mod:`vmoer_ppl.pipeline.backbone`); :func:`adapt_backbone` reads the rest.
+    """
+
+    steps: int = opt(
+        100, "stage 1: LoRA steps on the backbone before SVI (0: skip)", flag="lora_steps"
+    )
+    rank: int = opt(16, "stage 1: LoRA rank", flag="lora_rank")
+    alpha: int = opt(16, "stage 1: LoRA alpha (scale alpha / rank)", flag="lora_alpha")
+    dropout: float = opt(0.0, "stage 1: LoRA dropout", flag="lora_dropout")
+    lr: float = opt(1e-4, "stage 1: learning rate", flag="lora_lr")
+    batch_size: int = opt(8, "stage 1: questions per step", flag="lora_batch_size")
+    seed: int = opt(0, "minibatch order", runtime=True)
+    progress: bool = opt(True, "progress bar", runtime=True)
+    group_by_length: str = opt("auto", "each step in passes of similar length", runtime=True)
+    scope: str = opt(
+        "all",
+        'stage 1: "all" layers (paper) or the Bayesian "suffix" (prefix cache)',
+        flag="lora_scope",
+    )
+    split: str = opt(
+        "shared",
+        'train split: "shared" by both stages (paper) or "disjoint" halves',
+        flag="stage_split",
+    )
 
 
 def lora_targets(model: nn.Module, first_layer: int = 0) -> tuple[list[str], list[str]]:
@@ -149,17 +167,21 @@ def adapt_backbone(
         labels = batch.pop("labels")
         return nn.functional.cross_entropy(head(**batch), labels, reduction="sum")
 
+    rank, size = world()
     for step in tqdm(range(settings.steps), desc="stage 1 (LoRA)", disable=not settings.progress):
         rows = batch_at(step, n, min(settings.batch_size, n), settings.seed)
         optim.zero_grad()
-        losses.append(mean_loss_backward(loss_sum, data, rows, grouped))
+        mine = shard_rows(rows, rank, size)  # data parallel: this process's share of the batch
+        loss = mean_loss_backward(loss_sum, data, mine, grouped, batch_rows=len(rows))
+        all_reduce_grads(trainable)
+        losses.append(all_reduce_sum(loss))
         optim.step()
         if not math.isfinite(losses[-1]):
             raise FloatingPointError(
                 f"stage 1 loss is {losses[-1]} at step {step}; lower --lora-lr"
             )
     peft_model.eval()
-    if out is not None:
+    if out is not None and rank == 0:  # every process holds the same adapter
         peft_model.save_pretrained(str(out))
     merged = peft_model.merge_and_unload()
     for p in merged.parameters():

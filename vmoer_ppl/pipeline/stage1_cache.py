@@ -42,12 +42,12 @@ def stage1_key(model, cfg, data: dict) -> str:
     settings = {
         "v": STAGE1_VERSION,
         "model": model_fingerprint(model),
-        "steps": cfg.lora_steps,
-        "rank": cfg.lora_rank,
-        "lr": cfg.lora_lr,
-        "scope": cfg.lora_scope,
+        "steps": cfg.stage1.steps,
+        "rank": cfg.stage1.rank,
+        "lr": cfg.stage1.lr,
+        "scope": cfg.stage1.scope,
         "layers": cfg.layers,
-        "scorer": cfg.scorer,
+        "scorer": cfg.dataset.scorer,
         "seed": cfg.seed,
     }
     h.update(json.dumps(settings, sort_keys=True).encode())

@@ -19,6 +19,7 @@ from vmoer_ppl.pipeline.placement import parse_device_map, resolve_device, resol
 from vmoer_ppl.pipeline.tracking import check_trackers
 from vmoer_ppl.priors.relative import parse_prior_scale
 from vmoer_ppl.scoring.names import SCORER_NAMES
+from vmoer_ppl.settings import flat_values
 
 #: Integer settings and their smallest allowed value (``None`` allowed where the default is).
 MIN_INT = {
@@ -33,6 +34,9 @@ MIN_INT = {
     "patience": 1,
     "lora_steps": 0,
     "lora_rank": 1,
+    "lora_alpha": 1,
+    "lora_batch_size": 1,
+    "checkpoint_every": 1,
     "baseline_steps": 0,
     "num_samples": 1,
     "val_samples": 1,
@@ -45,7 +49,15 @@ MIN_FLOAT = {
     "beta": (0.0, True),
     "weight_decay": (0.0, True),
     "svi_epochs": (0.0, False),
+    "clip_norm": (0.0, False),
+    "warmup_ratio": (0.0, True),
+    "lora_dropout": (0.0, True),
+    "min_init_overlap": (0.0, True),
 }
+#: Settings that are fractions: at most 1.
+AT_MOST_ONE = ("warmup_ratio", "lora_dropout", "min_init_overlap")
+#: Settings whose None means something (their help says what).
+NONE_OK = frozenset({"patience", "val_samples", "trunk_dim", "svi_epochs", "clip_norm"})
 CHOICES = {
     "scorer": SCORER_NAMES,
     "estimator": ESTIMATORS,
@@ -54,6 +66,8 @@ CHOICES = {
     "predict_mode": ("mc", "analytic"),
     "link": LINKS,
     "group_by_length": GROUPING,
+    "optimizer": ("adamw", "adam"),
+    "schedule": ("cosine", "constant"),
 }
 
 
@@ -63,14 +77,14 @@ def flag(name: str) -> str:
 
 
 def _check_int(name: str, value, least: int) -> None:
-    if value is None and name in ("patience", "val_samples", "trunk_dim"):
+    if value is None and name in NONE_OK:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise ValueError(f"{flag(name)} {value!r}: must be an integer >= {least}")
 
 
 def _check_float(name: str, value, least: float, inclusive: bool) -> None:
-    if value is None and name == "svi_epochs":
+    if value is None and name in NONE_OK:
         return
     bad = not isinstance(value, (int, float)) or isinstance(value, bool)
     if bad or not math.isfinite(value) or value < least or (value == least and not inclusive):
@@ -93,26 +107,30 @@ def validate_config(cfg: FitConfig) -> FitConfig:
     ValueError
         For the first bad setting, naming its flag, the value and what is allowed.
     """
+    value = flat_values(cfg)
     for name, least in MIN_INT.items():
-        _check_int(name, getattr(cfg, name), least)
+        _check_int(name, value[name], least)
     for name, (least, inclusive) in MIN_FLOAT.items():
-        _check_float(name, getattr(cfg, name), least, inclusive)
+        _check_float(name, value[name], least, inclusive)
+    for name in AT_MOST_ONE:
+        if value[name] > 1:
+            raise ValueError(f"{flag(name)} {value[name]!r}: a fraction, at most 1")
     for lr in cfg.lr_grid:
         _check_float("lr_grid", lr, 0.0, False)
     for name, allowed in CHOICES.items():
-        if getattr(cfg, name) not in allowed:
-            raise ValueError(f"{flag(name)} {getattr(cfg, name)!r}: use one of {list(allowed)}")
+        if value[name] not in allowed:
+            raise ValueError(f"{flag(name)} {value[name]!r}: use one of {list(allowed)}")
     if not cfg.families:
         raise ValueError("no router family to fit; pass e.g. --families logit-mf logit-fc")
     for family in cfg.families:
         as_family(family)
-    for name in cfg.baselines:
+    for name in cfg.evaluation.baselines:
         if name not in BASELINES:
             raise ValueError(f"--baselines {name!r}: use any of {sorted(BASELINES)}")
-    if cfg.shards > cfg.batch_size:
+    if cfg.svi.shards > cfg.svi.batch_size:
         raise ValueError(
-            f"--shards {cfg.shards} exceeds --batch-size {cfg.batch_size}: a shard needs at "
-            "least one question"
+            f"--shards {cfg.svi.shards} exceeds --batch-size {cfg.svi.batch_size}: a shard "
+            "needs at least one question"
         )
     if str(cfg.prior_scale).startswith("auto"):
         for c in (
@@ -122,7 +140,7 @@ def validate_config(cfg: FitConfig) -> FitConfig:
     else:
         parse_prior_scale(cfg.prior_scale)
     check_trackers(cfg.log_with)
-    resolve_device(cfg.device)
-    resolve_dtype(cfg.dtype)
-    parse_device_map(cfg.device_map)
+    resolve_device(cfg.placement.device)
+    resolve_dtype(cfg.placement.dtype)
+    parse_device_map(cfg.placement.device_map)
     return cfg
