@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pyro
+import pytest
 import torch
 
 from tests.infer.ddp_worker import fit
@@ -77,29 +78,39 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
         torch.testing.assert_close(ddp["params"][k], v, rtol=1e-9, atol=1e-12)
 
 
-def fit_twice(tmp_path, *extra) -> dict:
-    """`vmoer fit` under torchrun (2 processes) and in one process with 2 shards, own caches."""
+TORCHRUN = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+#: accelerate's launcher for several processes on one machine (``--multi_gpu`` runs
+#: torch.distributed.run, on CPU too; ``--cpu`` alone starts one process without mpirun)
+ACCELERATE = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+ACCELERATE += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+ACCELERATE += ["--main_process_port", "29518"]
+
+
+def fit_twice(tmp_path, *extra, launcher=TORCHRUN) -> dict:
+    """`vmoer fit` in 2 processes (``launcher``) and in one process with 2 shards, own caches."""
     from tests.pipeline.test_demo import save_tiny
     from tests.pipeline.test_fit_cli import fit_args, write_jsonl
 
     model, data = save_tiny(tmp_path / "tiny"), write_jsonl(tmp_path / "qa.jsonl")
     # the same kernels (one thread each) so that only the process split differs
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    ddp = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    ddp += ["--master_port", "29517", "-m", "vmoer_ppl.cli"]
+    ddp = [sys.executable, *launcher, "-m", "vmoer_ppl.cli"]
     one = [sys.executable, "-m", "vmoer_ppl.cli"]
     for name, cmd, shards in (("ddp", ddp, []), ("one", one, ["--shards", "2"])):
         run_env = {**env, "VMOER_PPL_CACHE": str(tmp_path / f"cache-{name}")}
         argv = [*cmd, *fit_args(model, data, tmp_path / name), *shards, *extra]
         done = subprocess.run(argv, cwd=ROOT, env=run_env, capture_output=True, timeout=300)
         assert done.returncode == 0, done.stderr.decode()[-3000:]
+        run = json.loads((tmp_path / name / "run.json").read_text())
+        assert run["processes"] == (2 if name == "ddp" else 1)  # the launcher did start two
     return {d: json.loads((tmp_path / d / "fit.json").read_text()) for d in ("ddp", "one")}
 
 
-def test_vmoer_fit_under_torchrun_equals_one_process_with_as_many_shards(tmp_path):
+@pytest.mark.parametrize("launcher", [TORCHRUN, ACCELERATE], ids=["torchrun", "accelerate"])
+def test_vmoer_fit_in_two_processes_equals_one_process_with_as_many_shards(tmp_path, launcher):
     from safetensors.torch import load_file
 
-    fits = fit_twice(tmp_path)
+    fits = fit_twice(tmp_path, launcher=launcher)
     torch.testing.assert_close(
         torch.tensor(fits["ddp"]["families"]["logit-mf"]["losses"]),
         torch.tensor(fits["one"]["families"]["logit-mf"]["losses"]),

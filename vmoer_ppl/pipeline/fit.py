@@ -68,7 +68,7 @@ def fit_families(cfg: FitConfig, rank: int, size: int, t0: float, timings: dict)
     kwargs = scorer_kwargs(cfg, tok, enc)
     fp = model_fingerprint(model)
     run = {"model": label, "fingerprint": fp, "sizes": sizes, "id_set": id_label, **kwargs}
-    run["data_hashes"] = hashes
+    run["data_hashes"], run["processes"] = hashes, size
     if rank == 0:
         write_text(out / RUN_FILE, json.dumps(run, indent=2))
     ids = {"model": fp, "data": f"{hashes['train']}:{hashes['val']}"}  # checked on resume
