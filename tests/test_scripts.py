@@ -1,6 +1,7 @@
 """Scripts and the CLI are smoke-tested with tiny settings (STYLE rule 25)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,25 @@ def test_benchmark_scaling_runs_one_and_two_processes(tmp_path):
     res = json.loads(out.read_text())
     assert res["tokens_per_s_1proc"] > 0 and res["tokens_per_s_2proc"] > 0
     assert {r["model"] for r in res["estimate"]} == {"Mixtral-8x7B", "Qwen3-30B-A3B"}
+
+
+def test_benchmark_fsdp_frozen_counts_what_fsdp_moves_for_a_frozen_backbone(tmp_path):
+    out = tmp_path / "fsdp.json"
+    tiny = ["--hidden", 64, "--layers", 2, "--experts", 4, "--batch", 2, "--tokens", 8]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += ["--master_port", "29519", str(ROOT / "benchmarks" / "fsdp_frozen.py")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [*cmd, *map(str, tiny), "--repeats", "1", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    res = json.loads(out.read_text())["results"]
+    rep, fsdp = res["replicated"], res["fsdp"]
+    assert abs(fsdp["layers_MB"] - rep["layers_MB"] / 2) < 1e-3  # each process half the layers
+    assert fsdp["collectives"]["c10d._allgather_base_"] == 1 + 2 * 2  # root, layers fwd + bwd
+    assert rep["collectives"] == {"c10d.allreduce_": 2}  # only the trainable map's gradients
+    assert 0 < fsdp["received_MB"] < rep["resident_MB"]
