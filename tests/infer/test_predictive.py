@@ -85,3 +85,21 @@ def test_selection_noise_is_drawn_only_where_a_forward_uses_it(monkeypatch, mode
     assert names == drawn and len(seen) == len(drawn) * len(model.sites)
     if keep:
         assert set(out.routing["layers.0.moe.router"].draws) == drawn
+
+
+def test_routing_signals_leave_out_routers_that_did_not_run_and_say_when_none_did():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from vmoer_ppl.infer.predictive import last_token_signal
+
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    grid = SimpleNamespace(shape=mask.shape, mask=mask, name="")
+    text, vision = SimpleNamespace(name="text_gate"), SimpleNamespace(name="vision_gate")
+    ent = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    store = {"text_gate": SimpleNamespace(entropy=ent)}  # the vision router never ran
+    got = last_token_signal(store, [text, vision], grid, "entropy")
+    assert torch.equal(got, torch.tensor([1.0, 5.0]))  # each row's last real token, text only
+    with pytest.raises(ValueError, match=r"none of the Bayesian routers \(vision_gate\) ran"):
+        last_token_signal(store, [vision], grid, "entropy")

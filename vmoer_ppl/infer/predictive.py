@@ -269,7 +269,22 @@ def as_mode(mode: PredictMode | str) -> PredictMode:
 
 
 def last_token_signal(store: dict, sites, grid, name: str) -> torch.Tensor:
-    """`(B,)` a :class:`LayerRouting` signal at each row's last real token, mean over routers."""
+    """`(B,)` a :class:`LayerRouting` signal at each row's last real token, mean over routers.
+
+    Routers that did not run on these inputs (ERNIE-4.5-VL's vision experts on text) are left
+    out of the mean.
+
+    Raises
+    ------
+    ValueError
+        If none of the Bayesian routers ran.
+    """
     rows, last = torch.arange(grid.shape[0]), last_token_index(grid.mask)  # (B,), (B,)
-    keys = [routing_key(s, grid.name) for s in sites]
+    keys = [k for k in (routing_key(s, grid.name) for s in sites) if k in store]
+    if not keys:
+        ran = ", ".join(s.name for s in sites)
+        raise ValueError(
+            f"none of the Bayesian routers ({ran}) ran on these inputs (routers of another "
+            "modality?); choose routers the text passes through with layers=[...]"
+        )
     return torch.stack([getattr(store[k], name)[rows, last] for k in keys]).mean(0)

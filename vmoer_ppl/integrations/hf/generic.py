@@ -13,6 +13,7 @@ fp16). If none does, the model is refused, with the reason.
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -211,16 +212,20 @@ class GenericAdapter(HFAdapter):
             if not getattr(router, "_vmoer_router", False):
                 block = model.get_submodule(name.rpartition(".")[0]) if "." in name else None
                 try:
-                    rule, weights_dtype = self.identify(router, block)
+                    rule, weights_dtype, prepare = self.identify(router, block)
                 except Refusal as e:
                     self.reasons[type(router).__name__] = str(e)
                     continue
-                patch_router(router, rule, weights_dtype)
+                patch_router(router, rule, weights_dtype, prepare=prepare)
             found.append((name, router))
         return found
 
     def identify(self, router: nn.Module, block: nn.Module | None):
-        """``(rule, weights_dtype)`` of a router, or :class:`Refusal` saying why not."""
+        """``(rule, weights_dtype, prepare)`` of a router, or :class:`Refusal` saying why not.
+
+        ``prepare`` is None, or the input scale of a router whose logits are ``c · h Wᵀ`` (MUSE
+        Spark's ``output_multiplier``): ``u = c · h`` gives the same logits as ``u Wᵀ``.
+        """
         dtype = router.weight.dtype
         g = torch.Generator().manual_seed(0)
         h = torch.randn(256, router.weight.shape[1], generator=g).to(dtype)
@@ -234,10 +239,13 @@ class GenericAdapter(HFAdapter):
             logits = router_logits(router, h.float())  # rounded as the router rounds its own:
             if isinstance(out[0], torch.Tensor) and out[0].is_floating_point():
                 logits = logits.to(out[0].dtype).float()
+            scale = logit_scale(router, logits, out[0])
+            prepare = None if scale is None else functools.partial(torch.mul, other=scale)
+            logits = logits if scale is None else logits * scale
             for rule in candidate_rules(router, block):
                 if _agree(rule, logits, out, router.top_k, dtype):
                     same = out[1].dtype == dtype and dtype != torch.float32
-                    return rule, (lambda hidden: hidden.dtype) if same else _float32
+                    return rule, (lambda hidden: hidden.dtype) if same else _float32, prepare
         raise Refusal(
             f"{type(router).__name__}: no known gate rule reproduces its output (logits other "
             "than h·Wᵀ + b, e.g. soft-capped or scaled, or an unknown weighting)"
@@ -249,6 +257,36 @@ class GenericAdapter(HFAdapter):
             return self.identify(router, None)[0]
         except Refusal:
             return None
+
+
+def logit_scale(router: nn.Module, logits: torch.Tensor, returned) -> float | None:
+    """``c`` when the router returns ``c · logits`` with ``c ≠ 1`` (and no bias), else None.
+
+    Parameters
+    ----------
+    router : nn.Module
+        The upstream router; a float attribute equal to the fitted ``c`` (to 1e-4) is taken
+        exactly (MUSE Spark's ``output_multiplier``).
+    logits : torch.Tensor
+        `(N, E)` ``h Wᵀ`` as the router rounds it.
+    returned : object
+        The router's first output.
+
+    Returns
+    -------
+    float or None
+    """
+    has_bias = isinstance(getattr(router, "bias", None), torch.Tensor)
+    if has_bias or not isinstance(returned, torch.Tensor) or returned.shape != logits.shape:
+        return None
+    returned = returned.to(logits.dtype)
+    c = float((returned * logits).sum() / (logits * logits).sum())
+    if abs(c - 1) < 1e-3 or not torch.allclose(c * logits, returned, rtol=1e-2, atol=1e-4):
+        return None
+    named = [
+        v for v in vars(router).values() if isinstance(v, float) and abs(v - c) < 1e-4 * abs(c)
+    ]
+    return named[0] if named else c
 
 
 def _float32(hidden: torch.Tensor) -> torch.dtype:

@@ -29,6 +29,7 @@ TINY_SIZES = {
     "expert_intermediate_size": 32,
     "shared_expert_intermediate_size": 32,
     "shared_intermediate_size": 32,
+    "moe_shared_expert_intermediate_size": 32,
     "num_hidden_layers": 2,
     "num_layers": 2,
     "n_layers": 2,
@@ -42,7 +43,10 @@ TINY_SIZES = {
     "d_model": 64,
     "embed_dim": 64,
     "out_hidden_size": 64,
+    "text_hidden_size": 64,
+    "audio_hidden_size": 64,
     "projection_dim": 64,
+    "projector_hidden_size": 64,
     "num_experts": 8,
     "num_local_experts": 8,
     "n_routed_experts": 8,
@@ -56,6 +60,7 @@ TINY_SIZES = {
     "moe_topk": 2,
     "moe_k": 2,
     "n_group": 2,
+    "num_expert_group": 2,
     "topk_group": 1,
     "first_k_dense_replace": 0,
     "decoder_sparse_step": 1,
@@ -86,6 +91,14 @@ TINY_SIZES = {
     "encoder_attention_heads": 4,
     "decoder_attention_heads": 4,
 }
+#: Qwen4-Exp's QSA token indexer: one key head, budget divisible by the compression ratio.
+QWEN4_QSA = {
+    "indexer_n_heads": 2,
+    "indexer_kv_heads": 1,
+    "indexer_head_dim": 16,
+    "indexer_budget": 8,
+    "indexer_compress_ratio": 4,
+}
 #: Fields a few types need beyond the sizes (a hybrid needs an attention layer among two).
 TINY_OVERRIDES = {
     "granitemoehybrid": {"layer_types": ["linear_attention", "attention"]},
@@ -108,6 +121,26 @@ TINY_OVERRIDES = {
             }
         }
     },
+    # Qwen4-Exp's indexed attention needs its token indexer (QSA) sized; the defaults leave it
+    # unset (None), which the config accepts and the attention cannot build
+    "qwen4_exp_text": QWEN4_QSA,
+    "qwen4_exp": {"text_config": QWEN4_QSA},
+    # the thinker's rope index reads vision_start_token_id, which its config class does not
+    # define (the released config.json sets it; Qwen2.5-VL's id)
+    "qwen3_omni_moe_thinker": {"vision_start_token_id": 151652},
+    # MiMo-V2-Flash's sliding-window layers use twice the key/value heads: more than the tiny
+    # query heads unless the key/value heads shrink with them (grouped 16:1 in the release)
+    "mimo_v2_flash": {"num_key_value_heads": 1},
+    # DeepSeek-OCR-2's text config leaves the per-layer MLP kinds and the routing sizes unset
+    # (None); the released config.json sets them
+    "deepseek_ocr2": {
+        "text_config": {
+            "mlp_layer_types": ["sparse", "sparse"],
+            "num_experts_per_tok": 2,
+            "n_group": 1,
+            "topk_group": 1,
+        }
+    },
     # DbrxAttention reads attn_config.rope_theta, which the config class does not define, and
     # clamps with clip_qkv; the released checkpoints' configs set both
     "dbrx": {
@@ -122,6 +155,8 @@ SUB_CONFIGS = ("text_config", "vision_config", "audio_config", "thinker_config",
 def _tiny_value(key: str, default):
     """The tiny value of one field, in the default's own type (an int, or one per layer)."""
     value = TINY_SIZES[key]
+    if default == 0 and key.endswith("head_dim"):  # a part the heads do not have (GLM-5's NoPE)
+        return 0
     if isinstance(default, list) and not isinstance(value, list):
         return [value] * len(default)
     if default is None and key.endswith("_token_id"):
@@ -145,7 +180,7 @@ def _kept_layers(defaults: dict, n: int) -> list[int]:
     """
     keep: list[int] = []
     for key, value in defaults.items():
-        if key.endswith("layer_types") and isinstance(value, list):
+        if key.endswith(("layer_types", "layers_block_type")) and isinstance(value, list):
             keep += [value.index(kind) for kind in dict.fromkeys(value)]
     keep = sorted(set(keep))
     extra = (i for i in range(n + len(keep)) if i not in keep)
@@ -154,13 +189,24 @@ def _kept_layers(defaults: dict, n: int) -> list[int]:
     return sorted(keep)
 
 
+def _has_sizes(config: dict) -> bool:
+    """Whether a (sub-)config dict holds a size field, at any depth (a tower inside a tower)."""
+    return bool(TINY_SIZES.keys() & config.keys()) or any(
+        isinstance(v, dict) and _has_sizes(v) for v in config.values()
+    )
+
+
 def _shrink(defaults: dict) -> dict:
     """Tiny values for the size fields among ``defaults`` (a config's ``to_dict()``)."""
     out = {k: _tiny_value(k, defaults[k]) for k in TINY_SIZES if k in defaults}
     for key, value in defaults.items():  # sub-configs: text/vision/audio, DBRX's ffn_config
-        if isinstance(value, dict) and (key in SUB_CONFIGS or TINY_SIZES.keys() & value.keys()):
+        if isinstance(value, dict) and (key in SUB_CONFIGS or _has_sizes(value)):
             out[key] = {**value, **_shrink(value)}
     layers = defaults.get("num_hidden_layers")
+    pattern = defaults.get("layers_block_type")  # Nemotron-H: the depth is this list's length
+    if layers is None and isinstance(pattern, list) and len(pattern) > 1:
+        layers = len(pattern)
+        out.setdefault("num_hidden_layers", TINY_SIZES["num_hidden_layers"])
     if isinstance(layers, int) and "num_hidden_layers" in out:
         keep = _kept_layers(defaults, out["num_hidden_layers"])
         out["num_hidden_layers"] = len(keep)
@@ -175,6 +221,12 @@ def _shrink(defaults: dict) -> dict:
                 for k in (old, str(old))
                 if k in per_layer
             }
+    vocab = defaults.get("vocab_size")
+    for key, value in defaults.items():  # the last class (a CTC blank) stays the last class
+        if key.endswith("_token_id") and isinstance(vocab, int) and value == vocab - 1:
+            out.setdefault(key, out.get("vocab_size", vocab) - 1)
+    if "qk_head_dim" in out and defaults.get("head_dim") == defaults["qk_head_dim"]:
+        out["head_dim"] = out["qk_head_dim"]  # MLA heads whose rotary part is a factor of head_dim
     rope = defaults.get("rope_parameters")
     if isinstance(rope, dict) and isinstance(rope.get("mrope_section"), list):  # sums to rotary/2
         out["rope_parameters"] = {**rope, "mrope_section": _mrope(rope["mrope_section"], defaults)}
