@@ -19,6 +19,9 @@ from vmoer_ppl.pipeline.loading import model_fingerprint
 
 #: Bump when stage 1's training changes, so old adapters are not reused.
 STAGE1_VERSION = 1
+#: LoRA settings that were fixed before they became flags: in the key only when changed, so the
+#: adapters cached before keep their keys.
+ONCE_FIXED = {"alpha": 16, "dropout": 0.0, "batch_size": 8}
 
 
 def stage1_key(model, cfg, data: dict) -> str:
@@ -50,6 +53,8 @@ def stage1_key(model, cfg, data: dict) -> str:
         "scorer": cfg.dataset.scorer,
         "seed": cfg.seed,
     }
+    lora = cfg.stage1
+    settings.update({k: getattr(lora, k) for k, v in ONCE_FIXED.items() if getattr(lora, k) != v})
     h.update(json.dumps(settings, sort_keys=True).encode())
     for split in ("train", "val"):
         for name, t in sorted(data[split].items()):
