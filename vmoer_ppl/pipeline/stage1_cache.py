@@ -3,8 +3,8 @@
 The key covers everything the adapter depends on: the backbone's weights (fingerprint), the
 exact train and validation tensors (their bytes, so the splits and the encoding), the LoRA
 settings and seed, whether its steps run in length-grouped passes, the Bayesian layers (suffix
-scope) and the scorer. Entries are peft adapter
-directories (safetensors + JSON), written atomically under ``<cache root>/stage1/<key>``.
+scope) and the scorer. Entries are peft adapter directories (safetensors + JSON), written
+atomically under ``<cache root>/stage1/<key>``.
 """
 
 from __future__ import annotations
