@@ -2,6 +2,7 @@
 
 import torch
 
+from tests.integrations.routing_probe import upstream_and_routed
 from vmoer_ppl import bayesianize
 from vmoer_ppl.integrations.hf.tiny import tiny_model
 from vmoer_ppl.nn.gates import GateRule, route
@@ -18,15 +19,9 @@ def test_attention_and_mlp_routers_are_both_sites():
 def test_grouped_output_equals_upstream_gating():
     model, _ = bayesianize(tiny_model("jetmoe"), family="logit-mf", layers="all")
     for site in model.sites:
-        r = site.router
         g = torch.Generator().manual_seed(0)
         h = torch.randn(9, site.hidden_size, generator=g, dtype=site.weight.dtype)
-        want = r(h)  # upstream
-        r.routing_fn = lambda u, l_det, s=site: route(l_det, s.top_k, s.gate_rule)
-        try:
-            got = r(h)
-        finally:
-            r.routing_fn = None
+        want, got, _ = upstream_and_routed(site, h)
         assert got[3] == want[3]  # expert sizes
         for a, b in zip(got[:3] + got[4:], want[:3] + want[4:], strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -2,24 +2,15 @@
 
 import torch
 
+from tests.integrations.routing_probe import upstream_and_routed
 from vmoer_ppl import bayesianize
 from vmoer_ppl.integrations.hf.tiny import tiny_model
-from vmoer_ppl.nn.gates import route
 
 
 def _site():
     hf = tiny_model("longcat_flash")
     model, _ = bayesianize(hf, family="logit-mf", layers="last:1")
     return hf, model.sites[0]
-
-
-def _both(site, h):
-    want = site.router(h)  # upstream
-    site.router.routing_fn = lambda u, l_det: route(l_det, site.top_k, site.gate_rule)
-    try:
-        return want, site.router(h)
-    finally:
-        site.router.routing_fn = None
 
 
 def test_the_site_routes_over_routed_and_zero_experts():
@@ -35,7 +26,7 @@ def test_output_equals_upstream_and_follows_the_correction_bias():
     for shift in (None, 5):  # a large bias on expert 5 puts it in every token's selection
         if shift is not None:
             site.router.e_score_correction_bias.zero_()[shift] = 10.0
-        want, got = _both(site, h)
+        want, got, _ = upstream_and_routed(site, h)
         for a, b in zip(got, want, strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
         if shift is not None:

@@ -3,10 +3,10 @@
 import torch
 from torch import nn
 
+from tests.integrations.routing_probe import upstream_and_routed
 from vmoer_ppl import bayesianize
 from vmoer_ppl.integrations.hf.generic import logit_scale
 from vmoer_ppl.integrations.hf.tiny import tiny_model
-from vmoer_ppl.nn.gates import route
 
 
 def test_muse_spark_router_input_is_scaled_by_its_own_multiplier_and_matches_upstream():
@@ -16,18 +16,7 @@ def test_muse_spark_router_input_is_scaled_by_its_own_multiplier_and_matches_ups
     r = site.router
     g = torch.Generator().manual_seed(0)
     h = torch.randn(9, site.hidden_size, generator=g, dtype=torch.float32)
-    want = r(h)  # no routing function: upstream's forward
-    seen = {}
-
-    def fn(u, l_det):
-        seen["u"], seen["l"] = u, l_det
-        return route(l_det, site.top_k, site.gate_rule)
-
-    r.routing_fn = fn
-    try:
-        got = r(h)
-    finally:
-        r.routing_fn = None
+    want, got, seen = upstream_and_routed(site, h)
     assert r.output_multiplier != 1.0
     torch.testing.assert_close(seen["u"], h * r.output_multiplier, rtol=0, atol=0)
     torch.testing.assert_close(seen["l"], want[0])  # the router's own (scaled) logits
