@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-Path = tuple[str, ...]
+#: Attribute names from the root settings to a leaf: ``("svi", "num_steps")``.
+AttrPath = tuple[str, ...]
 
 
 def opt(default: Any, help: str, *, flag: str | None = None, runtime: bool = False) -> Any:
@@ -47,7 +48,7 @@ def _children(obj: Any) -> list[tuple[dataclasses.Field, Any]]:
     return [(f, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
 
 
-def flat_paths(obj: Any) -> dict[str, Path]:
+def flat_paths(obj: Any) -> dict[str, AttrPath]:
     """Flat name -> attribute path of every settable leaf of ``obj``.
 
     Parameters
@@ -65,7 +66,7 @@ def flat_paths(obj: Any) -> dict[str, Path]:
     TypeError
         If two leaves share a flat name (give one a ``flag``).
     """
-    out: dict[str, Path] = {}
+    out: dict[str, AttrPath] = {}
     for f, value in _children(obj):
         if f.metadata.get("runtime"):
             continue
@@ -78,20 +79,19 @@ def flat_paths(obj: Any) -> dict[str, Path]:
     return out
 
 
-def _add(out: dict[str, Path], name: str, path: Path) -> None:
+def _add(out: dict[str, AttrPath], name: str, path: AttrPath) -> None:
     if name in out:
         raise TypeError(f"settings {out[name]} and {path} share the flat name {name!r}")
     out[name] = path
 
 
-def leaf_field(obj: Any, path: Path) -> tuple[dataclasses.Field, Any]:
+def leaf_field(obj: Any, path: AttrPath) -> tuple[dataclasses.Field, Any]:
     """The field at ``path`` and its resolved annotation."""
     owner = get_path(obj, path[:-1])
-    f = next(f for f in dataclasses.fields(owner) if f.name == path[-1])
-    return f, typing.get_type_hints(type(owner))[f.name]
+    return _field(owner, path[-1]), typing.get_type_hints(type(owner))[path[-1]]
 
 
-def get_path(obj: Any, path: Path) -> Any:
+def get_path(obj: Any, path: AttrPath) -> Any:
     """``obj.a.b`` for ``path = ("a", "b")``."""
     for name in path:
         obj = getattr(obj, name)
@@ -188,9 +188,9 @@ def _known(sub: Any, raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return raw
 
 
-def _flatten(sub: Any, raw: Mapping[str, Any], key: str) -> dict[Path, Any]:
+def _flatten(sub: Any, raw: Mapping[str, Any], key: str) -> dict[AttrPath, Any]:
     """Section ``key``'s mapping as path (inside the section) -> value."""
-    out: dict[Path, Any] = {}
+    out: dict[AttrPath, Any] = {}
     for name, value in _known(sub, raw, key).items():
         inner = getattr(sub, name)
         if dataclasses.is_dataclass(inner) and isinstance(value, Mapping):
@@ -207,8 +207,8 @@ def as_field_types(default: Any, values: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for name, value in values.items():
         if isinstance(value, list) and name in paths:
-            _, hint = leaf_field(default, paths[name])
-            if "tuple" in str(hint):
+            _, hint = leaf_field(default, paths[name])  # ``tuple[...]`` or ``tuple[...] | None``
+            if tuple in {typing.get_origin(a) for a in (hint, *typing.get_args(hint))}:
                 value = tuple(value)
         out[name] = value
     return out
