@@ -33,6 +33,8 @@ from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor.debug import CommDebugMode
 from transformers import Qwen2MoeConfig, Qwen2MoeForCausalLM
 
+from vmoer_ppl.infer.sharding import shutdown
+
 
 def build(args) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The frozen decoder model and the trainable map in front of it (same seed everywhere)."""
@@ -143,7 +145,7 @@ def main() -> None:
         if args.out:
             with open(args.out, "w") as fh:
                 json.dump({"args": vars(args), "processes": n, "results": res}, fh, indent=2)
-    dist.destroy_process_group()
+    shutdown()  # barrier, then destroy
 
 
 if __name__ == "__main__":

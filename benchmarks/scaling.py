@@ -59,11 +59,13 @@ def fit(shards: int, steps: int, batch: int, hidden: int) -> tuple[float, int]:
 def worker(rank: int, world: int, init: str, out: str, steps: int, batch: int, hidden: int):
     import torch.distributed as dist
 
+    from vmoer_ppl.infer.sharding import shutdown
+
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     secs, tokens = fit(2, steps, batch, hidden)
     if rank == 0:
         Path(out).write_text(json.dumps({"seconds": secs, "tokens": tokens}))
-    dist.destroy_process_group()
+    shutdown()  # barrier, then destroy
 
 
 def estimate() -> list[dict]:

@@ -13,6 +13,7 @@ import sys
 import time
 
 from vmoer_ppl.evaluation.stability import GAMMAS
+from vmoer_ppl.infer.sharding import shutdown
 from vmoer_ppl.nn.link import LINKS
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.demo import DEMO, run_demo
@@ -251,10 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
     except USER_ERRORS as err:
         print(f"vmoer {args.command}: {err}", file=sys.stderr)
         return 2
+    shutdown()  # a launched run (torchrun, accelerate launch) leaves its process group cleanly
+    return code
 
 
 if __name__ == "__main__":

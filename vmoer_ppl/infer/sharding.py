@@ -78,6 +78,19 @@ def barrier() -> None:
         dist.barrier()
 
 
+def shutdown() -> None:
+    """Leave the process group after a run that succeeded on this process (no-op without one).
+
+    Every process first waits at a barrier, so none tears down its gloo connections while a peer
+    still uses them; a process that exits with the group alive can abort in gloo's threads during
+    interpreter finalisation ("terminate called without an active exception"). Not for error paths:
+    the barrier would wait for a peer that failed.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def local_shards(shards: int) -> list[int]:
     """The shard indices this process runs.
 
