@@ -3,7 +3,9 @@
 :func:`moe_model_types` enumerates transformers' own registry (not a hand list): a model type
 is an MoE type when its config (or its text config) has an expert count. :func:`check` puts a
 tiny random model of one type (:mod:`vmoer_ppl.integrations.hf.tiny`) through what a user does:
-``bayesianize``, mean-mode parity with the untouched model, one SVI step, MC prediction; it
+``bayesianize`` (the last router, or the last one text runs through when a multimodal model ends
+with another modality's router), mean-mode parity with the untouched model, one SVI step, MC
+prediction; it
 returns a :class:`Row` with the outcome — ``supported``, ``refused`` (a ``ValueError`` from
 vmoer_ppl naming the reason) or ``crash`` (anything else, a bug) — and ``untestable`` when the
 tiny model itself cannot be built or run by transformers.
@@ -83,6 +85,39 @@ def _last_logits(hf, ids, mask) -> torch.Tensor:
     return logits[torch.arange(ids.shape[0]), last_token_index(mask)].float()
 
 
+def _modules_run(hf, ids, mask) -> set[str]:
+    """Names of the modules of ``hf`` that a forward on ``(ids, mask)`` calls."""
+    ran: set[str] = set()
+    hooks = [
+        m.register_forward_pre_hook(lambda *_, name=n: ran.add(name)) for n, m in hf.named_modules()
+    ]
+    try:
+        _last_logits(hf, ids, mask)
+    finally:
+        for h in hooks:
+            h.remove()
+    return ran
+
+
+def _last_text_router(hf, ran: set[str]) -> str | int:
+    """``"last:1"``, or the index of the last router text runs through when that is another one.
+
+    A multimodal MoE may end with a router of another modality (ERNIE-4.5-VL's vision experts
+    in every layer); ``last:1`` would make that one Bayesian, which text never runs. The router
+    list comes from a copy, so ``hf`` stays unpatched.
+    """
+    import copy
+
+    from vmoer_ppl.integrations.hf import install_adapter
+
+    try:
+        names = [path for path, _ in install_adapter(copy.deepcopy(hf))]
+    except ValueError:  # refused: bayesianize says why, in its own order of checks
+        return "last:1"
+    used = [i for i, name in enumerate(names) if name in ran]
+    return "last:1" if not used or used[-1] == len(names) - 1 else used[-1]
+
+
 def _refused_up_front(hf, row: Row) -> None:
     """A model that cannot run: mark ``row`` refused if bayesianize refuses it by name."""
     from vmoer_ppl import bayesianize
@@ -143,7 +178,7 @@ def check(model_type: str, dtype: torch.dtype = torch.float32) -> Row:
     try:
         hf = tiny_model(model_type, dtype=torch.float32)
         ids, mask = _batch(hf.config.get_text_config().vocab_size)
-        exact = _last_logits(hf, ids, mask)
+        exact, ran = _last_logits(hf, ids, mask), _modules_run(hf, ids, mask)
         if dtype != torch.float32:
             hf = hf.to(dtype)
         want = _last_logits(hf, ids, mask)
@@ -153,7 +188,8 @@ def check(model_type: str, dtype: torch.dtype = torch.float32) -> Row:
             _refused_up_front(hf, row)
         return row
     try:
-        model, guide = bayesianize(hf, family="logit-fc", layers="last:1")
+        layers = _last_text_router(hf, ran)
+        model, guide = bayesianize(hf, family="logit-fc", layers=layers)
     except ValueError as e:
         row.status, row.detail = "refused", str(e).split(". Supported")[0][:300]
         return row

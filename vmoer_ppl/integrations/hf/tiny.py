@@ -141,6 +141,17 @@ TINY_OVERRIDES = {
             "topk_group": 1,
         }
     },
+    # ERNIE-4.5-VL's text rope falls back to mrope_section [22, 22, 20] (64 rotary frequencies of
+    # its 128-dim heads) when the config leaves it out: 8 for the tiny heads
+    "ernie4_5_vl_moe": {
+        "text_config": {
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 500000.0,
+                "mrope_section": [3, 3, 2],
+            }
+        }
+    },
     # DbrxAttention reads attn_config.rope_theta, which the config class does not define, and
     # clamps with clip_qkv; the released checkpoints' configs set both
     "dbrx": {
@@ -148,6 +159,8 @@ TINY_OVERRIDES = {
         "ffn_config": {"moe_top_k": 2},
     },
 }
+#: Suffixes of ``adapter_*`` fields that are a tower's width (Dots-3's vision and audio adapters).
+ADAPTER_WIDTHS = ("_in_dim", "_out_dim", "_input_size", "_output_size")
 MAX_PARAMS = 10_000_000  # unlimited_ocr's tiny towers: 7.9 M
 SUB_CONFIGS = ("text_config", "vision_config", "audio_config", "thinker_config", "talker_config")
 
@@ -196,9 +209,38 @@ def _has_sizes(config: dict) -> bool:
     )
 
 
+def _per_layer(per_layer: dict, keep: list[int], defaults: dict, base: dict) -> dict:
+    """A per-layer override map for the kept layers, each entry shrunk as its layer's config.
+
+    An entry holds only where a layer differs from the base config (Dots-3's sliding-window
+    layers: more heads, ``head_dim = qk_nope + qk_rope`` where the base's is not). It is shrunk
+    merged with the base and kept where the result differs from the shrunk base, so relations
+    between its sizes hold as in the full config. Keys are layer indices, as ints or strings
+    (``"02"``).
+    """
+    by_index = {int(k): v for k, v in per_layer.items() if str(k).isdigit()}
+    out = {}
+    for new, old in enumerate(keep):
+        entry = by_index.get(old)
+        if not isinstance(entry, dict):
+            continue
+        merged = {**defaults, **entry}
+        shrunk = {**merged, **_shrink({**merged, "per_layer_config": None})}
+        shrunk_base = {**defaults, **base}
+        out[new] = {
+            k: v
+            for k, v in shrunk.items()
+            if (k in entry or shrunk_base.get(k) != v) and k in {*entry, *TINY_SIZES}
+        }
+    return out
+
+
 def _shrink(defaults: dict) -> dict:
     """Tiny values for the size fields among ``defaults`` (a config's ``to_dict()``)."""
     out = {k: _tiny_value(k, defaults[k]) for k in TINY_SIZES if k in defaults}
+    for key, value in defaults.items():  # adapters between towers: every tower's width is tiny
+        if key.startswith("adapter_") and key.endswith(ADAPTER_WIDTHS) and isinstance(value, int):
+            out[key] = TINY_SIZES["hidden_size"]
     for key, value in defaults.items():  # sub-configs: text/vision/audio, DBRX's ffn_config
         if isinstance(value, dict) and (key in SUB_CONFIGS or _has_sizes(value)):
             out[key] = {**value, **_shrink(value)}
@@ -215,18 +257,17 @@ def _shrink(defaults: dict) -> dict:
                 out[key] = [value[i] for i in keep]
         per_layer = defaults.get("per_layer_config")
         if isinstance(per_layer, dict):
-            out["per_layer_config"] = {
-                new: per_layer[k]
-                for new, old in enumerate(keep)
-                for k in (old, str(old))
-                if k in per_layer
-            }
+            out["per_layer_config"] = _per_layer(per_layer, keep, defaults, out)
     vocab = defaults.get("vocab_size")
     for key, value in defaults.items():  # the last class (a CTC blank) stays the last class
         if key.endswith("_token_id") and isinstance(vocab, int) and value == vocab - 1:
             out.setdefault(key, out.get("vocab_size", vocab) - 1)
     if "qk_head_dim" in out and defaults.get("head_dim") == defaults["qk_head_dim"]:
         out["head_dim"] = out["qk_head_dim"]  # MLA heads whose rotary part is a factor of head_dim
+    parts = ("qk_nope_head_dim", "qk_rope_head_dim")
+    if "head_dim" in out and all(k in out for k in parts):  # head_dim = nope + rope stays so
+        if defaults.get("head_dim") == sum(defaults[k] for k in parts):
+            out["head_dim"] = sum(out[k] for k in parts)
     rope = defaults.get("rope_parameters")
     if isinstance(rope, dict) and isinstance(rope.get("mrope_section"), list):  # sums to rotary/2
         out["rope_parameters"] = {**rope, "mrope_section": _mrope(rope["mrope_section"], defaults)}
