@@ -32,7 +32,7 @@ import torch
 from pyro.distributions.transforms import ExpTransform
 from vmoer_ppl.models.base import RouterModel, declare_batch
 
-from vmoer_ppl.nn.gates import gate_weights
+from vmoer_ppl.nn.gates import gate_weights, selectable_experts
 from vmoer_ppl.nn.link import AnalyticRouting, hermite_rule, weighted_gate_logits
 from vmoer_ppl.nn.mc import entropy, softmax
 from vmoer_ppl.nn.outputs import RoutingOutput
@@ -87,7 +87,8 @@ class TemperatureRouterModel(RouterModel):
     def route_latents(self, site, u, l_det, values) -> RoutingOutput:
         """Gumbel-top-K on ``l_det / T``, gate rule on ``l_det / T``."""
         scores = self._scores(l_det, values["temperature"])  # (B, T, E)
-        experts = gumbel_topk(scores, site.top_k, values["gumbel"])  # (B, T, K)
+        n = selectable_experts(site.gate_rule, scores.shape[-1])  # not always-on shared experts
+        experts = gumbel_topk(scores[..., :n], site.top_k, values["gumbel"][..., :n])  # (B, T, K)
         return RoutingOutput(scores, gate_weights(scores, experts, site.gate_rule), experts)
 
     def logit_samples(self, site, u, l_det, values) -> torch.Tensor:

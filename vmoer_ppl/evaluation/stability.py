@@ -85,7 +85,8 @@ class StabilityProbe(RoutingPolicy):
             out = route(l_det, site.top_k, site.gate_rule)
         else:
             out = router_forward(self.model, self.guide, site, u, l_det, self.num_samples)
-        experts = out.experts.reshape(-1, out.experts.shape[-1])
+        chosen = out.experts[..., : site.top_k]  # without always-on shared experts (Inkling)
+        experts = chosen.reshape(-1, chosen.shape[-1])
         real = self.ctx.grid().mask.reshape(-1).to(experts.device)  # of every grid, in turn
         self.experts.setdefault(site.name, []).append(experts[real])
         return out

@@ -96,8 +96,9 @@ class Recorder:
             shift = ((mq - mp) / sp)[mask].double()
             acc["dmu_sum"] += float(shift.abs().sum())
             acc["mu_sum"] += float(shift.sum())
-        det = route(l_det, site.top_k, site.gate_rule).experts  # (B, T, K)
-        same = (routed.experts.unsqueeze(-1) == det.unsqueeze(-2)).any(-1).float().mean(-1)
+        k = site.top_k  # the chosen experts, without always-on shared ones (Inkling)
+        det = route(l_det, k, site.gate_rule).experts[..., :k]  # (B, T, K)
+        same = (routed.experts[..., :k, None] == det.unsqueeze(-2)).any(-1).float().mean(-1)
         acc["overlap"] += float(same[mask].sum())
 
     def summary(self) -> dict[str, dict[str, float]]:

@@ -104,6 +104,16 @@ def check_top_k(k: int, num_experts: int) -> None:
         )
 
 
+def selectable_experts(rule, num_experts: int) -> int:
+    """How many of ``num_experts`` logits a top-K may choose among.
+
+    All of them, unless the rule's last ones are always-on shared experts
+    (:class:`~vmoer_ppl.nn.rules.SharedSigmoidRule`).
+    """
+    fn = getattr(rule, "selectable", None)
+    return num_experts if fn is None else fn(num_experts)
+
+
 def gate_weights(logits: torch.Tensor, experts: torch.Tensor, rule: GateRule | str) -> torch.Tensor:
     """Gate values of the selected experts under an architecture's rule.
 

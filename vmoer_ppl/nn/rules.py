@@ -13,6 +13,9 @@ probabilities.
   ``softmax(l)`` renormalised × scale (Mistral-Large-4).
 - ``SparseMixerRule``: top-K of ``l``, each weighted by a softmax over the logits near its own
   (Phi-3.5-MoE's sparsemixer in evaluation mode).
+- ``SharedSigmoidRule``: top-K of ``sigmoid(l) + b`` among the routed experts, weights
+  normalised together with the always-on shared experts' sigmoids (Inkling); its routing
+  output has K + S columns, the K routed first.
 """
 
 from __future__ import annotations
@@ -165,3 +168,65 @@ class SparseMixerRule:
 
     def __repr__(self) -> str:
         return f"SparseMixerRule(jitter_eps={self.jitter_eps})"
+
+
+class SharedSigmoidRule:
+    """Sigmoid routing with always-on shared experts inside the normalisation (Inkling).
+
+    The last ``n_shared`` of the E logits belong to shared experts, which every token uses.
+    Top-K of ``sigmoid(l) + bias`` over the routed experts; the K selected and the shared
+    experts are weighted together, ``sigmoid(l_j) / Σ sigmoid(l)`` over those K + S (computed
+    as a softmax of ``logsigmoid``), × ``scale``. The K routed weights come first, then the S
+    shared ones; ``experts`` holds the shared experts' indices ``E - S … E - 1`` there.
+
+    Parameters
+    ----------
+    bias : torch.Tensor or None
+        `(E - S,)` ``e_score_correction_bias`` (selection only).
+    n_shared : int
+        Shared experts S, the last S logits.
+    scale : float
+        Multiplier of the weights (Inkling's ``route_scale``).
+    global_scale : torch.Tensor, optional
+        `(1,)` a further multiplier read at every call (Inkling's ``global_scale`` parameter,
+        so a later dtype cast of the model is seen as upstream sees it).
+    """
+
+    def __init__(self, bias, n_shared: int, scale: float, global_scale=None):
+        self.bias, self.n_shared, self.scale = bias, int(n_shared), float(scale)
+        self.global_scale = global_scale
+
+    def selectable(self, num_experts: int) -> int:
+        """How many of the ``num_experts`` logits top-K chooses among (the routed ones)."""
+        return num_experts - self.n_shared
+
+    def mc_logits(self, samples: torch.Tensor) -> torch.Tensor:
+        """``logit(mean_s sigmoid(l_s))`` over the leading sample dim."""
+        return sigmoid_mean_logits(samples)
+
+    def route(
+        self, logits: torch.Tensor, k: int, experts: torch.Tensor | None = None
+    ) -> RoutingOutput:
+        """Route logits `(..., E)`; weights and experts `(..., K + S)`, routed first."""
+        E = logits.shape[-1]
+        routed = E - self.n_shared
+        flat = logits.reshape(-1, E)  # (N, E)
+        if experts is None:
+            choice = flat[:, :routed].sigmoid()
+            if self.bias is not None:
+                choice = choice + self.bias.to(flat)
+            idx = torch.topk(choice, k, dim=-1, sorted=False)[1]  # (N, K)
+        else:
+            idx = experts.reshape(-1, experts.shape[-1])[:, :k]
+        shared = torch.arange(routed, E, device=flat.device).expand(flat.shape[0], -1)  # (N, S)
+        idx = torch.cat([idx, shared], dim=-1)  # (N, K + S)
+        log_s = torch.nn.functional.logsigmoid(flat.gather(1, idx))  # (N, K + S)
+        w = torch.exp(log_s - torch.logsumexp(log_s, dim=-1, keepdim=True)) * self.scale
+        if self.global_scale is not None:
+            w = w * self.global_scale.detach().float().to(w)
+        shape = (*logits.shape[:-1], idx.shape[-1])
+        return RoutingOutput(logits, w.reshape(shape), idx.reshape(shape))
+
+    def __repr__(self) -> str:
+        g = "" if self.global_scale is None else ", global_scale"
+        return f"SharedSigmoidRule(n_shared={self.n_shared}, scale={self.scale}{g})"

@@ -10,6 +10,7 @@ from vmoer_ppl.integrations.hf.deepseek import DeepseekV3Adapter
 from vmoer_ppl.integrations.hf.gemma4 import Gemma4Adapter
 from vmoer_ppl.integrations.hf.generic import GenericAdapter
 from vmoer_ppl.integrations.hf.granite import GraniteMoeAdapter
+from vmoer_ppl.integrations.hf.inkling import InklingAdapter
 from vmoer_ppl.integrations.hf.jetmoe import JetMoeAdapter
 from vmoer_ppl.integrations.hf.llama4 import Llama4Adapter
 from vmoer_ppl.integrations.hf.longcat import LongcatFlashAdapter
@@ -28,6 +29,7 @@ ADAPTERS: dict[str, HFAdapter] = {
         Gemma4Adapter,
         JetMoeAdapter,
         LongcatFlashAdapter,
+        InklingAdapter,
     )
     for t in cls.model_types
 }
