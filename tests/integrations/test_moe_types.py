@@ -40,7 +40,7 @@ EXPECTED = {
     "deepseek_v2": ("supported", "supported"),
     "deepseek_v3": ("supported", "supported"),
     "deepseek_v32": ("supported", "supported"),
-    "deepseek_v4": ("not-hidden-state", "not-hidden-state"),
+    "deepseek_v4": ("supported", "supported"),
     "diffusion_gemma": ("no-router", "no-router"),
     "doge": ("no-router", "no-router"),
     "dots1": ("supported", "supported"),

@@ -15,7 +15,7 @@ from vmoer_ppl.nn.link import (
     second_order_softmax,
     weighted_gate_logits,
 )
-from vmoer_ppl.nn.rules import GroupLimitedSigmoidRule
+from vmoer_ppl.nn.rules import GroupLimitedSigmoidRule, GroupLimitedSqrtSoftplusRule
 
 
 def gaussians(n=128, e=8, sigma=0.4, full=False, seed=0):
@@ -126,3 +126,23 @@ def test_mutual_information_is_half_the_fisher_trace_at_small_variance(full):
     assert (got >= 0).all()
     assert abs(float(got.mean() / want.mean()) - 1) < 0.05
     assert abs(float(torch.corrcoef(torch.stack([got, want]))[0, 1])) > 0.95
+
+
+def test_sqrt_softplus_rule_averages_its_own_scores_in_every_mode():
+    rule = GroupLimitedSqrtSoftplusRule(None, 1, 1, True, 1.0)
+    g = torch.Generator().manual_seed(0)
+    mean = torch.randn(5, 6, generator=g, dtype=torch.float64) * 2
+    var = torch.rand(5, 6, generator=g, dtype=torch.float64) * 2
+    s = rule.scores(mean)
+    torch.testing.assert_close(rule.scores(rule.from_scores(s)), s)  # the inverse is exact
+    draws = mean + var.sqrt() * torch.randn(200_000, 5, 6, generator=g, dtype=torch.float64)
+    want = rule.scores(draws).mean(0)  # E[sqrt(softplus(l))] by Monte Carlo
+    got = rule.scores(gaussian_gate_logits(mean, var, rule))  # quadrature, through link.py
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-2)  # 5 Monte Carlo standard errors
+    torch.testing.assert_close(rule.scores(rule.mc_logits(draws)), want)
+    x, w = hermite_rule(16, torch.float64)
+    nodes = mean + var.sqrt() * x.reshape(-1, 1, 1)
+    torch.testing.assert_close(
+        weighted_gate_logits(nodes, w, rule),
+        rule.from_scores((w.reshape(-1, 1, 1) * rule.scores(nodes)).sum(0)),
+    )

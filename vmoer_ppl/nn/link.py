@@ -230,6 +230,8 @@ def gaussian_gate_logits(
     torch.Tensor
         `(..., E)` logits for the gate rule.
     """
+    if hasattr(rule, "gaussian_logits"):  # a score rule with its own closed form
+        return rule.gaussian_logits(mean, variances(cov, mean.dim()))
     if is_sigmoid_rule(rule):
         return mean / torch.sqrt(1 + LAMBDA * variances(cov, mean.dim()))
     p = _LINK_FNS[check_link(link)](mean, cov)
@@ -286,6 +288,8 @@ def weighted_gate_logits(
     torch.Tensor
         `(..., E)` ``log Σ_n w_n softmax(l_n)`` or, for sigmoid rules, ``logit Σ_n w_n σ(l_n)``.
     """
+    if hasattr(rule, "weighted_logits"):  # a score rule averaging its own scores
+        return rule.weighted_logits(scores, weights)
     w = weights.to(scores).reshape(-1, *([1] * (scores.dim() - 1)))
     if is_sigmoid_rule(rule):
         s_bar = (w * scores.sigmoid()).sum(0)

@@ -9,6 +9,7 @@ probabilities.
 - ``GroupLimitedSigmoidRule``: top-K of ``sigmoid(l) + b`` in the best groups, weights
   ``sigmoid(l)`` renormalised × scale (DeepSeek-V3, GLM-4.5, …); with ``bias_on="logits"``
   the selection is on ``l + b`` (Kolibri-1).
+- ``GroupLimitedSqrtSoftplusRule``: the same on ``sqrt(softplus(l))`` scores (DeepSeek-V4).
 - ``GroupLimitedSoftmaxRule``: top-K of ``softmax(l)`` in the best groups, weights
   ``softmax(l)`` renormalised × scale (Mistral-Large-4).
 - ``SparseMixerRule``: top-K of ``l``, each weighted by a softmax over the logits near its own
@@ -118,6 +119,48 @@ class GroupLimitedSigmoidRule(_GroupLimited):
     def mc_logits(self, samples: torch.Tensor) -> torch.Tensor:
         """``logit(mean_s sigmoid(l_s))`` over the leading sample dim."""
         return sigmoid_mean_logits(samples)
+
+
+def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
+    """``x`` with ``softplus(x) = y`` for ``y > 0`` (floored at the smallest normal float)."""
+    y = y.clamp_min(torch.finfo(y.dtype).tiny)
+    return y + torch.log(-torch.expm1(-y))  # log(exp(y) - 1), stable for large y
+
+
+class GroupLimitedSqrtSoftplusRule(_GroupLimited):
+    """DeepSeek-V4 routing (transformers ``DeepseekV4TopKRouter``): scores ``sqrt(softplus(l))``.
+
+    Selection on the scores + ``bias``, weights the unbiased scores of the selected, normalised
+    (+1e-20) × ``routed_scaling_factor``, as :class:`GroupLimitedSigmoidRule` with another
+    score. Prediction averages scores, as the sigmoid rules do: the gate logits of a set of
+    draws are ``softplus⁻¹((Σ_n w_n s(l_n))²)``, and for Gaussian logits the average is taken
+    by Gauss–Hermite quadrature per expert (16 nodes).
+    """
+
+    def scores(self, logits):
+        """``sqrt(softplus(l))``."""
+        return torch.nn.functional.softplus(logits).sqrt()
+
+    def from_scores(self, s: torch.Tensor) -> torch.Tensor:
+        """The logits whose score is ``s``."""
+        return _inverse_softplus(s.square())
+
+    def mc_logits(self, samples: torch.Tensor) -> torch.Tensor:
+        """Logits of the mean score over the leading sample dim, `(S, ..., E)` -> `(..., E)`."""
+        return self.from_scores(self.scores(samples).mean(0))
+
+    def weighted_logits(self, samples: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Logits of the ``weights`` `(N,)`-weighted mean score, `(N, ..., E)` -> `(..., E)`."""
+        w = weights.to(samples).reshape(-1, *([1] * (samples.dim() - 1)))
+        return self.from_scores((w * self.scores(samples)).sum(0))
+
+    def gaussian_logits(self, mean: torch.Tensor, var: torch.Tensor, nodes: int = 16):
+        """Logits of ``E[s(l)]`` for ``l ~ N(mean, var)`` per expert, `(..., E)` each."""
+        from vmoer_ppl.nn.link import hermite_rule
+
+        x, w = hermite_rule(nodes, mean.dtype)
+        x = x.to(mean.device).reshape(-1, *([1] * mean.dim()))
+        return self.weighted_logits(mean + var.sqrt() * x, w)
 
 
 class GroupLimitedSoftmaxRule(_GroupLimited):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 
 import torch
 from torch import nn
@@ -24,6 +25,7 @@ from vmoer_ppl.nn.gates import GateRule, route
 from vmoer_ppl.nn.rules import (
     GroupLimitedSigmoidRule,
     GroupLimitedSoftmaxRule,
+    GroupLimitedSqrtSoftplusRule,
     SparseMixerRule,
 )
 
@@ -31,6 +33,8 @@ EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_
 BIAS = "e_score_correction_bias"
 #: Names of the selection bias a router keeps or is handed by its MoE block (AFMoE: expert_bias).
 BIASES = (BIAS, "expert_bias")
+
+logger = logging.getLogger(__name__)
 
 
 class Refusal(ValueError):
@@ -78,6 +82,7 @@ def candidate_rules(router: nn.Module, block: nn.Module | None) -> list:
                 GroupLimitedSigmoidRule(bias, groups, topk_group, n, scale, bias_on=bias_on)
                 for n in norms
             ]
+        rules += [GroupLimitedSqrtSoftplusRule(bias, groups, topk_group, n, scale) for n in norms]
     elif groups > 1 or scale != 1.0:  # grouped or scaled, no selection bias
         for cls in (GroupLimitedSoftmaxRule, GroupLimitedSigmoidRule):
             rules += [cls(None, groups, topk_group, n, scale) for n in norms]
@@ -204,7 +209,7 @@ class GenericAdapter(HFAdapter):
 
     def install(self, model):
         """Patch every router whose rule is identified; remember why the others were not."""
-        found = []
+        found, skipped = [], []
         self.expose_nested(model)
         if not self.routers(model):
             self.explain_missing(model)
@@ -215,9 +220,18 @@ class GenericAdapter(HFAdapter):
                     rule, weights_dtype, prepare = self.identify(router, block)
                 except Refusal as e:
                     self.reasons[type(router).__name__] = str(e)
+                    skipped.append(name)
                     continue
                 patch_router(router, rule, weights_dtype, prepare=prepare)
             found.append((name, router))
+        if found and skipped:  # DeepSeek-V4: hash routers first, learned routers after
+            logger.warning(
+                "%d of %d routers stay deterministic and cannot be made Bayesian (%s): %s",
+                len(skipped),
+                len(skipped) + len(found),
+                ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else ""),
+                "; ".join(self.reasons.values()),
+            )
         return found
 
     def identify(self, router: nn.Module, block: nn.Module | None):
