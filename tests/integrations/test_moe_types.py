@@ -70,10 +70,10 @@ EXPECTED = {
     "hy_v4": ("supported", "supported"),
     "hy_v4_vl": ("supported", "supported"),
     "hy_v4_vl_text": ("no-lm-head", "no-lm-head"),
-    "inkling2": ("supported", "untestable"),
-    "inkling2_loop": ("supported", "untestable"),
-    "inkling2_loop_text": ("supported", "untestable"),
-    "inkling2_text": ("supported", "untestable"),
+    "inkling2": ("supported", "supported"),
+    "inkling2_loop": ("supported", "supported"),
+    "inkling2_loop_text": ("supported", "supported"),
+    "inkling2_text": ("supported", "supported"),
     "inkling_mm_model": ("supported", "supported"),
     "inkling_text": ("supported", "supported"),
     "jamba": ("supported", "supported"),
@@ -146,3 +146,15 @@ def test_model_type_is_supported_or_refused_by_class_never_crashes(model_type, d
         assert row.status == want, row.detail
         if want == "supported":
             assert row.routers >= 1 and row.rule
+
+
+def test_bfloat16_models_are_loaded_as_from_pretrained_gives_them():
+    # Inkling-2 keeps its router in float32 under bf16 (_keep_in_fp32_modules_strict); a plain
+    # .to(bfloat16) would not, and upstream's own forward then fails
+    from vmoer_ppl.integrations.hf.coverage import as_loaded
+    from vmoer_ppl.integrations.hf.tiny import tiny_model
+
+    hf = as_loaded(tiny_model("inkling2_text"), torch.bfloat16)
+    gates = [m for n, m in hf.named_modules() if n.endswith("mlp.gate")]
+    assert gates and all(g.weight.dtype == torch.float32 for g in gates)
+    assert hf.get_input_embeddings().weight.dtype == torch.bfloat16

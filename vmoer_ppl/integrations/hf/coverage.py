@@ -118,6 +118,24 @@ def _last_text_router(hf, ran: set[str]) -> str | int:
     return "last:1" if not used or used[-1] == len(names) - 1 else used[-1]
 
 
+def as_loaded(hf, dtype: torch.dtype):
+    """``hf`` in ``dtype`` as ``from_pretrained(..., dtype=dtype)`` gives it to a user.
+
+    A model class that keeps some weights in float32 under a half dtype
+    (``_keep_in_fp32_modules_strict``: routers, correction biases, ...) goes
+    through the real loading code (``save_pretrained`` to a temporary directory, then
+    ``from_pretrained``); for the others ``from_pretrained`` casts every weight, as
+    ``.to(dtype)`` does.
+    """
+    import tempfile
+
+    if not getattr(hf, "_keep_in_fp32_modules_strict", None):
+        return hf.to(dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        hf.save_pretrained(tmp)
+        return type(hf).from_pretrained(tmp, dtype=dtype).eval()
+
+
 def _refused_up_front(hf, row: Row) -> None:
     """A model that cannot run: mark ``row`` refused if bayesianize refuses it by name."""
     from vmoer_ppl import bayesianize
@@ -180,7 +198,7 @@ def check(model_type: str, dtype: torch.dtype = torch.float32) -> Row:
         ids, mask = _batch(hf.config.get_text_config().vocab_size)
         exact, ran = _last_logits(hf, ids, mask), _modules_run(hf, ids, mask)
         if dtype != torch.float32:
-            hf = hf.to(dtype)
+            hf = as_loaded(hf, dtype)
         want = _last_logits(hf, ids, mask)
     except Exception as e:  # noqa: BLE001 - transformers cannot build or run this tiny model
         row.detail = f"tiny model: {type(e).__name__}: {str(e)[:160]}"
