@@ -112,8 +112,8 @@ def fit_each(cfg: FitConfig, model, enc: dict, kwargs: dict, ids: dict, world, t
     build.update(trunk_dim=cfg.trunk_dim, **kwargs)
     t = time.perf_counter()
     bm, _ = bayesianize(model, family=cfg.families[0], **build)
+    enc = {**enc, "train": stage_rows(cfg, enc["train"], stage=2)}  # states only for SVI's rows
     data = {k: strip(v) for k, v in suffix_data(bm.net, enc, model).items()}
-    data["train"] = stage_rows(cfg, data["train"], stage=2)
     timings["frozen_prefix_s"] = time.perf_counter() - t
     shards = size * -(-cfg.svi.shards // size)  # a multiple of the process count
     families, memo = {}, {}

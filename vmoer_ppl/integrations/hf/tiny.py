@@ -227,11 +227,8 @@ def _per_layer(per_layer: dict, keep: list[int], defaults: dict, base: dict) -> 
         merged = {**defaults, **entry}
         shrunk = {**merged, **_shrink({**merged, "per_layer_config": None})}
         shrunk_base = {**defaults, **base}
-        out[new] = {
-            k: v
-            for k, v in shrunk.items()
-            if (k in entry or shrunk_base.get(k) != v) and k in {*entry, *TINY_SIZES}
-        }
+        moved = {k for k in TINY_SIZES if k in shrunk and shrunk[k] != shrunk_base.get(k)}
+        out[new] = {k: shrunk[k] for k in {*entry, *moved}}  # the entry's fields, and sizes moved
     return out
 
 
