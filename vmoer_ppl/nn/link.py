@@ -230,8 +230,10 @@ def gaussian_gate_logits(
     torch.Tensor
         `(..., E)` logits for the gate rule.
     """
-    if hasattr(rule, "gaussian_logits"):  # a score rule with its own closed form
-        return rule.gaussian_logits(mean, variances(cov, mean.dim()))
+    if hasattr(rule, "weighted_logits"):  # a score rule: E[score] per expert by quadrature
+        x, w = hermite_rule(16, mean.dtype)
+        x = x.to(mean.device).reshape(-1, *([1] * mean.dim()))  # (16, 1, ..., 1)
+        return rule.weighted_logits(mean + variances(cov, mean.dim()).sqrt() * x, w)
     if is_sigmoid_rule(rule):
         return mean / torch.sqrt(1 + LAMBDA * variances(cov, mean.dim()))
     p = _LINK_FNS[check_link(link)](mean, cov)

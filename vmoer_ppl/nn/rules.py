@@ -133,8 +133,9 @@ class GroupLimitedSqrtSoftplusRule(_GroupLimited):
     Selection on the scores + ``bias``, weights the unbiased scores of the selected, normalised
     (+1e-20) × ``routed_scaling_factor``, as :class:`GroupLimitedSigmoidRule` with another
     score. Prediction averages scores, as the sigmoid rules do: the gate logits of a set of
-    draws are ``softplus⁻¹((Σ_n w_n s(l_n))²)``, and for Gaussian logits the average is taken
-    by Gauss–Hermite quadrature per expert (16 nodes).
+    draws are ``softplus⁻¹((Σ_n w_n s(l_n))²)``; for Gaussian logits
+    :func:`vmoer_ppl.nn.link.gaussian_gate_logits` takes the average by Gauss–Hermite quadrature
+    per expert (16 nodes).
     """
 
     def scores(self, logits):
@@ -153,14 +154,6 @@ class GroupLimitedSqrtSoftplusRule(_GroupLimited):
         """Logits of the ``weights`` `(N,)`-weighted mean score, `(N, ..., E)` -> `(..., E)`."""
         w = weights.to(samples).reshape(-1, *([1] * (samples.dim() - 1)))
         return self.from_scores((w * self.scores(samples)).sum(0))
-
-    def gaussian_logits(self, mean: torch.Tensor, var: torch.Tensor, nodes: int = 16):
-        """Logits of ``E[s(l)]`` for ``l ~ N(mean, var)`` per expert, `(..., E)` each."""
-        from vmoer_ppl.nn.link import hermite_rule
-
-        x, w = hermite_rule(nodes, mean.dtype)
-        x = x.to(mean.device).reshape(-1, *([1] * mean.dim()))
-        return self.weighted_logits(mean + var.sqrt() * x, w)
 
 
 class GroupLimitedSoftmaxRule(_GroupLimited):
