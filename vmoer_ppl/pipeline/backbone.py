@@ -103,6 +103,15 @@ def stage_rows(cfg: FitConfig, train: dict, stage: int) -> dict:
     return subset(train, range(half) if stage == 1 else range(half, n))
 
 
+def svi_sets(cfg: FitConfig, enc: dict) -> dict:
+    """``enc`` with its train split cut to SVI's rows (:func:`stage_rows`, stage 2).
+
+    Fit and evaluate both compute frozen-prefix states from this, so the train states the fit
+    cached are the ones evaluate finds (the cache key names the rows and their batching).
+    """
+    return {**enc, "train": stage_rows(cfg, enc["train"], stage=2)}
+
+
 def stage1_first_layer(cfg: FitConfig, model, kwargs: dict) -> int:
     """First decoder layer stage 1 adapts: 0 (all), or the first Bayesian router's layer."""
     if cfg.stage1.scope == "all":

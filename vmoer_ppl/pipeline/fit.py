@@ -18,7 +18,7 @@ import torch
 
 from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.infer.sharding import barrier, init_from_env
-from vmoer_ppl.pipeline.backbone import adapted, stage_rows, suffix_data
+from vmoer_ppl.pipeline.backbone import adapted, stage_rows, suffix_data, svi_sets
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.fit_family import fit_family
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
@@ -112,8 +112,7 @@ def fit_each(cfg: FitConfig, model, enc: dict, kwargs: dict, ids: dict, world, t
     build.update(trunk_dim=cfg.trunk_dim, **kwargs)
     t = time.perf_counter()
     bm, _ = bayesianize(model, family=cfg.families[0], **build)
-    enc = {**enc, "train": stage_rows(cfg, enc["train"], stage=2)}  # states only for SVI's rows
-    data = {k: strip(v) for k, v in suffix_data(bm.net, enc, model).items()}
+    data = {k: strip(v) for k, v in suffix_data(bm.net, svi_sets(cfg, enc), model).items()}
     timings["frozen_prefix_s"] = time.perf_counter() - t
     shards = size * -(-cfg.svi.shards // size)  # a multiple of the process count
     families, memo = {}, {}

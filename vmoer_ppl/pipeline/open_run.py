@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmoer_ppl.pipeline.backbone import adapted, stage_rows, suffix_data
+from vmoer_ppl.pipeline.backbone import adapted, suffix_data, svi_sets
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
 from vmoer_ppl.pipeline.run_data import encode_sets
@@ -80,8 +80,7 @@ def open_run(out: Path, run: dict, cfg: FitConfig | None = None) -> OpenedRun:
     check_data(out, run, hashes, cfg)
     guides = {f: from_pretrained(net, out / "adapters" / f) for f in cfg.families}
     head = next(iter(guides.values()))[0].net
-    fitted = {**enc, "train": stage_rows(cfg, enc["train"], stage=2)}  # SVI's rows, as the fit
-    data = {k: strip(v) for k, v in suffix_data(head, fitted, net).items()}
+    data = {k: strip(v) for k, v in suffix_data(head, svi_sets(cfg, enc), net).items()}
     eval_sets = [k for k in enc if ":" in k]
     return OpenedRun(cfg, net, tok, enc, sizes, f"id:{id_label}", eval_sets, guides, data)
 

@@ -85,18 +85,17 @@ def _last_logits(hf, ids, mask) -> torch.Tensor:
     return logits[torch.arange(ids.shape[0]), last_token_index(mask)].float()
 
 
-def _modules_run(hf, ids, mask) -> set[str]:
-    """Names of the modules of ``hf`` that a forward on ``(ids, mask)`` calls."""
+def _logits_and_modules_run(hf, ids, mask) -> tuple[torch.Tensor, set[str]]:
+    """:func:`_last_logits` of one forward, and the names of the modules it called."""
     ran: set[str] = set()
     hooks = [
         m.register_forward_pre_hook(lambda *_, name=n: ran.add(name)) for n, m in hf.named_modules()
     ]
     try:
-        _last_logits(hf, ids, mask)
+        return _last_logits(hf, ids, mask), ran
     finally:
         for h in hooks:
             h.remove()
-    return ran
 
 
 def _last_text_router(hf, ran: set[str]) -> str | int:
@@ -196,7 +195,7 @@ def check(model_type: str, dtype: torch.dtype = torch.float32) -> Row:
     try:
         hf = tiny_model(model_type, dtype=torch.float32)
         ids, mask = _batch(hf.config.get_text_config().vocab_size)
-        exact, ran = _last_logits(hf, ids, mask), _modules_run(hf, ids, mask)
+        exact, ran = _logits_and_modules_run(hf, ids, mask)
         if dtype != torch.float32:
             hf = as_loaded(hf, dtype)
         want = _last_logits(hf, ids, mask)

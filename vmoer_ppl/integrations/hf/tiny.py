@@ -219,14 +219,13 @@ def _per_layer(per_layer: dict, keep: list[int], defaults: dict, base: dict) -> 
     (``"02"``).
     """
     by_index = {int(k): v for k, v in per_layer.items() if str(k).isdigit()}
-    out = {}
+    shrunk_base, out = {**defaults, **base}, {}
     for new, old in enumerate(keep):
         entry = by_index.get(old)
         if not isinstance(entry, dict):
             continue
         merged = {**defaults, **entry}
         shrunk = {**merged, **_shrink({**merged, "per_layer_config": None})}
-        shrunk_base = {**defaults, **base}
         moved = {k for k in TINY_SIZES if k in shrunk and shrunk[k] != shrunk_base.get(k)}
         out[new] = {k: shrunk[k] for k in {*entry, *moved}}  # the entry's fields, and sizes moved
     return out
