@@ -14,17 +14,13 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pyro.distributions as dist
-from torch import nn
-from vmoer_ppl.guides.base import RouterGuide
-from vmoer_ppl.models.logit_router import LogitRouterModel
+from vmoer_ppl.guides.amortised import AmortisedLogitGuide
 
-from vmoer_ppl.nn.amortised import AmortisedHeads, fill_tril
+from vmoer_ppl.nn.amortised import fill_tril
 
 
-class FullCovLogitGuide(RouterGuide):
+class FullCovLogitGuide(AmortisedLogitGuide):
     """``q(logits | u) = N(l_det + Δμ(u), L(u) L(u)ᵀ)``.
 
     Parameters
@@ -38,34 +34,13 @@ class FullCovLogitGuide(RouterGuide):
     """
 
     family = "logit-fc"
-    model_cls = LogitRouterModel
 
-    def __init__(
-        self,
-        model: LogitRouterModel,
-        *,
-        trunk_dim: int | None = None,
-        init_scale: float | Mapping[str, float] = 1.0,
-    ) -> None:
-        super().__init__(model)
-        self.set_scales(init_scale)
-        self.nets = nn.ModuleList(
-            AmortisedHeads(
-                s.hidden_size,
-                s.num_experts,
-                s.num_experts * (s.num_experts + 1) // 2,
-                trunk_dim=trunk_dim,
-            )
-            for s in model.sites
-        )
+    def head_widths(self, site) -> tuple[int, int]:
+        """``Δμ`` (E) and the rows of ``L`` (E(E+1)/2)."""
+        return site.num_experts, site.num_experts * (site.num_experts + 1) // 2
 
     def logits_dist(self, site, u, l_det) -> dist.Distribution:
         """``q`` over logits, batch `(B, T)`, event `(E,)`."""
-        delta, raw = self.nets[self.index[site.name]](u.to(l_det.dtype))  # (B,T,E), (B,T,E(E+1)/2)
-        s = self.scale_at(site)
+        delta, raw, s = self.head(site, u, l_det)  # (B, T, E), (B, T, E(E+1)/2)
         L = s * fill_tril(raw, site.num_experts)  # (B, T, E, E)
         return dist.MultivariateNormal(l_det + s * delta, scale_tril=L)
-
-    def q_dists(self, site, u, l_det):
-        """``{"logits": q}``."""
-        return {"logits": self.logits_dist(site, u, l_det)}

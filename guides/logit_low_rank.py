@@ -22,17 +22,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pyro.distributions as dist
-from torch import nn
-from vmoer_ppl.guides.base import RouterGuide
+from vmoer_ppl.guides.amortised import AmortisedLogitGuide
 from vmoer_ppl.models.logit_router import LogitRouterModel
-
-from vmoer_ppl.nn.amortised import AmortisedHeads
 
 #: Default rank r of the covariance factor.
 DEFAULT_RANK = 4
 
 
-class LowRankLogitGuide(RouterGuide):
+class LowRankLogitGuide(AmortisedLogitGuide):
     """``q(logits | u) = N(l_det + sΔμ(u), s²(diag d(u) + V(u)V(u)ᵀ))``.
 
     Parameters
@@ -48,36 +45,28 @@ class LowRankLogitGuide(RouterGuide):
     """
 
     family = "logit-lowrank"
-    model_cls = LogitRouterModel
 
     def __init__(
         self,
         model: LogitRouterModel,
         *,
         trunk_dim: int | None = None,
-        init_scale: float | Mapping[str, float] = 1.0,
+        init_scale: float | Mapping[str, float] | None = None,
         rank: int = DEFAULT_RANK,
     ) -> None:
-        super().__init__(model)
-        self.set_scales(init_scale)
-        self.ranks = [max(1, min(rank, s.num_experts - 1)) for s in model.sites]
-        self.nets = nn.ModuleList(
-            AmortisedHeads(
-                s.hidden_size, s.num_experts, s.num_experts * (r + 1), trunk_dim=trunk_dim
-            )
-            for s, r in zip(model.sites, self.ranks, strict=True)
-        )
+        # before the heads are built: their widths need r (a plain dict, not a module state)
+        self.ranks = {s.name: max(1, min(rank, s.num_experts - 1)) for s in model.sites}
+        super().__init__(model, trunk_dim=trunk_dim, init_scale=init_scale)
+
+    def head_widths(self, site) -> tuple[int, int]:
+        """``Δμ`` (E), then ``ρ`` (E) and ``V`` (E·r)."""
+        return site.num_experts, site.num_experts * (self.ranks[site.name] + 1)
 
     def logits_dist(self, site, u, l_det) -> dist.Distribution:
         """``q`` over logits, batch `(B, T)`, event `(E,)`."""
-        i, E = self.index[site.name], site.num_experts
-        delta, raw = self.nets[i](u.to(l_det.dtype))  # (B, T, E), (B, T, E(r+1))
-        s = self.scale_at(site)
-        rho, factor = raw[..., :E], raw[..., E:].unflatten(-1, (E, self.ranks[i]))
+        E = site.num_experts
+        delta, raw, s = self.head(site, u, l_det)  # (B, T, E), (B, T, E(r+1))
+        rho, factor = raw[..., :E], raw[..., E:].unflatten(-1, (E, self.ranks[site.name]))
         return dist.LowRankMultivariateNormal(
             l_det + s * delta, cov_factor=s * factor, cov_diag=(s * rho.exp()) ** 2
         )
-
-    def q_dists(self, site, u, l_det):
-        """``{"logits": q}``."""
-        return {"logits": self.logits_dist(site, u, l_det)}

@@ -15,17 +15,11 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pyro.distributions as dist
-from torch import nn
-from vmoer_ppl.guides.base import RouterGuide
-from vmoer_ppl.models.logit_router import LogitRouterModel
-
-from vmoer_ppl.nn.amortised import AmortisedHeads
+from vmoer_ppl.guides.amortised import AmortisedLogitGuide
 
 
-class MeanFieldLogitGuide(RouterGuide):
+class MeanFieldLogitGuide(AmortisedLogitGuide):
     """``q(logits | u) = N(l_det + Δμ(u), diag σ(u)²)``.
 
     Parameters
@@ -39,28 +33,12 @@ class MeanFieldLogitGuide(RouterGuide):
     """
 
     family = "logit-mf"
-    model_cls = LogitRouterModel
 
-    def __init__(
-        self,
-        model: LogitRouterModel,
-        *,
-        trunk_dim: int | None = None,
-        init_scale: float | Mapping[str, float] = 1.0,
-    ) -> None:
-        super().__init__(model)
-        self.set_scales(init_scale)
-        self.nets = nn.ModuleList(
-            AmortisedHeads(s.hidden_size, s.num_experts, s.num_experts, trunk_dim=trunk_dim)
-            for s in model.sites
-        )
+    def head_widths(self, site) -> tuple[int, int]:
+        """``Δμ`` and ``log σ``: E each."""
+        return site.num_experts, site.num_experts
 
     def logits_dist(self, site, u, l_det) -> dist.Distribution:
         """``q`` over logits, batch `(B, T)`, event `(E,)`."""
-        delta, raw = self.nets[self.index[site.name]](u.to(l_det.dtype))  # (B, T, E) twice
-        s = self.scale_at(site)
+        delta, raw, s = self.head(site, u, l_det)  # (B, T, E) twice
         return dist.Normal(l_det + s * delta, s * raw.exp()).to_event(1)
-
-    def q_dists(self, site, u, l_det):
-        """``{"logits": q}``."""
-        return {"logits": self.logits_dist(site, u, l_det)}

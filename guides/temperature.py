@@ -14,17 +14,12 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pyro.distributions as dist
-from torch import nn
-from vmoer_ppl.guides.base import RouterGuide
+from vmoer_ppl.guides.amortised import AmortisedGuide
 from vmoer_ppl.models.temperature_router import TemperatureRouterModel, gumbel_dist, log_space
 
-from vmoer_ppl.nn.amortised import AmortisedHeads
 
-
-class TemperatureGuide(RouterGuide):
+class TemperatureGuide(AmortisedGuide):
     """``q(T | u) = LogNormal(m(u), v(u))`` and ``q(g) = Gumbel(0, 1)``.
 
     Parameters
@@ -43,27 +38,14 @@ class TemperatureGuide(RouterGuide):
     model_kwargs = {"per_expert": False}
     default_prior_scale = 0.5
 
-    def __init__(
-        self,
-        model: TemperatureRouterModel,
-        *,
-        trunk_dim: int | None = None,
-        init_scale: float | Mapping[str, float] = 0.5,
-    ) -> None:
-        super().__init__(model)
-        self.set_scales(init_scale)
-        self.nets = nn.ModuleList(
-            AmortisedHeads(s.hidden_size, self._m(s), self._m(s), trunk_dim=trunk_dim)
-            for s in model.sites
-        )
-
-    def _m(self, site) -> int:
-        return site.num_experts if self.model.per_expert else 1
+    def head_widths(self, site) -> tuple[int, int]:
+        """Mean and log std of ``log T``: E each per expert, else 1."""
+        m = site.num_experts if self.model.per_expert else 1
+        return m, m
 
     def temperature_dist(self, site, u, l_det) -> dist.Distribution:
         """``q`` over T, batch `(B, T)`, event `()` or `(E,)`."""
-        loc, raw = self.nets[self.index[site.name]](u.to(l_det.dtype))  # (B, T, m) twice
-        s = self.scale_at(site)
+        loc, raw, s = self.head(site, u, l_det)  # (B, T, m) twice
         loc, scale = s * loc, s * raw.exp()
         if self.model.per_expert:
             return log_space(dist.Normal(loc, scale).to_event(1))  # event (E,)

@@ -76,6 +76,32 @@ def _scores(probs, labels, ood_probs) -> dict[str, float]:
     }
 
 
+def _fit_and_score(cfg: ToyDemoConfig, net, family: str, val, test, ood) -> dict[str, float]:
+    """Bayesianize a copy of ``net`` as ``family``, fit it on ``val``, score it on test and OOD."""
+    t0 = time.perf_counter()
+    model, guide = bayesianize(
+        copy.deepcopy(net), family=family, beta=cfg.beta, num_data=cfg.num_val
+    )
+    fit_svi(
+        model,
+        guide,
+        val,
+        SVIConfig(num_steps=cfg.svi_steps, batch_size=64, lr=1e-2, seed=cfg.seed),
+    )
+    out_id = predict(
+        model, guide, test["input_ids"], test["attention_mask"], num_samples=cfg.num_samples
+    )
+    out_ood = predict(
+        model, guide, ood["input_ids"], ood["attention_mask"], num_samples=cfg.num_samples
+    )
+    r = _scores(out_id.probs, test["labels"], out_ood.probs)
+    is_ood = torch.cat([torch.zeros(cfg.num_test), torch.ones(cfg.num_test)]).bool()
+    mi = torch.cat([out_id.mutual_information, out_ood.mutual_information])
+    r["ood_auroc_routing_mi"] = auroc(mi, is_ood)
+    r["seconds"] = time.perf_counter() - t0
+    return r
+
+
 def run_toy_demo(cfg: ToyDemoConfig | None = None) -> dict[str, dict[str, float]]:
     """Run stage 1, stage 2 for each family, and the evaluation; return metrics per router.
 
@@ -102,28 +128,7 @@ def run_toy_demo(cfg: ToyDemoConfig | None = None) -> dict[str, dict[str, float]
         p_ood = torch.softmax(net(ood["input_ids"], ood["attention_mask"]), -1)
     results["deterministic"] = _scores(p_id, test["labels"], p_ood)
     for family in cfg.families:
-        t0 = time.perf_counter()
-        model, guide = bayesianize(
-            copy.deepcopy(net), family=family, beta=cfg.beta, num_data=cfg.num_val
-        )
-        fit_svi(
-            model,
-            guide,
-            val,
-            SVIConfig(num_steps=cfg.svi_steps, batch_size=64, lr=1e-2, seed=cfg.seed),
-        )
-        out_id = predict(
-            model, guide, test["input_ids"], test["attention_mask"], num_samples=cfg.num_samples
-        )
-        out_ood = predict(
-            model, guide, ood["input_ids"], ood["attention_mask"], num_samples=cfg.num_samples
-        )
-        r = _scores(out_id.probs, test["labels"], out_ood.probs)
-        is_ood = torch.cat([torch.zeros(cfg.num_test), torch.ones(cfg.num_test)]).bool()
-        mi = torch.cat([out_id.mutual_information, out_ood.mutual_information])
-        r["ood_auroc_routing_mi"] = auroc(mi, is_ood)
-        r["seconds"] = time.perf_counter() - t0
-        results[f"vmoer-{family}"] = r
+        results[f"vmoer-{family}"] = _fit_and_score(cfg, net, family, val, test, ood)
     if cfg.out:
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
         payload = {"config": asdict(cfg), "metrics": results}

@@ -1,13 +1,16 @@
 """The guides: the family registry they form, and where ``q`` starts."""
 
+import math
+
+import pyro.distributions as dist
 import pytest
 import torch
 from torch.distributions import kl_divergence
-from vmoer_ppl.guides import MeanFieldLogitGuide, RouterGuide
+from vmoer_ppl.guides import AmortisedLogitGuide, MeanFieldLogitGuide, RouterGuide
 from vmoer_ppl.models.base import RouterModel
 
-from tests.common import FAMILIES, toy_net
-from vmoer_ppl import bayesianize
+from tests.common import FAMILIES, toy_batch, toy_net
+from vmoer_ppl import SVIConfig, bayesianize, fit_svi
 from vmoer_ppl.families import FAMILIES as REGISTRY
 from vmoer_ppl.families import as_family
 from vmoer_ppl.infer import kl as _kl  # noqa: F401  (registers the MVN-Independent KL)
@@ -32,6 +35,33 @@ def test_a_new_family_is_one_guide_class_away():
         assert type(guide) is ScaledMeanField and model.prior.scale == 0.25
     finally:
         RouterGuide.registry.pop("test-scaled-mf")
+
+
+def test_an_amortised_logit_family_is_its_head_widths_and_its_distribution():
+    class Isotropic(AmortisedLogitGuide):  # one σ per token, shared by the experts
+        family = "test-isotropic"
+
+        def head_widths(self, site):
+            return site.num_experts, 1
+
+        def logits_dist(self, site, u, l_det):
+            delta, raw, s = self.head(site, u, l_det)
+            return dist.Normal(l_det + s * delta, s * raw.exp().expand_as(l_det)).to_event(1)
+
+    try:
+        model, guide = bayesianize(toy_net(), family="test-isotropic", prior=0.3)
+        site = model.sites[0]
+        assert [n.scale.out_features for n in guide.nets] == [1] * len(model.sites)
+        assert guide.scale_at(site) == pytest.approx(0.3)  # q in the prior's units
+        u = torch.randn(2, 3, site.hidden_size)
+        q = guide.q_dists(site, u, u @ site.weight.T)["logits"]
+        assert q.batch_shape == (2, 3) and q.event_shape == (site.num_experts,)
+        ids, mask, labels = toy_batch()
+        data = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        loss = fit_svi(model, guide, data, SVIConfig(num_steps=2, batch_size=3, progress=False))
+        assert all(math.isfinite(x) for x in loss.losses)
+    finally:
+        RouterGuide.registry.pop("test-isotropic")
 
 
 def test_two_classes_cannot_claim_one_family():

@@ -72,6 +72,40 @@ def check_utf8(path: Path) -> None:
         ) from None
 
 
+def read_rows(path: Path):
+    """The rows of a local ``.jsonl``, ``.json``, ``.csv`` or ``.parquet`` file (a ``Dataset``).
+
+    Raises
+    ------
+    ValueError
+        For another file type, a text file not in UTF-8, an unreadable or an empty file (each
+        message names the file and the fix).
+    FileNotFoundError
+        If ``path`` does not exist.
+    """
+    from datasets import load_dataset
+
+    if path.suffix not in FORMATS:
+        raise ValueError(
+            f"{path}: unsupported file type {path.suffix!r}; use one of {sorted(FORMATS)}"
+        )
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    if path.suffix != ".parquet":
+        check_utf8(path)
+    try:
+        rows = load_dataset(FORMATS[path.suffix], data_files=str(path), split="train")
+    except Exception as err:  # datasets' own errors name neither the file nor the fix
+        cause = err.__cause__ or err
+        raise ValueError(
+            f"{path}: cannot be read as {FORMATS[path.suffix]} ({type(cause).__name__}: "
+            f"{str(cause)[:300]}); check that it is a valid {path.suffix} file in UTF-8"
+        ) from err
+    if len(rows) == 0:
+        raise ValueError(f"{path} has no questions")
+    return rows
+
+
 def load_mcqa_file(
     path: str | Path,
     *,
@@ -100,27 +134,8 @@ def load_mcqa_file(
     -------
     list of MCQARecord
     """
-    from datasets import load_dataset
-
     path = Path(path)
-    if path.suffix not in FORMATS:
-        raise ValueError(
-            f"{path}: unsupported file type {path.suffix!r}; use one of {sorted(FORMATS)}"
-        )
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    if path.suffix != ".parquet":
-        check_utf8(path)
-    try:
-        rows = load_dataset(FORMATS[path.suffix], data_files=str(path), split="train")
-    except Exception as err:  # datasets' own errors name neither the file nor the fix
-        cause = err.__cause__ or err
-        raise ValueError(
-            f"{path}: cannot be read as {FORMATS[path.suffix]} ({type(cause).__name__}: "
-            f"{str(cause)[:300]}); check that it is a valid {path.suffix} file in UTF-8"
-        ) from err
-    if len(rows) == 0:
-        raise ValueError(f"{path} has no questions")
+    rows = read_rows(path)
     needed = [question, answer] + ([choices] if isinstance(choices, str) else list(choices))
     needed += [context] if context else []
     missing = [c for c in needed if c not in rows.column_names]

@@ -44,6 +44,22 @@ class MoELayer:
     down: torch.Tensor | None = None
 
 
+#: Settings the MoE config takes from the dense one unchanged.
+COPIED = (
+    "vocab_size",
+    "hidden_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "hidden_act",
+    "max_position_embeddings",
+    "rms_norm_eps",
+    "tie_word_embeddings",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+)
+
+
 def qwen2_moe_config(
     dense_config, moe_layers: list[int], num_experts: int, top_k: int, shared: int
 ):
@@ -68,20 +84,13 @@ def qwen2_moe_config(
     }
     L = c.num_hidden_layers
     return Qwen2MoeConfig(
-        vocab_size=c.vocab_size,
-        hidden_size=c.hidden_size,
+        **{k: getattr(c, k) for k in COPIED},
         intermediate_size=F,  # the dense layers' MLP
         moe_intermediate_size=(F - shared) // num_experts,
         shared_expert_intermediate_size=shared,
         num_hidden_layers=L,
-        num_attention_heads=c.num_attention_heads,
-        num_key_value_heads=c.num_key_value_heads,
         head_dim=getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads,
-        hidden_act=c.hidden_act,
-        max_position_embeddings=c.max_position_embeddings,
-        rms_norm_eps=c.rms_norm_eps,
         rope_parameters=rope,
-        tie_word_embeddings=c.tie_word_embeddings,
         num_experts=num_experts,
         num_experts_per_tok=top_k,
         norm_topk_prob=True,
@@ -91,9 +100,6 @@ def qwen2_moe_config(
         use_sliding_window=False,
         output_router_logits=False,
         attention_dropout=0.0,
-        bos_token_id=c.bos_token_id,
-        eos_token_id=c.eos_token_id,
-        pad_token_id=c.pad_token_id,
     )
 
 

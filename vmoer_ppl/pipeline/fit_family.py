@@ -122,27 +122,9 @@ def fit_family(
         statistics against the prior on the first :data:`SUMMARY_QUESTIONS` validation questions
         (KL, log σ/s, Δμ/s, overlap).
     """
-    candidates = prior_candidates(cfg.prior_scale, family)
-    best, prior_grid = None, {}
-    for scale in candidates:
-        sub = out / "checkpoints" / family / f"prior-{scale}" if len(candidates) > 1 else None
-        fitted = fit_lr_grid(
-            replace(cfg, prior_scale=scale),
-            family,
-            backbone,
-            data,
-            build,
-            out,
-            run=dict(
-                shards=shards, is_main=is_main, identity=identity, checkpoint_dir=sub, memo=memo
-            ),
-        )
-        prior_grid[str(scale)] = fitted[0]
-        if best is None or fitted[0] < best[0]:
-            best = fitted
+    run = dict(shards=shards, is_main=is_main, identity=identity, memo=memo)
+    best, prior_grid = fit_prior_grid(cfg, family, backbone, data, build, out, run)
     _, lr, res, bm, guide, tried, prior_record = best
-    if len(candidates) > 1:
-        log.info("%s: prior scale by validation NLL %s -> %s", family, prior_grid, prior_record)
     if is_main:
         guide.save_pretrained(out / "adapters" / family, overwrite=True)
     return {
@@ -160,6 +142,45 @@ def fit_family(
             bm, guide, first_rows(data["val"], SUMMARY_QUESTIONS), cfg.svi.batch_size
         ),
     }
+
+
+def fit_prior_grid(
+    cfg: FitConfig, family: str, backbone, data: dict, build: dict, out: Path, run: dict
+) -> tuple[tuple, dict[str, float]]:
+    """Fit the learning-rate grid at each prior-scale candidate; keep the best validation NLL.
+
+    Parameters
+    ----------
+    cfg, family, backbone, data, build, out
+        As for :func:`fit_family`.
+    run : dict
+        ``shards``, ``is_main``, ``identity``, ``memo`` of :func:`fit_family`.
+
+    Returns
+    -------
+    tuple
+        The kept fit (:func:`fit_lr_grid`'s tuple) and ``{candidate: best validation NLL}``.
+    """
+    candidates = prior_candidates(cfg.prior_scale, family)
+    best, prior_grid = None, {}
+    for scale in candidates:
+        sub = out / "checkpoints" / family / f"prior-{scale}" if len(candidates) > 1 else None
+        fitted = fit_lr_grid(
+            replace(cfg, prior_scale=scale),
+            family,
+            backbone,
+            data,
+            build,
+            out,
+            run={**run, "checkpoint_dir": sub},
+        )
+        prior_grid[str(scale)] = fitted[0]
+        if best is None or fitted[0] < best[0]:
+            best = fitted
+    assert best is not None  # prior_candidates returns at least one
+    if len(candidates) > 1:
+        log.info("%s: prior scale by validation NLL %s -> %s", family, prior_grid, best[-1])
+    return best, prior_grid
 
 
 #: Candidates of ``--prior-scale auto`` (relative multiples of each router's logit spread).

@@ -142,6 +142,15 @@ def adapt_backbone(
     tuple
         The merged model (plain transformers, frozen) and the loss per step.
     """
+    peft_model = lora_model(model, settings, first_layer)
+    losses = train_lora(peft_model, make_head(peft_model), data, settings)
+    if out is not None and world()[0] == 0:  # every process holds the same adapter
+        peft_model.save_pretrained(str(out))
+    return frozen_merge(peft_model), losses
+
+
+def lora_model(model: nn.Module, settings: LoRASettings, first_layer: int = 0) -> nn.Module:
+    """``model`` wrapped by peft with LoRA on decoder layers ``first_layer..`` (seeded init)."""
     from peft import LoraConfig, get_peft_model
 
     modules, params = lora_targets(model, first_layer)
@@ -154,14 +163,36 @@ def adapt_backbone(
     )
     torch.manual_seed(settings.seed)  # LoRA's initialisation, whatever ran before in this process
     with quiet_peft():
-        peft_model = get_peft_model(model, cfg)
-    head = make_head(peft_model)
+        return get_peft_model(model, cfg)
+
+
+def train_lora(
+    peft_model: nn.Module, head: nn.Module, data: dict[str, torch.Tensor], settings: LoRASettings
+) -> list[float]:
+    """AdamW on the answer NLL over ``peft_model``'s trainable parameters, data parallel.
+
+    Parameters
+    ----------
+    peft_model : nn.Module
+        From :func:`lora_model`.
+    head : nn.Module
+        The answer scorer over ``peft_model``: `(B, C)` option logits.
+    data : dict of str to torch.Tensor
+        Encoded training questions with ``labels`` `(N,)`.
+    settings : LoRASettings
+        Steps, batch size, learning rate, seed.
+
+    Returns
+    -------
+    list of float
+        The loss per step (mean over the step's whole batch, all processes).
+    """
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.01)
     n = len(data["labels"])
-    losses = []
+    losses: list[float] = []
     peft_model.train()
-    grouped = use_length_groups(settings.group_by_length, next(model.parameters()).device)
+    grouped = use_length_groups(settings.group_by_length, next(peft_model.parameters()).device)
 
     def loss_sum(batch: dict) -> torch.Tensor:
         labels = batch.pop("labels")
@@ -181,12 +212,15 @@ def adapt_backbone(
                 f"stage 1 loss is {losses[-1]} at step {step}; lower --lora-lr"
             )
     peft_model.eval()
-    if out is not None and rank == 0:  # every process holds the same adapter
-        peft_model.save_pretrained(str(out))
+    return losses
+
+
+def frozen_merge(peft_model: nn.Module) -> nn.Module:
+    """The LoRA weights merged into the base model, every parameter frozen, in eval mode."""
     merged = peft_model.merge_and_unload()
     for p in merged.parameters():
         p.requires_grad_(False)
-    return merged.eval(), losses
+    return merged.eval()
 
 
 def apply_saved_lora(model: nn.Module, directory: str | Path) -> nn.Module:
@@ -194,7 +228,4 @@ def apply_saved_lora(model: nn.Module, directory: str | Path) -> nn.Module:
     from peft import PeftModel
 
     with quiet_peft():
-        merged = PeftModel.from_pretrained(model, str(directory)).merge_and_unload()
-    for p in merged.parameters():
-        p.requires_grad_(False)
-    return merged.eval()
+        return frozen_merge(PeftModel.from_pretrained(model, str(directory)))

@@ -67,10 +67,46 @@ def encode_cloze(
     cut = sum(len(o) > max_option for opts in options for o in opts)
     if cut:
         log.warning("%d answer options longer than %d tokens were cut", cut, max_option)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out = padded_batch(prefixes, options, records, pad, max_option)
+    for b, (opts, r) in enumerate(zip(options, records, strict=True)):
+        for c, (o, text) in enumerate(zip(opts, r.choices, strict=True)):
+            kept = tokenizer.decode(o[:max_option]) if len(o) > max_option else " " + text.strip()
+            out["option_chars"][b, c] = len(kept)
+    return out
+
+
+def padded_batch(
+    prefixes: list[list[int]],
+    options: list[list[list[int]]],
+    records: Sequence[MCQARecord],
+    pad: int,
+    max_option: int,
+) -> dict[str, torch.Tensor]:
+    """The token tensors of :func:`encode_cloze` (``option_chars`` left at zero).
+
+    Parameters
+    ----------
+    prefixes : list of list of int
+        B prompts' token ids (left-padded into `(B, Tp)`).
+    options : list of list of list of int
+        Each question's options' token ids (right-padded into `(B, C, Tc)`, cut at
+        ``max_option``).
+    records : sequence of MCQARecord
+        The questions (their answers become ``labels``).
+    pad : int
+        Padding token id.
+    max_option : int
+        Longest option kept.
+
+    Returns
+    -------
+    dict
+        As :func:`encode_cloze`.
+    """
     B, C = len(records), max(len(r.choices) for r in records)
     Tp = max(map(len, prefixes))
     Tc = min(max_option, max(len(o) for opts in options for o in opts))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out = {
         "prompt_ids": torch.full((B, Tp), pad, dtype=torch.long),
         "prompt_mask": torch.zeros(B, Tp, dtype=torch.long),
@@ -79,14 +115,11 @@ def encode_cloze(
         "option_chars": torch.zeros(B, C),
         "labels": torch.tensor([r.answer for r in records]),
     }
-    for b, (p, opts, r) in enumerate(zip(prefixes, options, records, strict=True)):
+    for b, (p, opts) in enumerate(zip(prefixes, options, strict=True)):
         out["prompt_ids"][b, Tp - len(p) :] = torch.tensor(p)
         out["prompt_mask"][b, Tp - len(p) :] = 1
-        for c, (o, text) in enumerate(zip(opts, r.choices, strict=True)):
-            text = " " + text.strip()
-            if len(o) > max_option:
-                o, text = o[:max_option], tokenizer.decode(o[:max_option])
+        for c, o in enumerate(opts):
+            o = o[:max_option]
             out["option_ids"][b, c, : len(o)] = torch.tensor(o)
             out["option_mask"][b, c, : len(o)] = 1
-            out["option_chars"][b, c] = len(text)
     return out

@@ -162,6 +162,28 @@ class ClozeHead(nn.Module):
         first = self.first_layer if prompt_states is not None else 0
         self.check_memory(B, C, prompt_mask.shape[1], Tc, int(option_mask.sum()), first)
         cache = SuffixCache(first, config=self.model.config)  # filled in place by both passes
+        first_lp = self._prompt_pass(first, cache, prompt_ids, prompt_mask, prompt_states)
+        cache.batch_repeat_interleave(C)
+        ids = option_ids.reshape(B * C, Tc)
+        o_states = None if option_states is None else option_states.reshape(B * C, Tc, -1)
+        o_mask = option_mask.reshape(B * C, Tc).bool()
+        # position j predicts option token j+1: the head runs where that token is real
+        predicts = torch.cat([o_mask[:, 1:], torch.zeros_like(o_mask[:, :1])], 1)  # (B*C, Tc)
+        mask, pos = option_pass_inputs(prompt_mask, option_mask)
+        with head_at(self.model, predicts):
+            rest = self._call(
+                "option",
+                first,
+                ids,
+                o_states,
+                attention_mask=mask,
+                position_ids=pos,
+                **cache_kwargs(self.model, cache),
+            ).logits  # (1, n, V): the n predicting positions only
+        return token_logprobs(first_lp, rest, ids, o_mask, predicts).reshape(B, C, Tc)
+
+    def _prompt_pass(self, first, cache, prompt_ids, prompt_mask, prompt_states):
+        """The prompt pass filling ``cache``; log-probabilities `(B, V)` of the 1st option token."""
         last = torch.zeros_like(prompt_mask, dtype=torch.bool)
         last[:, -1] = True  # left padding: the last prompt position predicts the 1st option token
         with head_at(self.model, last):  # a (B, D) matrix product, not a strided batched one
@@ -175,25 +197,7 @@ class ClozeHead(nn.Module):
                 use_cache=True,
                 **cache_kwargs(self.model, cache),
             )
-        first_lp = torch.log_softmax(out.logits[0].float(), -1)  # (B, V)
-        cache.batch_repeat_interleave(C)
-        mask, pos = option_pass_inputs(prompt_mask, option_mask)
-        ids = option_ids.reshape(B * C, Tc)
-        o_states = None if option_states is None else option_states.reshape(B * C, Tc, -1)
-        o_mask = option_mask.reshape(B * C, Tc).bool()
-        # position j predicts option token j+1: the head runs where that token is real
-        predicts = torch.cat([o_mask[:, 1:], torch.zeros_like(o_mask[:, :1])], 1)  # (B*C, Tc)
-        with head_at(self.model, predicts):
-            rest = self._call(
-                "option",
-                first,
-                ids,
-                o_states,
-                attention_mask=mask,
-                position_ids=pos,
-                **cache_kwargs(self.model, cache),
-            ).logits  # (1, n, V): the n predicting positions only
-        return token_logprobs(first_lp, rest, ids, o_mask, predicts).reshape(B, C, Tc)
+        return torch.log_softmax(out.logits[0].float(), -1)
 
     def check_memory(self, B: int, C: int, Tp: int, Tc: int, n: int, first: int) -> None:
         """Refuse the batch before allocating it when its estimated peak exceeds free memory."""

@@ -173,6 +173,30 @@ def _svi_and_mc(model, guide, ids, mask) -> None:
     predict(model, guide, ids, mask, mode="mc", num_samples=2)
 
 
+def _tiny_and_reference(model_type: str, dtype: torch.dtype, row: Row) -> tuple | None:
+    """The tiny model in ``dtype`` with its batch and reference logits; ``None`` when untestable.
+
+    Returns
+    -------
+    tuple or None
+        ``(model, ids, mask, exact float32 logits, the model's own logits in dtype, modules
+        run)``; ``None`` (``row`` says why) when transformers cannot build or run it.
+    """
+    hf = None
+    try:
+        hf = tiny_model(model_type, dtype=torch.float32)
+        ids, mask = _batch(hf.config.get_text_config().vocab_size)
+        exact, ran = _logits_and_modules_run(hf, ids, mask)
+        if dtype != torch.float32:
+            hf = as_loaded(hf, dtype)
+        return hf, ids, mask, exact, _last_logits(hf, ids, mask), ran
+    except Exception as e:  # noqa: BLE001 - transformers cannot build or run this tiny model
+        row.detail = f"tiny model: {type(e).__name__}: {str(e)[:160]}"
+        if hf is not None:  # built but cannot run: refused up front all the same?
+            _refused_up_front(hf, row)
+        return None
+
+
 def check(model_type: str, dtype: torch.dtype = torch.float32) -> Row:
     """Put a tiny random ``model_type`` model through bayesianize, parity, SVI and prediction.
 
@@ -189,21 +213,11 @@ def check(model_type: str, dtype: torch.dtype = torch.float32) -> Row:
     """
     from vmoer_ppl import bayesianize
 
-    name = str(dtype).removeprefix("torch.")
-    row = Row(model_type, name, "untestable")
-    hf = None
-    try:
-        hf = tiny_model(model_type, dtype=torch.float32)
-        ids, mask = _batch(hf.config.get_text_config().vocab_size)
-        exact, ran = _logits_and_modules_run(hf, ids, mask)
-        if dtype != torch.float32:
-            hf = as_loaded(hf, dtype)
-        want = _last_logits(hf, ids, mask)
-    except Exception as e:  # noqa: BLE001 - transformers cannot build or run this tiny model
-        row.detail = f"tiny model: {type(e).__name__}: {str(e)[:160]}"
-        if hf is not None:  # built but cannot run: refused up front all the same?
-            _refused_up_front(hf, row)
+    row = Row(model_type, str(dtype).removeprefix("torch."), "untestable")
+    built = _tiny_and_reference(model_type, dtype, row)
+    if built is None:
         return row
+    hf, ids, mask, exact, want, ran = built
     try:
         layers = _last_text_router(hf, ran)
         model, guide = bayesianize(hf, family="logit-fc", layers=layers)
