@@ -106,8 +106,12 @@ def probit_softmax(mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         `(..., E)` approximate ``E[softmax(l)]``.
     """
-    var = variances(cov, mean.dim())
-    return softmax(mean / torch.sqrt(1 + LAMBDA * var))
+    return softmax(probit_logits(mean, cov))
+
+
+def probit_logits(mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    """``μ / √(1 + λ σ²)`` `(..., E)`: each logit times its probit factor κ (``cov``'s diagonal)."""
+    return mean / torch.sqrt(1 + LAMBDA * variances(cov, mean.dim()))
 
 
 def pair_variances(cov: torch.Tensor, event: int) -> torch.Tensor:
@@ -235,7 +239,7 @@ def gaussian_gate_logits(
         x = x.to(mean.device).reshape(-1, *([1] * mean.dim()))  # (16, 1, ..., 1)
         return rule.weighted_logits(mean + variances(cov, mean.dim()).sqrt() * x, w)
     if is_sigmoid_rule(rule):
-        return mean / torch.sqrt(1 + LAMBDA * variances(cov, mean.dim()))
+        return probit_logits(mean, cov)
     p = _LINK_FNS[check_link(link)](mean, cov)
     return p.clamp_min(torch.finfo(p.dtype).tiny).log()
 
