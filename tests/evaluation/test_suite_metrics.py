@@ -121,3 +121,26 @@ def test_temperature_scaling_recovers_a_known_temperature():
     torch.testing.assert_close(
         apply_temperature(overconfident, 3.0), torch.softmax(true_logits, -1)
     )
+
+
+@pytest.mark.parametrize("right", [False, True])
+def test_temperature_scaling_keeps_the_answers_when_its_optimum_is_out_of_range(right, caplog):
+    """Wrong on every question, the NLL optimum is T -> inf: uniform float32 answers would tie,
+    and the argmax (here: option 0, the label) would change the accuracy from 0 to 1."""
+    from vmoer_ppl.evaluation.metrics import accuracy
+    from vmoer_ppl.evaluation.temperature_scaling import T_RANGE, apply_temperature, fit_temperature
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 4, generator=g)
+    labels = torch.zeros(64, dtype=torch.long)
+    logits[:, 0] += 10.0 if right else -10.0  # the label is always (never) the top answer
+    probs = torch.softmax(logits, -1)
+    with caplog.at_level("WARNING"):
+        t = fit_temperature(probs, labels)
+    assert T_RANGE[0] <= t <= T_RANGE[1]
+    if not right:  # the optimum is beyond the upper bound (right everywhere, L-BFGS stops
+        assert t == T_RANGE[1]  # at a tiny NLL gradient inside the range)
+        assert "keeps every answer's ranking" in caplog.text
+    scaled = apply_temperature(probs, t)
+    assert torch.equal(scaled.argmax(-1), probs.argmax(-1))
+    assert accuracy(scaled, labels) == accuracy(probs, labels) == (1.0 if right else 0.0)

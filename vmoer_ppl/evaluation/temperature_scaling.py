@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
+
+log = logging.getLogger(__name__)
+
+#: The temperatures :func:`fit_temperature` returns. A model wrong on every validation question
+#: has its NLL optimum at T → ∞ (uniform answers): in float32 that ties every answer, and the
+#: argmax (accuracy) would change, which temperature scaling must never do. Right on every
+#: question, the optimum is T → 0.
+T_RANGE = (1e-2, 1e2)
 
 
 def fit_temperature(probs: torch.Tensor, labels: torch.Tensor, *, max_iter: int = 100) -> float:
@@ -20,7 +30,8 @@ def fit_temperature(probs: torch.Tensor, labels: torch.Tensor, *, max_iter: int 
     Returns
     -------
     float
-        T > 0 (T > 1 softens over-confident answers).
+        T in :data:`T_RANGE` (T > 1 softens over-confident answers); when the optimum lies
+        outside it, the better bound, with a warning.
     """
     logits = probs.double().clamp_min(1e-30).log()
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
@@ -33,7 +44,18 @@ def fit_temperature(probs: torch.Tensor, labels: torch.Tensor, *, max_iter: int 
         return loss
 
     opt.step(closure)
-    return log_t.exp().item()
+    t = log_t.exp().item()
+    if T_RANGE[0] <= t <= T_RANGE[1]:
+        return t
+    best = min(T_RANGE, key=lambda b: torch.nn.functional.cross_entropy(logits / b, labels).item())
+    log.warning(
+        "post-hoc temperature: validation NLL is lowest outside T in [%g, %g] (the model is %s "
+        "on almost every validation question); T = %g kept, which keeps every answer's ranking",
+        *T_RANGE,
+        "wrong" if best == T_RANGE[1] else "right",
+        best,
+    )
+    return best
 
 
 def apply_temperature(probs: torch.Tensor, temperature: float) -> torch.Tensor:
