@@ -16,7 +16,7 @@ import time
 
 import pyro
 import torch
-from common import timed, write_result
+from common import timed, timed_pair, write_result
 from pyro.infer import TraceMeanField_ELBO
 
 from vmoer_ppl import bayesianize
@@ -46,8 +46,7 @@ def svi_steps(model, guide, batch, repeats):
 
     ref = step(lambda: elbo.differentiable_loss(model, guide, **batch))
     fus = step(lambda: fused_loss(model, guide, **batch))
-    t_ref, t_fus = timed(ref, repeats), timed(fus, repeats)
-    return t_ref, t_fus
+    return timed_pair(ref, fus, repeats)  # alternating: the machine's drift stays out of the ratio
 
 
 def mc_routing(model, guide, batch, num_samples, repeats):
@@ -124,7 +123,7 @@ def main(argv=None):
     )
     model, guide = bayesianize(ToyMoEClassifier(cfg), family=args.family, layers="all")
     batch = make_counting_task(args.batch_size, max_len=16, seed=0)
-    t_ref, t_fus = svi_steps(model, guide, batch, args.repeats)
+    t_ref, t_fus, fused_ratio = svi_steps(model, guide, batch, args.repeats)
     mc = mc_routing(model, guide, batch, args.num_samples, args.repeats)
     comp = compile_speedup(model, guide, batch, args.num_samples, args.repeats, args.backend)
     tokens = int(batch["attention_mask"].sum())
@@ -136,7 +135,7 @@ def main(argv=None):
         "config": vars(args),
         "reference_step_s": t_ref,
         "fused_step_s": t_fus,
-        "fused_over_reference": t_fus / t_ref,
+        "fused_over_reference": fused_ratio,  # median of the alternating pairs' ratios
         "reference_tokens_per_s": tokens / t_ref,
         "fused_tokens_per_s": tokens / t_fus,
         **comp,
@@ -151,7 +150,7 @@ def main(argv=None):
     )
     print(
         f"  reference {t_ref * 1e3:8.2f} ms   fused {t_fus * 1e3:8.2f} ms   "
-        f"fused/reference = {t_fus / t_ref:.3f}  (goal <= 0.5)"
+        f"fused/reference = {fused_ratio:.3f}  (goal <= 0.5; median of alternating pairs)"
     )
     print(f"MC routing, S={args.num_samples}, all Bayesian routers (draw + average + gate):")
     print(
