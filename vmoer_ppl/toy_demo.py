@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.data.synthetic import make_counting_task
+from vmoer_ppl.evaluation.detection import ood_scored
 from vmoer_ppl.evaluation.metrics import accuracy, auroc, calibration_errors, nll
 from vmoer_ppl.infer.predictive import predict
 from vmoer_ppl.infer.svi import SVIConfig, fit_svi
@@ -66,13 +67,11 @@ def pretrain(cfg: ToyDemoConfig, data: dict[str, torch.Tensor]) -> ToyMoEClassif
 
 def _scores(probs, labels, ood_probs) -> dict[str, float]:
     ece, _ = calibration_errors(probs, labels)
-    ent = torch.cat([entropy(probs), entropy(ood_probs)])
-    is_ood = torch.cat([torch.zeros(len(probs)), torch.ones(len(ood_probs))]).bool()
     return {
         "acc": accuracy(probs, labels),
         "nll": nll(probs, labels),
         "ece": ece,
-        "ood_auroc_entropy": auroc(ent, is_ood),
+        "ood_auroc_entropy": auroc(*ood_scored(entropy(probs), entropy(ood_probs))),
     }
 
 
@@ -95,9 +94,8 @@ def _fit_and_score(cfg: ToyDemoConfig, net, family: str, val, test, ood) -> dict
         model, guide, ood["input_ids"], ood["attention_mask"], num_samples=cfg.num_samples
     )
     r = _scores(out_id.probs, test["labels"], out_ood.probs)
-    is_ood = torch.cat([torch.zeros(cfg.num_test), torch.ones(cfg.num_test)]).bool()
-    mi = torch.cat([out_id.mutual_information, out_ood.mutual_information])
-    r["ood_auroc_routing_mi"] = auroc(mi, is_ood)
+    mi = ood_scored(out_id.mutual_information, out_ood.mutual_information)
+    r["ood_auroc_routing_mi"] = auroc(*mi)
     r["seconds"] = time.perf_counter() - t0
     return r
 

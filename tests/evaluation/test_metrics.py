@@ -38,3 +38,12 @@ def test_auroc_with_ties_equals_the_pairwise_definition():
     diff = pos[:, None] - neg[None, :]
     want = ((diff > 0).double() + 0.5 * (diff == 0).double()).mean().item()
     assert abs(auroc(scores, labels) - want) < 1e-12
+
+
+def test_ood_scored_puts_id_first_and_labels_ood_positive():
+    from vmoer_ppl.evaluation import auroc, ood_scored
+
+    s, y = ood_scored(torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0.9, 0.8]))
+    assert s.tolist() == pytest.approx([0.1, 0.2, 0.3, 0.9, 0.8])
+    assert y.dtype == torch.bool and y.tolist() == [False, False, False, True, True]
+    assert auroc(s, y) == 1.0  # every OOD score above every ID score

@@ -5,6 +5,27 @@ from __future__ import annotations
 import torch
 
 
+def ood_scored(
+    id_scores: torch.Tensor, ood_scores: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One detection problem from ID and OOD scores: scores `(N + M,)` and ``is_ood`` `(N + M,)`.
+
+    Parameters
+    ----------
+    id_scores : torch.Tensor
+        `(N,)` uncertainty scores of the in-distribution questions.
+    ood_scores : torch.Tensor
+        `(M,)` the same score on the out-of-distribution questions (the positives).
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        The scores concatenated, and the bool labels (True: OOD).
+    """
+    is_ood = torch.cat([torch.zeros(len(id_scores)), torch.ones(len(ood_scores))]).bool()
+    return torch.cat([id_scores, ood_scores]), is_ood
+
+
 def _sorted(scores: torch.Tensor, is_positive: torch.Tensor):
     order = torch.argsort(scores.double(), descending=True, stable=True)
     s, y = scores.double()[order], is_positive.bool()[order].double()

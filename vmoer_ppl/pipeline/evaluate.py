@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from vmoer_ppl.data.tensors import batches, inputs_of, length_order, n_batches, unsort
 from vmoer_ppl.evaluation.bootstrap import bootstrap_ci
 from vmoer_ppl.evaluation.calibration import adaptive_ece, brier
-from vmoer_ppl.evaluation.detection import auprc, aurc, fpr_at_tpr
+from vmoer_ppl.evaluation.detection import auprc, aurc, fpr_at_tpr, ood_scored
 from vmoer_ppl.evaluation.metrics import accuracy, auroc, calibration_errors, nll
 from vmoer_ppl.infer.predictive import predict
 from vmoer_ppl.nn.mc import entropy
@@ -175,8 +175,7 @@ def ood_metrics(id_out, ood_out) -> dict[str, float]:
     res = {}
     for score in SCORES:
         if score in id_out and score in ood_out:
-            s = torch.cat([id_out[score], ood_out[score]])
-            y = torch.cat([torch.zeros(len(id_out[score])), torch.ones(len(ood_out[score]))]).bool()
+            s, y = ood_scored(id_out[score], ood_out[score])
             res[f"auroc_{score}"] = auroc(s, y)
             res[f"auprc_{score}"] = auprc(s, y)
             res[f"fpr95_{score}"] = fpr_at_tpr(s, y)

@@ -13,7 +13,7 @@ import torch
 from matplotlib.figure import Figure
 
 from vmoer_ppl.evaluation.calibration import adaptive_ece, reliability_data
-from vmoer_ppl.evaluation.detection import roc_curve
+from vmoer_ppl.evaluation.detection import ood_scored, roc_curve
 from vmoer_ppl.safe_files import save_figure
 
 #: Markers of successive curves, so that identical curves stay distinguishable.
@@ -74,9 +74,7 @@ def plot_roc(id_out: dict, ood_outs: dict, router: str, path: Path | None = None
     for ax, (name, ood) in zip(axes[0], ood_outs.items(), strict=True):
         for score in ("answer_entropy", "routing_entropy", "mutual_information", "ilv"):
             if score in id_out and score in ood:
-                s = torch.cat([id_out[score], ood[score]])
-                y = torch.cat([torch.zeros(len(id_out[score])), torch.ones(len(ood[score]))])
-                fpr, tpr = roc_curve(s, y.bool())
+                fpr, tpr = roc_curve(*ood_scored(id_out[score], ood[score]))
                 ax.plot(fpr.numpy(), tpr.numpy(), label=score)
         ax.plot([0, 1], [0, 1], "k:", lw=1)
         ax.set(title=f"{router}: {name}", xlabel="FPR", ylabel="TPR")
