@@ -187,8 +187,9 @@ def _tiny_and_reference(model_type: str, dtype: torch.dtype, row: Row) -> tuple 
         hf = tiny_model(model_type, dtype=torch.float32)
         ids, mask = _batch(hf.config.get_text_config().vocab_size)
         exact, ran = _logits_and_modules_run(hf, ids, mask)
-        if dtype != torch.float32:
-            hf = as_loaded(hf, dtype)
+        if dtype == torch.float32:  # the model's own logits are the exact ones
+            return hf, ids, mask, exact, exact, ran
+        hf = as_loaded(hf, dtype)
         return hf, ids, mask, exact, _last_logits(hf, ids, mask), ran
     except Exception as e:  # noqa: BLE001 - transformers cannot build or run this tiny model
         row.detail = f"tiny model: {type(e).__name__}: {str(e)[:160]}"
