@@ -126,13 +126,13 @@ def main(argv=None) -> list:
     parser.add_argument("--specs", nargs="*", default=None, help="names to run (default: all)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    families = {
-        "logit-mf": None,
-        "logit-fc": None,
-        "temperature": None,
+    families = {  # family (trunk width H): D // divisor, stated (the defaults differ by family)
+        "logit-mf": 4,
+        "logit-fc": 4,
+        "temperature": 4,
         "logit-fc (H=D/16)": 16,
-        "logit-lowrank": None,
-        "logit-lowrank (H=D/16)": 16,
+        "logit-lowrank (H=D/4)": 4,
+        "logit-lowrank (H=D/16, its default)": 16,
     }
     rows = []
     for s in SPECS:
@@ -140,9 +140,9 @@ def main(argv=None) -> list:
             continue
         base = model_flops(s, args.context)
         row = {"model": s.name, "gflops_per_token": base / 1e9, "params_meta": meta_parameters(s)}
-        for fam, narrow in families.items():
+        for fam, divisor in families.items():
             extra = router_extra_flops(
-                s, fam.split(" ")[0], args.samples, trunk_dim=s.hidden // narrow if narrow else None
+                s, fam.split(" ")[0], args.samples, trunk_dim=s.hidden // divisor
             )
             for n in (5, 10):
                 row[f"{fam} last {n} (%)"] = 100 * extra * min(n, s.moe_layers) / base

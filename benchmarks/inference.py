@@ -52,7 +52,7 @@ def main(argv=None) -> dict:
         "config": vars(args),
     }
     print(f"{label}: B={args.batch_size}, Bayesian routers {args.layers}, S={args.num_samples}")
-    for family in ("logit-mf", "logit-fc", "temperature"):
+    for family in ("logit-mf", "logit-fc", "logit-lowrank", "temperature"):
         model, guide = bayesianize(net, family=family, layers=args.layers, scorer="cloze")
         guide.to(args.device)
         result[family] = {}

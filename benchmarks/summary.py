@@ -21,7 +21,7 @@ MEASURES = [
     ("training", ("vectorised_over_looped",), "MC routing vectorised / looped", "<=", 0.1),
     ("training", ("compiled_speedup",), "torch.compile speed-up, one router", ">=", 1.3),
 ]
-for family in ("logit-mf", "logit-fc", "temperature"):
+for family in ("logit-mf", "logit-fc", "logit-lowrank", "temperature"):
     for mode in ("mc", "analytic"):
         MEASURES.append(
             (
@@ -57,7 +57,7 @@ def summarise(results: Path) -> list[dict]:
     for r in loaded["flops"].get("rows", []):
         if "granite" in r["model"].lower():
             for k, v in r.items():
-                if k.startswith("logit-fc") and "last 5" in k:
+                if k.startswith(("logit-fc", "logit-lowrank")) and "last 5" in k:
                     rows.append(
                         {
                             "measure": f"{r['model']} {k}",

@@ -30,11 +30,22 @@ class AmortisedGuide(RouterGuide):
     model : RouterModel
         The model to mirror.
     trunk_dim : int, optional
-        Trunk width H (default D/4).
+        Trunk width H (default ``D // trunk_divisor``).
     init_scale : float or mapping of str to float, optional
         The unit ``s_ℓ`` of the heads' outputs (one, or one per router name): the prior scale;
         default the family's ``default_prior_scale``.
+
+    Attributes
+    ----------
+    trunk_divisor : int
+        Class attribute: the default trunk width is ``D // trunk_divisor`` (4; a family whose
+        head needs fewer trunk features sets a larger one).
+    trunk_dim : int or None
+        The trunk width used at every router (``None`` when routers of different widths D got
+        different defaults); recorded in saved adapters so that they load whatever the default.
     """
+
+    trunk_divisor: int = 4
 
     def __init__(
         self,
@@ -45,9 +56,11 @@ class AmortisedGuide(RouterGuide):
     ) -> None:
         super().__init__(model)
         self.set_scales(self.default_prior_scale if init_scale is None else init_scale)
+        widths = [trunk_dim or max(1, s.hidden_size // self.trunk_divisor) for s in model.sites]
+        self.trunk_dim = widths[0] if len(set(widths)) == 1 else None
         self.nets = nn.ModuleList(
-            AmortisedHeads(s.hidden_size, *self.head_widths(s), trunk_dim=trunk_dim)
-            for s in model.sites
+            AmortisedHeads(s.hidden_size, *self.head_widths(s), trunk_dim=h)
+            for s, h in zip(model.sites, widths, strict=True)
         )
 
     @abstractmethod

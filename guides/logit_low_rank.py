@@ -37,7 +37,9 @@ class LowRankLogitGuide(AmortisedLogitGuide):
     model : LogitRouterModel
         The model to mirror.
     trunk_dim : int, optional
-        Trunk width H (default D/4).
+        Trunk width H (default D/16: the head's E(r + 1) outputs need fewer trunk features
+        than the full-covariance head's E(E + 1)/2; README "Benchmarks" for the FLOPs and
+        the quality measured against the full-covariance head).
     init_scale : float or mapping of str to float
         The unit ``s_ℓ`` of ``Δμ``, ``√d`` and ``V`` (one, or one per router): the prior scale.
     rank : int
@@ -45,6 +47,7 @@ class LowRankLogitGuide(AmortisedLogitGuide):
     """
 
     family = "logit-lowrank"
+    trunk_divisor = 16
 
     def __init__(
         self,

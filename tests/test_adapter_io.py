@@ -4,9 +4,10 @@ import json
 
 import pyro.distributions as dist
 import pytest
+import torch
 
 from tests.common import toy_net
-from vmoer_ppl import bayesianize
+from vmoer_ppl import bayesianize, from_pretrained
 from vmoer_ppl.adapter_io import CONFIG_NAME, WEIGHTS_NAME, check_compatible, file_sha256
 from vmoer_ppl.priors import (
     PRIOR_TYPES,
@@ -89,3 +90,20 @@ def test_check_compatible_names_every_difference(tmp_path):
     config["routers"][0]["top_k"] += 1
     with pytest.raises(ValueError, match="top_k adapter"):
         check_compatible(config, net, find_routers(net))
+
+
+def test_adapters_record_the_trunk_width_used_and_earlier_ones_load(tmp_path):
+    net = toy_net()
+    D = find_routers(net)[0].hidden_size
+    model, guide = bayesianize(net, family="logit-lowrank", layers="last:1")
+    assert model.spec["trunk_dim"] == D // 16  # the low-rank family's default
+    guide.save_pretrained(tmp_path / "new")
+    assert json.loads((tmp_path / "new" / CONFIG_NAME).read_text())["trunk_dim"] == D // 16
+    # an adapter saved before widths were recorded: None meant D/4 for every family
+    _, old = bayesianize(net, family="logit-lowrank", layers="last:1", trunk_dim=D // 4)
+    old.model.spec["trunk_dim"] = None
+    old.save_pretrained(tmp_path / "old")
+    _, loaded = from_pretrained(net, tmp_path / "old")
+    assert loaded.trunk_dim == D // 4
+    for k, v in old.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)

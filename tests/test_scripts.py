@@ -46,7 +46,7 @@ def test_benchmark_inference_runs_on_a_tiny_model(tmp_path):
     args = ["--model", model, "--batch-size", 2, "--num-samples", 2, "--repeats", 1]
     run_script("inference.py", *args, "--layers", "last:1", "--out", out)
     result = json.loads(out.read_text())
-    for family in ("logit-mf", "logit-fc", "temperature"):
+    for family in ("logit-mf", "logit-fc", "logit-lowrank", "temperature"):
         for mode in ("mc", "analytic"):
             row = result[family][mode]
             assert row["bayesian_s"] > 0 and row["deterministic_s"] > 0

@@ -107,7 +107,8 @@ def bayesianize(
     num_data : int
         Training-set size (scales the KL of global latents).
     trunk_dim : int, optional
-        Width of the amortisation trunk (default D/4); ignored by the weight family.
+        Width of the amortisation trunk (default: the family's, D/4; D/16 for
+        ``logit-lowrank``); ignored by the weight family. The width used is what adapters record.
     option_token_ids : sequence of int, optional
         transformers models only: the answer is the next token at the last real position,
         restricted to these ids (e.g. the option letters); the whole vocabulary if None.
@@ -151,6 +152,7 @@ def bayesianize(
         "option_token_ids": plain_token_ids(option_token_ids),
     }
     guide = spec(model, **spec.build_kwargs(prior, sites, trunk_dim))
+    model.spec["trunk_dim"] = getattr(guide, "trunk_dim", trunk_dim)  # the width used
     guide.place(execution_device)
     return model, guide
 

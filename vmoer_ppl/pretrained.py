@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from vmoer_ppl.adapter_io import (
@@ -63,6 +64,7 @@ def from_pretrained(
     scorer = config.get("scorer") or "letter"
     _, routers = network_of(net, config.get("option_token_ids"), scorer)
     check_compatible(config, net, routers)
+    state = read_weights(path, config)
     model, guide = bayesianize(
         net,
         family=config["family"],
@@ -70,12 +72,31 @@ def from_pretrained(
         prior=prior or prior_from_config(config["prior"]),
         beta=config["beta"],
         num_data=config["num_data"],
-        trunk_dim=config["trunk_dim"],
+        trunk_dim=config["trunk_dim"] or saved_trunk_dim(state),
         option_token_ids=config.get("option_token_ids"),
         scorer=scorer,
     )
-    state = read_weights(path, config)
     if config["format_version"] == 1:
         state = mean_head_to_prior_units(guide, state)
     load_guide_state(guide, state, path)
     return model, guide
+
+
+def saved_trunk_dim(state: dict[str, torch.Tensor]) -> int | None:
+    """Trunk width of saved amortisation heads (rows of the first trunk layer), if any.
+
+    Adapters record the width used since the twelfth session; earlier ones record ``None``
+    for the default, which was D/4 for every family then: their weights say what it was.
+
+    Parameters
+    ----------
+    state : dict
+        The adapter's tensors.
+
+    Returns
+    -------
+    int or None
+        H, or ``None`` for a guide without a trunk (the weight family).
+    """
+    weight = state.get("nets.0.trunk.0.weight")  # (H, D)
+    return None if weight is None else int(weight.shape[0])

@@ -95,7 +95,9 @@ class FitConfig:
     prior_scale: str | None = opt(
         None, "'relative:C', S, or 'auto[:C1,C2]' (best val NLL); None: 1"
     )
-    trunk_dim: int | None = opt(None, "width of the guides' amortisation trunk (None: D/4)")
+    trunk_dim: int | None = opt(
+        None, "width of the guides' amortisation trunk (None: the family's, D/4; lowrank D/16)"
+    )
     lr_grid: tuple[float, ...] = opt(
         (), "learning rates tried per family, best val NLL kept; (): lr"
     )
