@@ -23,15 +23,29 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(seconds(fn) for _ in range(repeats))
 
 
-def timed_pair(fa, fb, repeats: int) -> tuple[float, float, float]:
-    """Median wall times of ``fa()`` and ``fb()`` called alternately, and the median of b/a.
+def pair_ratios(fa, fb, repeats: int) -> tuple[list[float], list[float], list[float]]:
+    """Wall times of ``fa()`` and ``fb()`` called alternately ``repeats`` times, and each b/a.
 
-    Alternating the calls keeps slow drifts of the machine (other load, clocks) out of the ratio.
+    Alternating the calls keeps slow drifts of the machine (other load, clocks) out of the ratio;
+    the spread of the per-pair ratios is what a ratio measured this way can resolve.
     """
     fa(), fb()
     ta, tb = zip(*[(seconds(fa), seconds(fb)) for _ in range(repeats)], strict=True)
-    ratio = statistics.median(b / a for a, b in zip(ta, tb, strict=True))
-    return statistics.median(ta), statistics.median(tb), ratio
+    return list(ta), list(tb), [b / a for a, b in zip(ta, tb, strict=True)]
+
+
+def timed_pair(fa, fb, repeats: int) -> tuple[float, float, float]:
+    """Median wall times of ``fa()`` and ``fb()`` called alternately, and the median of b/a."""
+    ta, tb, ratios = pair_ratios(fa, fb, repeats)
+    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
+
+
+def quartiles(values: list[float]) -> tuple[float, float]:
+    """First and third quartiles of ``values`` (the interquartile range's ends; one value: it)."""
+    if len(values) < 2:
+        return values[0], values[0]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
 
 
 def synced(fn, device: str):

@@ -50,6 +50,8 @@ def test_benchmark_inference_runs_on_a_tiny_model(tmp_path):
         for mode in ("mc", "analytic"):
             row = result[family][mode]
             assert row["bayesian_s"] > 0 and row["deterministic_s"] > 0
+            lo, hi = row["overhead_pct_iqr"]
+            assert lo <= hi and len(row["pair_ratios"]) == 1
 
 
 def test_benchmark_micro_batches_runs_on_a_tiny_model(tmp_path, monkeypatch):
