@@ -9,6 +9,9 @@ from pathlib import Path
 
 import torch
 
+#: The router families whose prediction overhead ``inference.py`` measures and ``summary.py`` reads.
+INFERENCE_FAMILIES = ("logit-mf", "logit-fc", "logit-lowrank", "temperature")
+
 
 def seconds(fn) -> float:
     """Wall time of one call ``fn()``."""

@@ -16,7 +16,7 @@ import platform
 import statistics
 
 import torch
-from common import pair_ratios, quartiles, synced, write_result
+from common import INFERENCE_FAMILIES, pair_ratios, quartiles, synced, write_result
 
 from vmoer_ppl import bayesianize
 from vmoer_ppl.data.files import load_mcqa_file
@@ -53,7 +53,7 @@ def main(argv=None) -> dict:
         "config": vars(args),
     }
     print(f"{label}: B={args.batch_size}, Bayesian routers {args.layers}, S={args.num_samples}")
-    for family in ("logit-mf", "logit-fc", "logit-lowrank", "temperature"):
+    for family in INFERENCE_FAMILIES:
         model, guide = bayesianize(net, family=family, layers=args.layers, scorer="cloze")
         guide.to(args.device)
         result[family] = {}

@@ -13,7 +13,7 @@ import json
 import operator
 from pathlib import Path
 
-from common import write_result
+from common import INFERENCE_FAMILIES, write_result
 
 #: (file, path of keys, label, comparison, goal): the measures with a goal in an issue (8, 23).
 MEASURES = [
@@ -21,7 +21,7 @@ MEASURES = [
     ("training", ("vectorised_over_looped",), "MC routing vectorised / looped", "<=", 0.1),
     ("training", ("compiled_speedup",), "torch.compile speed-up, one router", ">=", 1.3),
 ]
-for family in ("logit-mf", "logit-fc", "logit-lowrank", "temperature"):
+for family in INFERENCE_FAMILIES:
     for mode in ("mc", "analytic"):
         MEASURES.append(
             (

@@ -56,12 +56,17 @@ class AmortisedGuide(RouterGuide):
     ) -> None:
         super().__init__(model)
         self.set_scales(self.default_prior_scale if init_scale is None else init_scale)
-        widths = [trunk_dim or max(1, s.hidden_size // self.trunk_divisor) for s in model.sites]
-        self.trunk_dim = widths[0] if len(set(widths)) == 1 else None
         self.nets = nn.ModuleList(
-            AmortisedHeads(s.hidden_size, *self.head_widths(s), trunk_dim=h)
-            for s, h in zip(model.sites, widths, strict=True)
+            AmortisedHeads(
+                s.hidden_size,
+                *self.head_widths(s),
+                trunk_dim=trunk_dim,
+                trunk_divisor=self.trunk_divisor,
+            )
+            for s in model.sites
         )
+        widths = {net.trunk[0].out_features for net in self.nets}
+        self.trunk_dim = widths.pop() if len(widths) == 1 else None
 
     @abstractmethod
     def head_widths(self, site: RouterSite) -> tuple[int, int]:

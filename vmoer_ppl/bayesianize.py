@@ -147,12 +147,11 @@ def bayesianize(
         "family": as_family(family),
         "beta": float(beta),
         "num_data": int(num_data),
-        "trunk_dim": trunk_dim,
         "scorer": scorer_name(scorer) if getattr(original, "config", None) is not None else None,
         "option_token_ids": plain_token_ids(option_token_ids),
     }
     guide = spec(model, **spec.build_kwargs(prior, sites, trunk_dim))
-    model.spec["trunk_dim"] = getattr(guide, "trunk_dim", trunk_dim)  # the width used
+    model.spec["trunk_dim"] = getattr(guide, "trunk_dim", trunk_dim)  # the width it used
     guide.place(execution_device)
     return model, guide
 

@@ -27,7 +27,9 @@ class AmortisedHeads(nn.Module):
     scale_dim : int
         Width of the scale head (E, or E(E+1)/2 for a Cholesky factor).
     trunk_dim : int, optional
-        H; default ``max(1, D // 4)``.
+        H; default ``max(1, D // trunk_divisor)``.
+    trunk_divisor : int
+        Sets the default H (4: D/4).
     init_std : float
         Std of the scale head's initial weights.
     """
@@ -39,10 +41,11 @@ class AmortisedHeads(nn.Module):
         scale_dim: int,
         *,
         trunk_dim: int | None = None,
+        trunk_divisor: int = 4,
         init_std: float = 1e-3,
     ) -> None:
         super().__init__()
-        H = trunk_dim or max(1, hidden_size // 4)
+        H = trunk_dim or max(1, hidden_size // trunk_divisor)
         self.trunk = nn.Sequential(nn.Linear(hidden_size, H, bias=False), nn.ReLU())
         self.mean = nn.Linear(H, mean_dim)
         self.scale = nn.Linear(H, scale_dim)
