@@ -33,8 +33,14 @@ from pyro.distributions.transforms import ExpTransform
 from vmoer_ppl.models.base import RouterModel, declare_batch
 
 from vmoer_ppl.nn.gates import gate_weights, selectable_experts
-from vmoer_ppl.nn.link import AnalyticRouting, hermite_rule, weighted_gate_logits
-from vmoer_ppl.nn.mc import entropy, softmax
+from vmoer_ppl.nn.link import (
+    AnalyticRouting,
+    hermite_rule,
+    is_softmax_average,
+    quadrature_nodes,
+    weighted_gate_logits,
+)
+from vmoer_ppl.nn.mc import entropy
 from vmoer_ppl.nn.outputs import RoutingOutput
 from vmoer_ppl.nn.selection import gumbel_topk
 
@@ -95,12 +101,15 @@ class TemperatureRouterModel(RouterModel):
         """Tempered logits ``l_det / T_s``, `(S, B, T, E)`."""
         return self._scores(l_det, values["temperature"])
 
-    def analytic_routing(self, site, u, l_det, q, link, nodes: int = 16) -> AnalyticRouting:
+    def analytic_routing(
+        self, site, u, l_det, q, link, nodes: int | None = None
+    ) -> AnalyticRouting:
         """``E_q`` over ``log T`` by Gauss–Hermite quadrature: gate logits, ``E[p]``, MI, ILV.
 
         Selection noise is not part of the predictive (as in ``mode="mc"``), so the integral is
-        one-dimensional per token and 16 nodes are exact far below Monte Carlo error; ``link``
-        is unused. A per-expert temperature makes it E-dimensional: use ``mode="mc"`` then.
+        one-dimensional per token; ``nodes`` (default: from the widest posterior,
+        :func:`~vmoer_ppl.nn.link.quadrature_nodes`) keeps it far below Monte Carlo error;
+        ``link`` is unused. A per-expert temperature makes it E-dimensional: use ``mode="mc"``.
         """
         if self.per_expert:
             raise NotImplementedError(
@@ -110,14 +119,22 @@ class TemperatureRouterModel(RouterModel):
         base = q["temperature"].base_dist  # Normal over log T, (B, T)
         if not isinstance(base, dist.Normal):
             raise self._not_gaussian("log temperature", base)
-        x, w = hermite_rule(nodes, l_det.dtype)
-        x = x.to(l_det.device).reshape(-1, *([1] * base.loc.dim()))
-        scores = self._scores(l_det, (base.loc + base.scale * x).exp())  # (n, B, T, E)
-        wn = w.to(scores).reshape(-1, *([1] * (scores.dim() - 1)))
-        p_n = softmax(scores)
-        p_bar = (wn * p_n).sum(0)
-        mi = entropy(p_bar) - (wn[..., 0] * entropy(p_n)).sum(0)
-        mean = (wn * scores).sum(0)
-        ilv = (wn * (scores - mean) ** 2).sum(0).sum(-1)
-        gate = weighted_gate_logits(scores, w, site.gate_rule, probs=p_n)
+        x, w = hermite_rule(nodes or quadrature_nodes(base.scale), l_det.dtype)
+        x, w = (v.to(l_det.device).reshape(-1, *([1] * base.loc.dim())) for v in (x, w))
+        inv_t = (-(base.loc + base.scale * x)).exp().unsqueeze(-1)  # (n, B, T, 1) 1 / T_n
+        # T > 0 keeps the argmax: max_e l_e / T = max_e l_e / T, so one shift serves every node
+        shifted = (l_det - l_det.amax(-1, keepdim=True)) * inv_t  # (n, B, T, E) log p + log Z
+        e = shifted.exp()
+        z = e.sum(-1, keepdim=True)  # (n, B, T, 1)
+        p_n = e / z
+        p_bar = (w.unsqueeze(-1) * p_n).sum(0)  # (B, T, E)
+        h_n = z.squeeze(-1).log() - (p_n * shifted).sum(-1)  # (n, B, T) H[p_n]
+        mi = entropy(p_bar) - (w * h_n).sum(0)
+        # l_e / T_n is linear in 1 / T_n: its node-weighted variance is l_e² Var_w[1 / T]
+        m1, m2 = (w.unsqueeze(-1) * inv_t).sum(0), (w.unsqueeze(-1) * inv_t**2).sum(0)
+        ilv = (m2 - m1**2).clamp_min(0).squeeze(-1) * (l_det**2).sum(-1)  # (B, T)
+        if is_softmax_average(site.gate_rule):
+            gate = p_bar.clamp_min(torch.finfo(p_bar.dtype).tiny).log()
+        else:  # sigmoid rules and score rules average their own scores
+            gate = weighted_gate_logits(l_det * inv_t, w.flatten(), site.gate_rule, probs=p_n)
         return AnalyticRouting(gate, p_bar, mi.clamp_min(0), ilv)

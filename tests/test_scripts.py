@@ -52,6 +52,11 @@ def test_benchmark_inference_runs_on_a_tiny_model(tmp_path):
             assert row["bayesian_s"] > 0 and row["deterministic_s"] > 0
             lo, hi = row["overhead_pct_iqr"]
             assert lo <= hi and len(row["pair_ratios"]) == 1
+            (pair,) = row["pairs"]  # the hooks saw the routers run in both passes, inside the net
+            assert 0 < pair["det_routers_s"] < pair["det_s"]
+            assert 0 < pair["bayes_routers_s"] < pair["bayes_net_s"] <= pair["bayes_s"]
+            lo, hi = row["in_pass_overhead_pct_iqr"]
+            assert lo <= row["in_pass_overhead_pct"] <= hi
 
 
 def test_benchmark_micro_batches_runs_on_a_tiny_model(tmp_path, monkeypatch):

@@ -103,3 +103,25 @@ def test_routing_signals_leave_out_routers_that_did_not_run_and_say_when_none_di
     assert torch.equal(got, torch.tensor([1.0, 5.0]))  # each row's last real token, text only
     with pytest.raises(ValueError, match=r"none of the Bayesian routers \(vision_gate\) ran"):
         last_token_signal(store, [vision], grid, "entropy")
+
+
+@pytest.mark.parametrize("mode", ["analytic", "mc"])
+def test_prediction_skips_argument_checks_but_nan_answers_still_raise(mode):
+    from torch.distributions import Distribution
+
+    model, guide = toy_pair("logit-fc")
+    ids, mask, _ = toy_batch()
+    before = Distribution._validate_args
+    good = predict(model, guide, ids, mask, mode=mode, num_samples=4, validate_args=True)
+    fast = predict(model, guide, ids, mask, mode=mode, num_samples=4)
+    if mode == "analytic":  # nothing drawn: the checks change nothing but the time
+        torch.testing.assert_close(fast.logits, good.logits, rtol=0, atol=0)
+    assert Distribution._validate_args is before  # restored after the unchecked forward
+    last = guide.nets[guide.index[model.sites[-1].name]]  # earlier routers' NaN: next one's check
+    with torch.no_grad():
+        for p in last.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match=r"validate_args=True"):
+        predict(model, guide, ids, mask, mode=mode, num_samples=4)
+    with pytest.raises(ValueError, match="Expected parameter"):  # the check names the site
+        predict(model, guide, ids, mask, mode=mode, num_samples=4, validate_args=True)

@@ -9,16 +9,14 @@ that it traces to a single graph for every amortised family, run under :func:`no
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
-import pyro
 import torch
-from torch.distributions import Distribution
 
 from vmoer_ppl.infer.predictive import draw
+from vmoer_ppl.infer.validation import no_validation
 from vmoer_ppl.nn.mc import mc_route
 from vmoer_ppl.nn.outputs import RoutingOutput
+
+__all__ = ["no_validation", "router_forward"]
 
 
 def router_forward(
@@ -50,15 +48,3 @@ def router_forward(
     draws = {k: draw(d, num_samples) for k, d in q.items()}
     samples = model.logit_samples(site, u, l_det, draws)  # (S, B, T, E)
     return mc_route(samples, site.top_k, site.gate_rule)
-
-
-@contextlib.contextmanager
-def no_validation() -> Iterator[None]:
-    """Turn off Pyro's and torch's distribution argument checks (restored on exit)."""
-    before = Distribution._validate_args
-    Distribution.set_default_validate_args(False)
-    try:
-        with pyro.validation_enabled(False):
-            yield
-    finally:
-        Distribution.set_default_validate_args(before)

@@ -12,6 +12,7 @@ draw. In the other modes the signals come from the same S draws.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import cast
@@ -20,6 +21,7 @@ import pyro.distributions as dist
 import torch
 
 from vmoer_ppl.guides.base import RouterGuide
+from vmoer_ppl.infer.validation import no_validation
 from vmoer_ppl.models.base import RouterModel
 from vmoer_ppl.nn.gates import route
 from vmoer_ppl.nn.link import check_link, is_sigmoid_rule
@@ -209,6 +211,7 @@ def predict(
     num_samples: int = 35,
     link: str = "second-order",
     keep_draws: bool = False,
+    validate_args: bool = False,
     **inputs,
 ) -> PredictiveOutput:
     """Answers and routing uncertainty with Bayesian routers.
@@ -233,6 +236,10 @@ def predict(
         (:mod:`vmoer_ppl.nn.link`).
     keep_draws : bool
         Keep the latent draws in :attr:`LayerRouting.draws` (for posterior export).
+    validate_args : bool
+        Check every guide distribution's arguments (Pyro's validation, as in training). Off by
+        default: a guide's outputs are valid by construction and the checks cost ~40 % of a
+        Bayesian router's time (:mod:`vmoer_ppl.infer.validation`); NaN answers still raise.
     **inputs
         Further network inputs (e.g. the cloze scorer's); ``labels`` is ignored.
 
@@ -241,6 +248,12 @@ def predict(
     PredictiveOutput
         Routing per Bayesian router and grid (keys ``router`` or ``router.grid``); the signals
         are read at the last real token of the first grid (the prompt).
+
+    Raises
+    ------
+    FloatingPointError
+        If an answer logit is NaN (a guide produced invalid parameters; ``validate_args=True``
+        names the distribution).
     """
     mode = as_mode(mode)
     if num_samples < 1:
@@ -250,7 +263,13 @@ def predict(
     ctx = model.context(net_inputs)
     check_link(link)
     policy = PredictiveRouting(model, guide, ctx, mode, link, num_samples, keep_draws)
-    logits = run_routed(model.net, net_inputs, model.sites, policy)  # (B, C)
+    with contextlib.nullcontext() if validate_args else no_validation():
+        logits = run_routed(model.net, net_inputs, model.sites, policy)  # (B, C)
+    if not validate_args and torch.isnan(logits).any():
+        raise FloatingPointError(
+            "NaN answer logits under Bayesian routing: a guide produced invalid parameters; "
+            "rerun predict(..., validate_args=True) to see which distribution"
+        )
     signals = [last_token_signal(policy.store, model.sites, ctx.first, name) for name in SIGNALS]
     return PredictiveOutput(logits, torch.softmax(logits, -1), policy.store, *signals)
 

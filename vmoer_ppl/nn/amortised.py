@@ -11,6 +11,8 @@ References
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -74,6 +76,11 @@ class AmortisedHeads(nn.Module):
 def fill_tril(raw: torch.Tensor, n: int) -> torch.Tensor:
     """Lower-triangular factor from row-major packed entries, diagonal through ``exp``.
 
+    One gather from ``[raw, exp(raw at the diagonal), 0]`` (:func:`tril_gather_index`): a
+    scatter into zeros followed by diagonal surgery was 3× slower on the prediction path, and
+    ``exp`` is taken of the diagonal entries only (``where(diag, exp(raw), raw)`` would give
+    NaN gradients where an off-diagonal ``exp`` overflows).
+
     Parameters
     ----------
     raw : torch.Tensor
@@ -86,8 +93,42 @@ def fill_tril(raw: torch.Tensor, n: int) -> torch.Tensor:
     torch.Tensor
         `(..., n, n)` lower-triangular with positive diagonal.
     """
-    rows, cols = torch.tril_indices(n, n, device=raw.device)
-    L = raw.new_zeros(*raw.shape[:-1], n, n)  # (..., E, E)
-    L[..., rows, cols] = raw
-    diag = torch.diagonal(L, dim1=-2, dim2=-1)
-    return L - torch.diag_embed(diag) + torch.diag_embed(diag.exp())
+    lookup = tril_gather_index if torch.compiler.is_compiling() else _cached_tril_gather_index
+    index, diagonal = lookup(n, raw.device)  # dynamo traces the function, not a cache
+    if raw.shape[-1] != diagonal.numel() * (n + 1) // 2:
+        raise ValueError(f"fill_tril: {raw.shape[-1]} packed entries, need n(n+1)/2 for n = {n}")
+    flat = raw.reshape(-1, raw.shape[-1])  # (N, P): index_select on 2-D is ~4x faster on CPU
+    zero = flat.new_zeros(flat.shape[0], 1)
+    source = torch.cat([flat, flat.index_select(1, diagonal).exp(), zero], 1)  # (N, P + n + 1)
+    return source.index_select(1, index).reshape(*raw.shape[:-1], n, n)  # (..., n, n)
+
+
+def tril_gather_index(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where :func:`fill_tril` reads each matrix entry, and the packed diagonal positions.
+
+    Parameters
+    ----------
+    n : int
+        Matrix size.
+    device : torch.device
+        Where the indices live.
+
+    Returns
+    -------
+    index : torch.Tensor
+        `(n·n,)` long: entry ``(i, j)`` reads packed ``i(i+1)/2 + j`` below the diagonal,
+        ``P + i`` on it (``P = n(n+1)/2``, the exp-ed diagonal follows the packed entries) and
+        ``P + n`` (a zero) above it.
+    diagonal : torch.Tensor
+        `(n,)` long: packed position ``i(i+1)/2 + i`` of each diagonal entry.
+    """
+    packed = n * (n + 1) // 2
+    i = torch.arange(n).unsqueeze(1)  # (n, 1)
+    j = torch.arange(n).unsqueeze(0)  # (1, n)
+    below = i * (i + 1) // 2 + j  # (n, n)
+    index = torch.where(j < i, below, torch.where(j == i, packed + i, packed + n))
+    diagonal = torch.arange(n) * (torch.arange(n) + 3) // 2
+    return index.flatten().to(device), diagonal.to(device)
+
+
+_cached_tril_gather_index = functools.lru_cache(maxsize=64)(tril_gather_index)

@@ -36,6 +36,7 @@ below any Monte Carlo error with 16 nodes.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -268,9 +269,53 @@ def gaussian_mutual_information(mean: torch.Tensor, cov: torch.Tensor) -> torch.
 
 
 def hermite_rule(n: int, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gauss–Hermite nodes and weights for ``E[f(z)]``, ``z ~ N(0, 1)``: `(n,)` each, Σw = 1."""
+    """Gauss–Hermite nodes and weights for ``E[f(z)]``, ``z ~ N(0, 1)``: `(n,)` each, Σw = 1.
+
+    Cached per ``(n, dtype)`` (numpy's eigen-solve took 0.35 ms a call, a quarter of a
+    quadrature): the returned tensors are shared, never modify them in place.
+    """
+    if torch.compiler.is_compiling():  # dynamo traces the function, not a cache
+        return _hermite_rule(n, dtype)
+    return _cached_hermite_rule(n, dtype)
+
+
+def _hermite_rule(n: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     x, w = np.polynomial.hermite_e.hermegauss(n)
     return torch.as_tensor(x, dtype=dtype), torch.as_tensor(w / w.sum(), dtype=dtype)
+
+
+_cached_hermite_rule = functools.lru_cache(maxsize=32)(_hermite_rule)
+
+
+def quadrature_nodes(scale: torch.Tensor) -> int:
+    """Gauss–Hermite nodes for ``E[softmax(l / T)]`` over ``log T ~ N(m, σ²)``: ``8 ⌈2 σ_max⌉``.
+
+    The nodes a 1-D integral of a smooth function of ``σ z`` needs grow linearly in σ. Measured
+    on the embedded model's routers (worst token's total-variation error of ``E[p]`` against 128
+    nodes): σ = 0.5 with 8 nodes 3e-4, σ = 1 with 16 nodes 1e-3, σ = 1.5 with 24 nodes 2e-3,
+    σ = 2 with 32 nodes 3e-3; MC with S = 35 errs by ~2e-2 on average. At most 64 nodes.
+
+    Parameters
+    ----------
+    scale : torch.Tensor
+        `(...)` posterior standard deviations of ``log T``.
+
+    Returns
+    -------
+    int
+        Nodes, a multiple of 8 in [8, 64].
+    """
+    widest = float(scale.max()) if scale.numel() else 0.0
+    return int(min(64, 8 * max(1, math.ceil(2 * widest))))
+
+
+def is_softmax_average(rule) -> bool:
+    """Whether ``rule``'s gate logits from weighted draws are ``log Σ_n w_n softmax(l_n)``.
+
+    False for sigmoid rules and for score rules that average their own scores
+    (``rule.weighted_logits``); :func:`weighted_gate_logits` handles every case.
+    """
+    return not hasattr(rule, "weighted_logits") and not is_sigmoid_rule(rule)
 
 
 def weighted_gate_logits(
