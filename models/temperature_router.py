@@ -121,17 +121,18 @@ class TemperatureRouterModel(RouterModel):
             raise self._not_gaussian("log temperature", base)
         x, w = hermite_rule(nodes or quadrature_nodes(base.scale), l_det.dtype)
         x, w = (v.to(l_det.device).reshape(-1, *([1] * base.loc.dim())) for v in (x, w))
+        wn = w.unsqueeze(-1)  # (n, 1, …, 1): the weights against (n, B, T, ·)
         inv_t = (-(base.loc + base.scale * x)).exp().unsqueeze(-1)  # (n, B, T, 1) 1 / T_n
-        # T > 0 keeps the argmax: max_e l_e / T = max_e l_e / T, so one shift serves every node
+        # T > 0: max_e (l_e / T) = (max_e l_e) / T, so one shift serves every node
         shifted = (l_det - l_det.amax(-1, keepdim=True)) * inv_t  # (n, B, T, E) log p + log Z
         e = shifted.exp()
         z = e.sum(-1, keepdim=True)  # (n, B, T, 1)
         p_n = e / z
-        p_bar = (w.unsqueeze(-1) * p_n).sum(0)  # (B, T, E)
+        p_bar = (wn * p_n).sum(0)  # (B, T, E)
         h_n = z.squeeze(-1).log() - (p_n * shifted).sum(-1)  # (n, B, T) H[p_n]
         mi = entropy(p_bar) - (w * h_n).sum(0)
         # l_e / T_n is linear in 1 / T_n: its node-weighted variance is l_e² Var_w[1 / T]
-        m1, m2 = (w.unsqueeze(-1) * inv_t).sum(0), (w.unsqueeze(-1) * inv_t**2).sum(0)
+        m1, m2 = (wn * inv_t).sum(0), (wn * inv_t**2).sum(0)
         ilv = (m2 - m1**2).clamp_min(0).squeeze(-1) * (l_det**2).sum(-1)  # (B, T)
         if is_softmax_average(site.gate_rule):
             gate = p_bar.clamp_min(torch.finfo(p_bar.dtype).tiny).log()

@@ -11,10 +11,10 @@ References
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
+
+from vmoer_ppl.nn.constants import cached_outside_compile
 
 
 class AmortisedHeads(nn.Module):
@@ -93,18 +93,20 @@ def fill_tril(raw: torch.Tensor, n: int) -> torch.Tensor:
     torch.Tensor
         `(..., n, n)` lower-triangular with positive diagonal.
     """
-    lookup = tril_gather_index if torch.compiler.is_compiling() else _cached_tril_gather_index
-    index, diagonal = lookup(n, raw.device)  # dynamo traces the function, not a cache
-    if raw.shape[-1] != diagonal.numel() * (n + 1) // 2:
+    if raw.shape[-1] != n * (n + 1) // 2:
         raise ValueError(f"fill_tril: {raw.shape[-1]} packed entries, need n(n+1)/2 for n = {n}")
+    index, diagonal = tril_gather_index(n, raw.device)
     flat = raw.reshape(-1, raw.shape[-1])  # (N, P): index_select on 2-D is ~4x faster on CPU
     zero = flat.new_zeros(flat.shape[0], 1)
     source = torch.cat([flat, flat.index_select(1, diagonal).exp(), zero], 1)  # (N, P + n + 1)
     return source.index_select(1, index).reshape(*raw.shape[:-1], n, n)  # (..., n, n)
 
 
+@cached_outside_compile(maxsize=64)
 def tril_gather_index(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Where :func:`fill_tril` reads each matrix entry, and the packed diagonal positions.
+
+    Cached per ``(n, device)``: the returned tensors are shared, never modify them in place.
 
     Parameters
     ----------
@@ -129,6 +131,3 @@ def tril_gather_index(n: int, device: torch.device) -> tuple[torch.Tensor, torch
     index = torch.where(j < i, below, torch.where(j == i, packed + i, packed + n))
     diagonal = torch.arange(n) * (torch.arange(n) + 3) // 2
     return index.flatten().to(device), diagonal.to(device)
-
-
-_cached_tril_gather_index = functools.lru_cache(maxsize=64)(tril_gather_index)

@@ -36,13 +36,13 @@ below any Monte Carlo error with 16 nodes.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from vmoer_ppl.nn.constants import cached_outside_compile
 from vmoer_ppl.nn.gates import SIGMOID_RULES
 from vmoer_ppl.nn.mc import softmax
 
@@ -268,23 +268,15 @@ def gaussian_mutual_information(mean: torch.Tensor, cov: torch.Tensor) -> torch.
     return (0.5 * ((p * var).sum(-1) - (p * sigma_p).sum(-1))).clamp_min(0)  # ½(Σp_iΣ_ii − pᵀΣp)
 
 
+@cached_outside_compile(maxsize=32)
 def hermite_rule(n: int, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss–Hermite nodes and weights for ``E[f(z)]``, ``z ~ N(0, 1)``: `(n,)` each, Σw = 1.
 
     Cached per ``(n, dtype)`` (numpy's eigen-solve took 0.35 ms a call, a quarter of a
     quadrature): the returned tensors are shared, never modify them in place.
     """
-    if torch.compiler.is_compiling():  # dynamo traces the function, not a cache
-        return _hermite_rule(n, dtype)
-    return _cached_hermite_rule(n, dtype)
-
-
-def _hermite_rule(n: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     x, w = np.polynomial.hermite_e.hermegauss(n)
     return torch.as_tensor(x, dtype=dtype), torch.as_tensor(w / w.sum(), dtype=dtype)
-
-
-_cached_hermite_rule = functools.lru_cache(maxsize=32)(_hermite_rule)
 
 
 def quadrature_nodes(scale: torch.Tensor) -> int:
