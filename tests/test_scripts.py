@@ -115,3 +115,24 @@ def test_benchmark_fsdp_frozen_counts_what_fsdp_moves_for_a_frozen_backbone(tmp_
     assert fsdp["collectives"]["c10d._allgather_base_"] == 1 + 2 * 2  # root, layers fwd + bwd
     assert rep["collectives"] == {"c10d.allreduce_": 2}  # only the trainable map's gradients
     assert 0 < fsdp["received_MB"] < rep["resident_MB"]
+
+
+def test_benchmark_stage1_regime_measures_along_training(tmp_path):
+    from tests.pipeline.test_demo import save_tiny
+    from vmoer_ppl.pipeline.demo import demo_config
+
+    run, out = tmp_path / "run", tmp_path / "regime.json"
+    small = {"n_train": 8, "n_val": 4, "n_test": 8, "n_ood": 6, "layers": "last:1"}
+    demo_config(model=save_tiny(tmp_path / "tiny"), **small).save(run)
+    env = {**os.environ, "VMOER_PPL_CACHE": str(tmp_path / "cache")}
+    args = ["--run", run, "--steps", 3, "--every", 2, "--train-questions", 3, "--out", out]
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "stage1_regime.py"), *map(str, args)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(out.read_text())
+    steps = [(h["step"], h["split"]) for h in result["history"]]
+    assert steps == [(s, split) for s in (0, 2, 3) for split in ("val", "train")]
+    assert len(result["losses"]) == 3 and result["settings"]["scorer"] == "cloze"
+    for h in result["history"]:
+        assert 0 <= h["acc"] <= 1 and h["temperature"] > 0 and h["nll"] > 0
+    assert "| 3 | val |" in done.stdout

@@ -22,3 +22,27 @@ def test_stage1_is_reproducible_whatever_the_global_rng_state():
     assert la == lb
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=0, rtol=0)
+
+
+def test_a_step_callback_sees_every_step_and_does_not_change_training():
+    from vmoer_ppl.pipeline.stage1 import lora_model, train_lora
+
+    data = {"input_ids": torch.arange(3, 27).reshape(4, 6), "labels": torch.tensor([0, 1, 2, 3])}
+    settings = LoRASettings(steps=3, rank=2, lr=1e-2, batch_size=2, progress=False)
+
+    model = lora_model(tiny_model("mixtral"), settings)
+    plain = train_lora(model, head_of(model), dict(data), settings)
+    seen, modes = [], []
+
+    def measure(step):  # what a regime probe does: eval mode, a forward without gradients
+        modes.append(model.training)
+        model.eval()
+        with torch.no_grad():
+            head_of(model)(data["input_ids"])
+        seen.append(step)
+
+    model = lora_model(tiny_model("mixtral"), settings)
+    watched = train_lora(model, head_of(model), dict(data), settings, on_step=measure)
+    assert seen == [1, 2, 3]
+    assert modes == [True, True, True]  # back in train mode after each call
+    assert watched == plain

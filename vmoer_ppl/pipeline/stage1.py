@@ -13,7 +13,7 @@ import contextlib
 import logging
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,7 +167,11 @@ def lora_model(model: nn.Module, settings: LoRASettings, first_layer: int = 0) -
 
 
 def train_lora(
-    peft_model: nn.Module, head: nn.Module, data: dict[str, torch.Tensor], settings: LoRASettings
+    peft_model: nn.Module,
+    head: nn.Module,
+    data: dict[str, torch.Tensor],
+    settings: LoRASettings,
+    on_step: Callable[[int], None] | None = None,
 ) -> list[float]:
     """AdamW on the answer NLL over ``peft_model``'s trainable parameters, data parallel.
 
@@ -181,6 +185,10 @@ def train_lora(
         Encoded training questions with ``labels`` `(N,)`.
     settings : LoRASettings
         Steps, batch size, learning rate, seed.
+    on_step : callable, optional
+        Called with the number of steps done after each optimiser step (e.g. to measure the
+        validation regime along training, ``benchmarks/stage1_regime.py``); the model is in
+        train mode and the call may switch it to eval and back.
 
     Returns
     -------
@@ -211,6 +219,9 @@ def train_lora(
             raise FloatingPointError(
                 f"stage 1 loss is {losses[-1]} at step {step}; lower --lora-lr"
             )
+        if on_step is not None:
+            on_step(step + 1)
+            peft_model.train()
     peft_model.eval()
     return losses
 
