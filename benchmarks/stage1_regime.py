@@ -45,14 +45,16 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="a run directory (default: the demo's settings)")
     ap.add_argument("--steps", type=int, default=320)
     ap.add_argument("--every", type=int, default=40)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=None, help="splits and batches (default: run's)")
     ap.add_argument("--lr", type=float, default=None, help="stage-1 lr (default: the run's)")
     ap.add_argument("--scorer", default=None, help="answer scorer (default: the run's)")
     ap.add_argument("--train-questions", type=int, default=100, help="train rows measured")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     cfg = FitConfig.load(args.run) if args.run else demo_config()
-    cfg = cfg.replace(seed=args.seed, lora_steps=args.steps)
+    cfg = cfg.replace(lora_steps=args.steps)
+    if args.seed is not None:
+        cfg = cfg.replace(seed=args.seed)
     if args.lr is not None:
         cfg = cfg.replace(lora_lr=args.lr)
     if args.scorer is not None:
