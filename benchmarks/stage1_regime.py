@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 
 import torch
 from common import write_result
 
 from vmoer_ppl.data.tensors import first_rows
-from vmoer_ppl.pipeline.backbone import stage1_first_layer, stage1_head, stage_rows, suffix_data
+from vmoer_ppl.pipeline.backbone import stage1_head, stage1_inputs, stage1_rows, stage1_settings
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.demo import demo_config
 from vmoer_ppl.pipeline.loading import load_model
@@ -62,12 +61,9 @@ def main() -> None:
     model, tok, _ = load_model(cfg)
     enc, _, _ = encode_sets(cfg, tok)
     kwargs = scorer_kwargs(cfg, tok, enc)
-    first = stage1_first_layer(cfg, model, kwargs)
-    train = stage_rows(cfg, enc["train"], stage=1)
-    data = {"train": train, "val": enc["val"]}
-    data = suffix_data(stage1_head(model, kwargs, first), data, model)
+    first, data = stage1_inputs(cfg, model, kwargs, stage1_rows(cfg, enc))
     probe = {"val": data["val"], "train": first_rows(data["train"], args.train_questions)}
-    settings = replace(cfg.stage1, seed=cfg.seed, group_by_length=cfg.svi.group_by_length)
+    settings = stage1_settings(cfg)
     peft_model = lora_model(model, settings, first)
     head = stage1_head(peft_model, kwargs, first)
     history: list[dict] = []

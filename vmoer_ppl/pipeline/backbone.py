@@ -21,7 +21,7 @@ from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.loading import model_fingerprint
 from vmoer_ppl.pipeline.regime import measure_regime
 from vmoer_ppl.pipeline.run_dir import scorer_kwargs, strip
-from vmoer_ppl.pipeline.stage1 import adapt_backbone, apply_saved_lora
+from vmoer_ppl.pipeline.stage1 import LoRASettings, adapt_backbone, apply_saved_lora
 from vmoer_ppl.pipeline.stage1_cache import cached_stage1, stage1_key, store_stage1
 from vmoer_ppl.safe_files import write_text
 from vmoer_ppl.sites import select_layers
@@ -52,7 +52,7 @@ def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
     if enc is None:
         raise FileNotFoundError(f"{out / 'stage1'}: the run's stage-1 adapter is missing")
     kwargs = scorer_kwargs(cfg, tok, enc)
-    data = {"train": stage_rows(cfg, enc["train"], stage=1), "val": enc["val"]}
+    data = stage1_rows(cfg, enc)
     key = stage1_key(model, cfg, data)
     hit = cached_stage1(key)
     if everywhere(hit is not None):  # the same stage 1 was trained before
@@ -61,17 +61,14 @@ def adapted(cfg: FitConfig, out: Path, model, tok, enc: dict | None = None):
             shutil.copytree(hit, out / "stage1", dirs_exist_ok=True)
         barrier()
         return apply_saved_lora(model, out / "stage1")
-    first = stage1_first_layer(cfg, model, kwargs)
+    first, data = stage1_inputs(cfg, model, kwargs, data)
     head = stage1_head(model, kwargs, first)
-    if first:
-        data = suffix_data(head, data, model)
     before = measure_regime(head, data["val"], desc="regime before stage 1")
-    settings = replace(cfg.stage1, seed=cfg.seed, group_by_length=cfg.svi.group_by_length)
     model, losses = adapt_backbone(
         model,
         lambda m: stage1_head(m, kwargs, first),
         strip(data["train"]),
-        settings,
+        stage1_settings(cfg),
         out / "stage1",
         first_layer=first,
     )
@@ -101,6 +98,42 @@ def stage_rows(cfg: FitConfig, train: dict, stage: int) -> dict:
         raise ValueError("stage_split='disjoint' needs at least 2 train questions; raise --n-train")
     half = n // 2
     return subset(train, range(half) if stage == 1 else range(half, n))
+
+
+def stage1_rows(cfg: FitConfig, enc: dict) -> dict:
+    """Stage 1's splits: its train rows (:func:`stage_rows`, stage 1) and the validation split."""
+    return {"train": stage_rows(cfg, enc["train"], stage=1), "val": enc["val"]}
+
+
+def stage1_inputs(cfg: FitConfig, model, kwargs: dict, rows: dict) -> tuple[int, dict]:
+    """The first decoder layer stage 1 adapts, and ``rows`` as its steps read them.
+
+    Parameters
+    ----------
+    cfg : FitConfig
+        The run's settings (``lora_scope``, ``layers``).
+    model : nn.Module
+        The backbone before stage 1.
+    kwargs : dict
+        The scorer's :func:`bayesianize` arguments.
+    rows : dict
+        Stage 1's splits (:func:`stage1_rows`).
+
+    Returns
+    -------
+    tuple
+        ``(first, rows)``: ``rows`` with the frozen-prefix states entering layer ``first``
+        attached when ``first > 0`` (unchanged when stage 1 adapts every layer).
+    """
+    first = stage1_first_layer(cfg, model, kwargs)
+    if first:
+        rows = suffix_data(stage1_head(model, kwargs, first), rows, model)
+    return first, rows
+
+
+def stage1_settings(cfg: FitConfig) -> LoRASettings:
+    """The :class:`LoRASettings` stage 1 trains with: the run's, with its seed and batching."""
+    return replace(cfg.stage1, seed=cfg.seed, group_by_length=cfg.svi.group_by_length)
 
 
 def svi_sets(cfg: FitConfig, enc: dict) -> dict:

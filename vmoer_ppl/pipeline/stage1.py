@@ -187,8 +187,8 @@ def train_lora(
         Steps, batch size, learning rate, seed.
     on_step : callable, optional
         Called with the number of steps done after each optimiser step (e.g. to measure the
-        validation regime along training, ``benchmarks/stage1_regime.py``); the model is in
-        train mode and the call may switch it to eval and back.
+        validation regime along training, ``benchmarks/stage1_regime.py``). It may put the
+        model in eval mode; training resumes in train mode.
 
     Returns
     -------
