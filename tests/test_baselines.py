@@ -84,3 +84,16 @@ def test_finetuning_lowers_the_loss_and_swag_collects_moments():
     name = model.sites[0].name
     assert res.deviations[name].shape[0] == 5
     assert (res.sq_mean[name] - res.swa_mean[name] ** 2 >= -1e-9).all()
+
+
+def test_map_baseline_is_one_tuned_router_without_uncertainty():
+    data = make_counting_task(24, max_len=8, seed=0)
+    inputs = {k: v for k, v in data.items() if k != "labels"}
+    model, guide = make_baseline(toy(), "map", layers="all", data=data, steps=4, seed=3)
+    tuned = finetune_routers(model, data, steps=4, seed=3)
+    assert all(d.abs().sum() > 0 for d in tuned.deltas.values())  # the routers moved
+    a = predict(model, guide, num_samples=5, **inputs)
+    for name, d in guide.members[0].deltas.items():
+        torch.testing.assert_close(d, tuned.deltas[name])  # the same fine-tuning, seeded
+    torch.testing.assert_close(a.mutual_information, torch.zeros_like(a.mutual_information))
+    torch.testing.assert_close(predict(model, guide, num_samples=2, **inputs).probs, a.probs)

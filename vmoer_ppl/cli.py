@@ -177,7 +177,8 @@ def add_evaluate(sub) -> None:
         "--baselines",
         nargs="*",
         default=None,
-        help="baseline routers: mc-dropout, temperature-sampling, ensemble, swag (default: run's)",
+        help="baseline routers: mc-dropout, temperature-sampling, map, ensemble, swag, and "
+        "posterior-mean (each VMoER fit routed at its posterior mean) (default: run's)",
     )
     add_probe_flags(ev)
     ev.set_defaults(func=_evaluate)

@@ -10,7 +10,7 @@ from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.seeds import aggregate, compare_runs, load_runs
 
 
-def fake_run(root, seed, acc_det, acc_mf, nll_mf=1.2, **cfg):
+def fake_run(root, seed, acc_det, acc_mf, nll_mf=1.2, controls=None, **cfg):
     d = root / f"s{seed}"
     FitConfig().replace(seed=seed, out=str(d), **cfg).save(d)
 
@@ -25,6 +25,8 @@ def fake_run(root, seed, acc_det, acc_mf, nll_mf=1.2, **cfg):
         }
 
     results = {"deterministic": router(acc_det, 1.0), "vmoer-logit-mf": router(acc_mf, nll_mf, 0.7)}
+    for name, (acc, nll) in (controls or {}).items():
+        results[name] = router(acc, nll)
     (d / "metrics.json").write_text(json.dumps({"meta": {}, "results": results}))
     return d
 
@@ -53,6 +55,33 @@ def test_mean_sd_and_paired_differences_over_seeds(tmp_path):
     saved = json.loads((tmp_path / "seeds.json").read_text())
     assert saved["seeds"] == [0, 1, 2]
     assert (tmp_path / "seeds.md").read_text().endswith(table + "\n")
+
+
+def test_controls_are_paired_with_each_vmoer_router_over_seeds(tmp_path):
+    nll_mf, nll_mean, nll_map = [1.0, 1.1, 0.9], [1.05, 1.2, 0.94], [0.9, 1.0, 0.95]
+    dirs = [
+        fake_run(
+            tmp_path,
+            s,
+            0.5,
+            0.6,
+            nll_mf[s],
+            controls={"vmoer-logit-mf@mean": (0.6, nll_mean[s]), "map": (0.62, nll_map[s])},
+        )
+        for s in range(3)
+    ]
+    table = compare_runs(dirs)
+    # MF − @mean NLL: -0.05, -0.10, -0.04 -> mean -0.0633, sd 0.0321, ± 4.3027 · sd / √3
+    d = [a - b for a, b in zip(nll_mf, nll_mean, strict=True)]
+    half = 4.302653 * statistics.stdev(d) / 3**0.5
+    m = statistics.mean(d)
+    row = "| vmoer-logit-mf − vmoer-logit-mf@mean | +0.000 [+0.000, +0.000] | "
+    row += f"{m:+.3f} [{m - half:+.3f}, "
+    assert row in table
+    assert "| vmoer-logit-mf − map | -0.020 [-0.020, -0.020] | +0.050" in table
+    assert "− swag" not in table
+    assert "vmoer-logit-mf@mean |" not in table.split("| goal")[1].splitlines()[0]  # no goals
+    assert "What the posterior adds" not in compare_runs([fake_run(tmp_path / "x", 0, 0.5, 0.6)])
 
 
 def test_runs_of_other_settings_or_the_same_seed_are_refused(tmp_path):

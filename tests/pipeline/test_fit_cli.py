@@ -72,7 +72,21 @@ def test_fit_then_evaluate_on_a_local_file(setup, tmp_path, capsys):
     }
     assert main(["evaluate", str(run)]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert main(["evaluate", str(run), "--overwrite", "--num-samples", "2"]) == 0
+    again = ["evaluate", str(run), "--overwrite", "--num-samples", "2"]
+    assert main([*again, "--baselines", "map", "posterior-mean"]) == 0
+    results = json.loads((run / "metrics.json").read_text())["results"]
+    assert set(results) == {
+        "deterministic",
+        "temperature-scaling",
+        "map",
+        "vmoer-logit-fc",
+        "vmoer-logit-fc@mean",
+    }
+    for score in ("mutual_information", "ilv"):  # MAP: a point estimate, no routing uncertainty
+        assert results["map"]["far:mmlu_law"][f"auroc_{score}"] == 0.5
+    assert "stability" in results["map"]
+    assert "vmoer-logit-fc@mean" in (run / "report.md").read_text()
+    assert (run / "plots" / "roc_vmoer-logit-fc-at-mean.png").exists()
 
 
 def test_letter_scorer_fits_and_evaluates(setup, tmp_path):

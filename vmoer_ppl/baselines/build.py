@@ -6,7 +6,13 @@ from vmoer_ppl.baselines.finetuned import EnsembleGuide, SWAGGuide, finetune_rou
 from vmoer_ppl.baselines.simple import MCDropoutGuide, TemperatureSamplingGuide
 
 #: Baselines and whether they need training data.
-BASELINES = {"mc-dropout": False, "temperature-sampling": False, "ensemble": True, "swag": True}
+BASELINES = {
+    "mc-dropout": False,
+    "temperature-sampling": False,
+    "map": True,
+    "ensemble": True,
+    "swag": True,
+}
 
 
 def make_baseline(
@@ -28,12 +34,14 @@ def make_baseline(
     net : nn.Module
         The network (as for :func:`vmoer_ppl.bayesianize`).
     name : str
-        ``"mc-dropout"`` (p = 0.05), ``"temperature-sampling"`` (T = 0.3), ``"ensemble"``
-        (M fine-tuned routers) or ``"swag"``.
+        ``"mc-dropout"`` (p = 0.05), ``"temperature-sampling"`` (T = 0.3), ``"map"`` (one
+        fine-tuned router, deterministic: router adaptation without any uncertainty, the
+        control that separates what a posterior adds from what tuning the routers adds),
+        ``"ensemble"`` (M fine-tuned routers) or ``"swag"``.
     layers : str, int or sequence of int
         Routers to replace.
     data : dict of str to torch.Tensor, optional
-        Training questions (ensemble and SWAG fine-tune the routers on them).
+        Training questions (MAP, ensemble and SWAG fine-tune the routers on them).
     steps, lr, members, seed : int, float, int, int
         Fine-tuning settings.
     **bayesianize_kwargs
@@ -56,6 +64,8 @@ def make_baseline(
     if name == "temperature-sampling":
         return model, TemperatureSamplingGuide(model)
     tune = dict(steps=steps, lr=lr)
+    if name == "map":  # a one-member ensemble: every draw is the point estimate
+        return model, EnsembleGuide(model, [finetune_routers(model, data, seed=seed, **tune)])
     if name == "ensemble":
         runs = [finetune_routers(model, data, seed=seed + m, **tune) for m in range(members)]
         return model, EnsembleGuide(model, runs)

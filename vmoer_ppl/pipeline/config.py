@@ -55,8 +55,11 @@ class EvalSettings:
     num_samples: int = opt(35, "S, routing samples per Bayesian router at prediction")
     predict_mode: str = opt("analytic", 'prediction and validation: "analytic" or "mc" (the paper)')
     link: str = opt("second-order", "the analytic mode's approximation of E[softmax(l)]")
-    baselines: tuple[str, ...] = opt(("mc-dropout", "temperature-sampling"), "also ensemble, swag")
-    baseline_steps: int = opt(30, "router fine-tuning steps of the ensemble / SWAG baselines")
+    baselines: tuple[str, ...] = opt(
+        ("mc-dropout", "temperature-sampling"),
+        "also map, ensemble, swag; posterior-mean: each VMoER fit at its posterior mean",
+    )
+    baseline_steps: int = opt(30, "router fine-tuning steps of the MAP / ensemble / SWAG baselines")
 
 
 @dataclass

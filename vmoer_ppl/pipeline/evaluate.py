@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from vmoer_ppl.data.tensors import batches, inputs_of, length_order, n_batches, unsort
 from vmoer_ppl.evaluation.bootstrap import bootstrap_ci
 from vmoer_ppl.evaluation.calibration import adaptive_ece, brier
+from vmoer_ppl.evaluation.confounds import adjusted_auroc
 from vmoer_ppl.evaluation.detection import auprc, aurc, fpr_at_tpr, ood_scored
 from vmoer_ppl.evaluation.metrics import accuracy, auroc, calibration_errors, nll
 from vmoer_ppl.infer.predictive import predict
@@ -170,8 +171,34 @@ def id_metrics(out, labels, *, n_boot: int = 0) -> dict[str, float]:
 SCORES = ("answer_entropy", "max_prob", "routing_entropy", "mutual_information", "ilv")
 
 
-def ood_metrics(id_out, ood_out) -> dict[str, float]:
-    """AUROC, AUPRC and FPR@95%TPR of every uncertainty score both outputs carry (OOD positive)."""
+def prompt_tokens(data) -> torch.Tensor | None:
+    """Real prompt tokens per question `(N,)`: ``prompt_mask`` (cloze) or ``attention_mask``.
+
+    None when the data carries neither (nothing to adjust OOD scores for).
+    """
+    for key in ("prompt_mask", "attention_mask"):
+        if key in data:
+            return data[key].sum(-1)
+    return None
+
+
+def ood_metrics(id_out, ood_out, id_len=None, ood_len=None) -> dict[str, float]:
+    """AUROC, AUPRC and FPR@95%TPR of every uncertainty score both outputs carry (OOD positive).
+
+    Parameters
+    ----------
+    id_out, ood_out : dict
+        Scores `(N,)` and `(M,)` by name (:data:`SCORES`).
+    id_len, ood_len : torch.Tensor, optional
+        `(N,)` and `(M,)` prompt tokens. With them, ``auroc_prompt_tokens`` (length alone as the
+        detector) and, per score, ``adjusted_auroc_<score>``: the AUROC among questions of
+        similar prompt length (:func:`vmoer_ppl.evaluation.confounds.adjusted_auroc`), with
+        ``length_coverage``, the fraction of OOD prompts within the ID length range.
+
+    Returns
+    -------
+    dict
+    """
     res = {}
     for score in SCORES:
         if score in id_out and score in ood_out:
@@ -179,6 +206,12 @@ def ood_metrics(id_out, ood_out) -> dict[str, float]:
             res[f"auroc_{score}"] = auroc(s, y)
             res[f"auprc_{score}"] = auprc(s, y)
             res[f"fpr95_{score}"] = fpr_at_tpr(s, y)
+            if id_len is not None and ood_len is not None:
+                adj = adjusted_auroc(id_out[score], ood_out[score], id_len, ood_len)
+                res[f"adjusted_auroc_{score}"] = adj["auroc"]
+                res["length_coverage"] = adj["coverage"]
+    if id_len is not None and ood_len is not None:
+        res["auroc_prompt_tokens"] = auroc(*ood_scored(id_len.double(), ood_len.double()))
     return res
 
 
@@ -202,10 +235,11 @@ def evaluate_outputs(outs: dict, data: dict, id_key: str, *, n_boot: int = 0) ->
         ``{"id": {...}, "<ood set>": {...}}``.
     """
     res = {"id": id_metrics(outs[id_key], data[id_key]["labels"], n_boot=n_boot)}
+    id_len = prompt_tokens(data[id_key])
     for k in outs:
         if k != id_key:
             res[k] = {
-                **ood_metrics(outs[id_key], outs[k]),
+                **ood_metrics(outs[id_key], outs[k], id_len, prompt_tokens(data[k])),
                 "acc": id_metrics(outs[k], data[k]["labels"])["acc"],
             }
     return res

@@ -75,7 +75,7 @@ def goals(agg: dict, router: str) -> list[tuple[str, str, bool | None]]:
 
 def goals_table(agg: dict) -> str:
     """Markdown table of :func:`goals` for every ``vmoer-*`` router in ``agg``."""
-    routers = [r for r in agg if r.startswith("vmoer-")]
+    routers = [r for r in agg if r.startswith("vmoer-") and "@" not in r]  # not @mean rows
     if not routers or "deterministic" not in agg:
         return ""
     lines = [

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from vmoer_ppl.pipeline.confound_report import length_table
 from vmoer_ppl.safe_files import write_text
 
 
@@ -171,6 +172,10 @@ def write_run(out: Path, meta: dict, results: dict) -> None:
         f"(1 − max p) / (1 − 1/C)); option counts per set: {meta.get('option_counts', {})}.",
         "",
         direction_notes(results),
+        "",
+        "## OOD AUROC at equal prompt length",
+        "",
+        length_table(results) or "Not measured (no prompt masks in the data).",
         "",
         "## Plots",
         plots,

@@ -34,7 +34,7 @@ from vmoer_ppl.pipeline.plots import (
 )
 from vmoer_ppl.pipeline.report import write_run
 from vmoer_ppl.pipeline.run_dir import read_finished, scorer_kwargs, strip
-from vmoer_ppl.pipeline.validate import check_prediction
+from vmoer_ppl.pipeline.validate import POSTERIOR_MEAN, check_prediction
 from vmoer_ppl.safe_files import run_lock
 
 RC = "risk_coverage_id.png"
@@ -205,11 +205,37 @@ def vmoer_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
     return outs
 
 
+def posterior_mean_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
+    """``vmoer-<family>@mean``: each fitted family routed with every latent at its q location.
+
+    The same fit as the family's own row, its answers routed without uncertainty: the paired
+    difference between the two rows is what sampling (or the closed-form predictive) adds to the
+    tuned routers. The routing signals (MI, ILV) still come from the posterior's draws.
+    """
+    outs = {}
+    for family in cfg.families:
+        bm, guide = opened.guides[family]
+        t = time.perf_counter()
+        outs[f"vmoer-{family}@mean"] = {
+            k: bayesian_outputs(bm, guide, opened.data[k], mode="mean", desc=f"{family}@mean {k}")
+            for k in opened.eval_sets
+        }
+        timings[f"{family}@mean_s"] = time.perf_counter() - t
+    return outs
+
+
 def baseline_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
-    """Build each baseline on the train split and take its outputs (added to ``opened.guides``)."""
+    """Build each baseline on the train split and take its outputs (added to ``opened.guides``).
+
+    ``posterior-mean`` is no built router but :func:`posterior_mean_routers`' rows.
+    """
     outs, data = {}, opened.data
     kwargs = scorer_kwargs(cfg, opened.tok, opened.enc)
+    if POSTERIOR_MEAN in cfg.evaluation.baselines:
+        outs.update(posterior_mean_routers(opened, cfg, timings))
     for name in cfg.evaluation.baselines:
+        if name == POSTERIOR_MEAN:
+            continue
         t = time.perf_counter()
         torch.manual_seed(cfg.seed)
         bm, guide = make_baseline(
@@ -286,6 +312,6 @@ def write_plots(out: Path, outs: dict, data: dict, id_key: str) -> list[str]:
     for router, o in outs.items():
         ood = {k: v for k, v in o.items() if k != id_key}
         if ood:
-            names.append(f"roc_{router}.png")
+            names.append(f"roc_{router.replace('@', '-at-')}.png")
             plot_roc(o[id_key], ood, router, plots / names[-1])
     return names

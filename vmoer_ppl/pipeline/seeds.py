@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from pathlib import Path
 
 from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.pipeline.confound_report import length_seeds_table
+from vmoer_ppl.pipeline.controls import controls_table
 from vmoer_ppl.pipeline.goals import goals_table
+from vmoer_ppl.pipeline.intervals import mean_sd, t_interval
 from vmoer_ppl.pipeline.report import SUMMARY_COLUMNS, summary_row
 from vmoer_ppl.settings import flat_values
 
@@ -86,24 +88,6 @@ def load_runs(run_dirs) -> list[dict]:
     return runs
 
 
-def _mean_sd(xs: list[float]) -> tuple[float, float]:
-    xs = [x for x in xs if not math.isnan(x)]
-    mean = statistics.fmean(xs) if xs else math.nan
-    return mean, statistics.stdev(xs) if len(xs) > 1 else math.nan
-
-
-def t_interval(xs: list[float], level: float = 0.95) -> tuple[float, float]:
-    """Student-t confidence interval of the mean of ``xs`` (nan with fewer than 2 values)."""
-    from scipy.stats import t
-
-    xs = [x for x in xs if not math.isnan(x)]
-    if len(xs) < 2:
-        return math.nan, math.nan
-    mean, sd = statistics.fmean(xs), statistics.stdev(xs)
-    half = t.ppf(0.5 + level / 2, len(xs) - 1) * sd / math.sqrt(len(xs))
-    return mean - half, mean + half
-
-
 def aggregate(runs: list[dict]) -> dict:
     """Mean and sd over runs of every summary column, and of the paired differences.
 
@@ -126,12 +110,12 @@ def aggregate(runs: list[dict]) -> dict:
         rows = [summary_row(run["results"][name]) for run in runs]
         for j, col in enumerate(SUMMARY_COLUMNS):
             values = [row[j] for row in rows]
-            cols[col] = dict(zip(("mean", "sd"), _mean_sd(values), strict=True), values=values)
+            cols[col] = dict(zip(("mean", "sd"), mean_sd(values), strict=True), values=values)
             if name != "deterministic":
                 d = [row[j] - base[j] for row, base in zip(rows, det, strict=True)]
                 lo, hi = t_interval(d)
                 cols[f"Δ {col}"] = {
-                    **dict(zip(("mean", "sd"), _mean_sd(d), strict=True)),
+                    **dict(zip(("mean", "sd"), mean_sd(d), strict=True)),
                     "lo": lo,
                     "hi": hi,
                     "values": d,
@@ -198,6 +182,10 @@ def compare_runs(run_dirs, out: str | Path | None = None) -> str:
     runs = load_runs(run_dirs)
     agg = aggregate(runs)
     table = seeds_table(agg, len(runs)) + "\n\n" + goals_table(agg)
+    if controls := controls_table(agg, len(runs)):
+        table += "\n\n" + controls
+    if lengths := length_seeds_table(runs):
+        table += "\n\n" + lengths
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
