@@ -126,7 +126,10 @@ def mutual_information(samples: torch.Tensor, *, probs: torch.Tensor | None = No
     Returns
     -------
     torch.Tensor
-        `(...)`, non-negative up to rounding.
+        `(...)`, non-negative up to rounding; exactly 0 where every draw is the same (a point
+        estimate's MI would otherwise be rounding noise, which ranks questions at random).
     """
     probs = softmax(samples) if probs is None else probs  # (S, ..., E)
-    return entropy(probs.mean(0)) - entropy(probs).mean(0)
+    mi = entropy(probs.mean(0)) - entropy(probs).mean(0)
+    same = (probs == probs[:1]).all(0).all(-1)
+    return mi.masked_fill(same, 0.0)
