@@ -51,7 +51,11 @@ def test_mean_sd_and_paired_differences_over_seeds(tmp_path):
     assert "-0.050 [-0.174, +0.074]" in table
     assert delta["lo"] == pytest.approx(-0.05 - 4.302653 * 0.05 / 3**0.5, rel=1e-5)
     assert "| NLL below deterministic | missed: ΔNLL +0.200" in table
-    assert "| OOD AUROC ≥ deterministic + 0.03 | met: 0.700 (MI) vs 0.610 |" in table
+    # MI 0.70 against entropy 0.60 / 0.61 / 0.62: Δ 0.09 ± 4.3027 · 0.01 / √3
+    ood = (
+        "| OOD AUROC ≥ deterministic + 0.03 | met: 0.700 (MI) vs 0.610, Δ +0.090 [+0.065, +0.115] |"
+    )
+    assert ood in table
     saved = json.loads((tmp_path / "seeds.json").read_text())
     assert saved["seeds"] == [0, 1, 2]
     assert (tmp_path / "seeds.md").read_text().endswith(table + "\n")

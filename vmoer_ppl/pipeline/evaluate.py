@@ -199,18 +199,18 @@ def ood_metrics(id_out, ood_out, id_len=None, ood_len=None) -> dict[str, float]:
     -------
     dict
     """
-    res = {}
+    res, lengths = {}, id_len is not None and ood_len is not None
     for score in SCORES:
         if score in id_out and score in ood_out:
             s, y = ood_scored(id_out[score], ood_out[score])
             res[f"auroc_{score}"] = auroc(s, y)
             res[f"auprc_{score}"] = auprc(s, y)
             res[f"fpr95_{score}"] = fpr_at_tpr(s, y)
-            if id_len is not None and ood_len is not None:
+            if lengths:
                 adj = adjusted_auroc(id_out[score], ood_out[score], id_len, ood_len)
                 res[f"adjusted_auroc_{score}"] = adj["auroc"]
-                res["length_coverage"] = adj["coverage"]
-    if id_len is not None and ood_len is not None:
+                res["length_coverage"] = adj["coverage"]  # the same for every score
+    if lengths:
         res["auroc_prompt_tokens"] = auroc(*ood_scored(id_len.double(), ood_len.double()))
     return res
 
@@ -232,7 +232,9 @@ def evaluate_outputs(outs: dict, data: dict, id_key: str, *, n_boot: int = 0) ->
     Returns
     -------
     dict
-        ``{"id": {...}, "<ood set>": {...}}``.
+        ``{"id": {...}, "<ood set>": {...}}``; with prompt masks in ``data``, each OOD set also
+        carries prompt length's own AUROC and every score's AUROC at equal prompt length
+        (:func:`ood_metrics`).
     """
     res = {"id": id_metrics(outs[id_key], data[id_key]["labels"], n_boot=n_boot)}
     id_len = prompt_tokens(data[id_key])
