@@ -216,6 +216,7 @@ def posterior_mean_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> 
     for family in cfg.families:
         bm, guide = opened.guides[family]
         t = time.perf_counter()
+        torch.manual_seed(cfg.seed)  # the signals' draws: seeded per row, not by order
         outs[f"vmoer-{family}@mean"] = {
             k: bayesian_outputs(bm, guide, opened.data[k], mode="mean", desc=f"{family}@mean {k}")
             for k in opened.eval_sets
