@@ -5,15 +5,10 @@ from __future__ import annotations
 import math
 import statistics
 
-from vmoer_ppl.pipeline.evaluate import SCORES
+from vmoer_ppl.pipeline.evaluate import SCORES, mean_over_ood
 
 #: The scores whose length-adjusted AUROC the tables show (answer- and routing-level).
 CONFOUND_SCORES = ("answer_entropy", "mutual_information", "ilv")
-
-
-def _mean(r: dict, key: str) -> float:
-    vals = [v[key] for k, v in r.items() if ":" in k and isinstance(v, dict) and key in v]
-    return statistics.fmean(vals) if vals else math.nan
 
 
 def length_rows(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
@@ -33,7 +28,10 @@ def length_rows(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
     for name, r in results.items():
         row = {}
         for score in SCORES:
-            raw, adj = _mean(r, f"auroc_{score}"), _mean(r, f"adjusted_auroc_{score}")
+            raw, adj = (
+                mean_over_ood(r, f"auroc_{score}"),
+                mean_over_ood(r, f"adjusted_auroc_{score}"),
+            )
             if not (math.isnan(raw) or math.isnan(adj)):
                 row[score] = (raw, adj)
         if row:
@@ -43,7 +41,7 @@ def length_rows(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
 
 def length_alone(results: dict) -> float:
     """Mean over OOD sets of prompt length's own AUROC (the same for every router)."""
-    return _mean(next(iter(results.values()), {}), "auroc_prompt_tokens")
+    return mean_over_ood(next(iter(results.values()), {}), "auroc_prompt_tokens")
 
 
 def length_table(results: dict) -> str:

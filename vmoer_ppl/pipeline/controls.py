@@ -20,8 +20,13 @@ CONTROL_COLUMNS = ("ID acc", "ID NLL", "ID ECE", "ID Brier")
 CONTROLS = ("{r}@mean", "map", "swag")
 
 
-def paired(agg: dict, a: str, b: str, col: str) -> dict[str, float]:
-    """Mean, sd and 95 % t-interval over seeds of ``a − b`` in column ``col``.
+def fitted_vmoer(agg: dict) -> list[str]:
+    """The fitted VMoER routers of ``agg``: ``vmoer-<family>``, not their ``@mean`` controls."""
+    return [r for r in agg if r.startswith("vmoer-") and "@" not in r]
+
+
+def paired(agg: dict, a: str, b: str, col: str, col_b: str | None = None) -> dict[str, float]:
+    """Mean, sd and 95 % t-interval over seeds of ``a``'s ``col`` minus ``b``'s ``col_b``.
 
     Parameters
     ----------
@@ -31,13 +36,15 @@ def paired(agg: dict, a: str, b: str, col: str) -> dict[str, float]:
         Routers of the same runs.
     col : str
         A summary column.
+    col_b : str, optional
+        ``b``'s column (default: ``col``).
 
     Returns
     -------
     dict
         ``mean``, ``sd``, ``lo``, ``hi`` (nan where a value is missing).
     """
-    xa, xb = agg[a][col]["values"], agg[b][col]["values"]
+    xa, xb = agg[a][col]["values"], agg[b][col_b or col]["values"]
     d = [x - y for x, y in zip(xa, xb, strict=True) if not (math.isnan(x) or math.isnan(y))]
     mean, sd = mean_sd(d)
     lo, hi = t_interval(d)
@@ -50,7 +57,7 @@ def controls_table(agg: dict, n_runs: int) -> str:
     Empty when no control was evaluated.
     """
     rows = []
-    for r in (r for r in agg if r.startswith("vmoer-") and "@" not in r):
+    for r in fitted_vmoer(agg):
         for c in (c.format(r=r) for c in CONTROLS):
             if c not in agg:
                 continue

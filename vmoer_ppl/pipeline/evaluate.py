@@ -215,6 +215,15 @@ def ood_metrics(id_out, ood_out, id_len=None, ood_len=None) -> dict[str, float]:
     return res
 
 
+def mean_over_ood(result: dict, key: str) -> float:
+    """Mean of ``key`` over one router's OOD sets; nan when no set has it.
+
+    The OOD sets are the ``"<kind>:<name>"`` entries of :func:`evaluate_outputs`' result.
+    """
+    ood = [v for k, v in result.items() if ":" in k and key in v]
+    return sum(o[key] for o in ood) / len(ood) if ood else float("nan")
+
+
 def evaluate_outputs(outs: dict, data: dict, id_key: str, *, n_boot: int = 0) -> dict:
     """ID metrics on the ID test set, and accuracy plus OOD AUROCs against it for every other set.
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from vmoer_ppl.pipeline.intervals import t_interval
+from vmoer_ppl.pipeline.controls import fitted_vmoer, paired
 
 AUROC_COLUMNS = ("OOD AUROC (entropy)", "OOD AUROC (MI)", "OOD AUROC (ILV)")
 
@@ -35,14 +35,9 @@ def _ood_goal(agg: dict, router: str) -> tuple:
     best_col, best = max(scores.items(), key=lambda kv: kv[1], default=("–", math.nan))
     measured = f"{best:.3f} {best_col.removeprefix('OOD AUROC ')} vs {base:.3f}"
     if best_col in agg.get(router, {}) and "values" in agg[router][best_col]:
-        pairs = zip(
-            agg[router][best_col]["values"],
-            agg["deterministic"]["OOD AUROC (entropy)"]["values"],
-            strict=True,
-        )
-        lo, hi = t_interval([a - b for a, b in pairs])
-        if not math.isnan(lo):
-            measured += f", Δ {best - base:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+        d = paired(agg, router, "deterministic", best_col, "OOD AUROC (entropy)")
+        if not math.isnan(d["lo"]):
+            measured += f", Δ {best - base:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
     return "OOD AUROC ≥ deterministic + 0.03", measured, best >= base + 0.03, best, base
 
 
@@ -87,7 +82,7 @@ def goals(agg: dict, router: str) -> list[tuple[str, str, bool | None]]:
 
 def goals_table(agg: dict) -> str:
     """Markdown table of :func:`goals` for every ``vmoer-*`` router in ``agg``."""
-    routers = [r for r in agg if r.startswith("vmoer-") and "@" not in r]  # not @mean rows
+    routers = fitted_vmoer(agg)
     if not routers or "deterministic" not in agg:
         return ""
     lines = [

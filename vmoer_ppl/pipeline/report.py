@@ -7,12 +7,8 @@ import math
 from pathlib import Path
 
 from vmoer_ppl.pipeline.confound_report import length_table
+from vmoer_ppl.pipeline.evaluate import mean_over_ood
 from vmoer_ppl.safe_files import write_text
-
-
-def _mean_auroc(r: dict, key: str) -> float:
-    ood = [v for k, v in r.items() if ":" in k and key in v]
-    return sum(o[key] for o in ood) / len(ood) if ood else float("nan")
 
 
 def _jaccard(r: dict, gamma: float = 0.01) -> float:
@@ -43,9 +39,9 @@ def summary_row(r: dict) -> list[float]:
         i["nll"],
         i["ece"],
         i["brier"],
-        _mean_auroc(r, "auroc_answer_entropy"),
-        _mean_auroc(r, "auroc_mutual_information"),
-        _mean_auroc(r, "auroc_ilv"),
+        mean_over_ood(r, "auroc_answer_entropy"),
+        mean_over_ood(r, "auroc_mutual_information"),
+        mean_over_ood(r, "auroc_ilv"),
         _jaccard(r),
     ]
 
@@ -116,7 +112,7 @@ def direction_notes(results: dict) -> str:
     lines = []
     for name, r in results.items():
         for key in ROUTING_SCORES:
-            m = _mean_auroc(r, key)
+            m = mean_over_ood(r, key)
             if not math.isnan(m):
                 word = "inverted (lower on OOD)" if m < 0.5 else "as expected (higher on OOD)"
                 lines.append(f"- {name}, {key.removeprefix('auroc_')}: mean AUROC {m:.3f}, {word}")

@@ -232,10 +232,9 @@ def baseline_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
     """
     outs, data = {}, opened.data
     kwargs = scorer_kwargs(cfg, opened.tok, opened.enc)
-    if POSTERIOR_MEAN in cfg.evaluation.baselines:
-        outs.update(posterior_mean_routers(opened, cfg, timings))
     for name in cfg.evaluation.baselines:
         if name == POSTERIOR_MEAN:
+            outs.update(posterior_mean_routers(opened, cfg, timings))
             continue
         t = time.perf_counter()
         torch.manual_seed(cfg.seed)
