@@ -18,6 +18,31 @@ def _jaccard(r: dict, gamma: float = 0.01) -> float:
     return st["overall"][st["gamma"].index(gamma)]
 
 
+def jaccard_column(gamma: float) -> str:
+    """The name of the mean-Jaccard column at noise level ``gamma`` (``"Jaccard (γ=0.01)"``)."""
+    return f"Jaccard (γ={gamma:g})"
+
+
+def jaccard_columns(r: dict) -> dict[str, float]:
+    """One router's mean Jaccard at every γ its stability probe measured, by column name.
+
+    Parameters
+    ----------
+    r : dict
+        The router's ``metrics.json`` results (``stability``: ``gamma``, ``overall``).
+
+    Returns
+    -------
+    dict of str to float
+        :func:`jaccard_column` name -> mean Jaccard; empty without a stability probe.
+    """
+    st = r.get("stability") or {}
+    return {
+        jaccard_column(g): v
+        for g, v in zip(st.get("gamma", ()), st.get("overall", ()), strict=True)
+    }
+
+
 #: Columns of the summary table, in order.
 SUMMARY_COLUMNS = (
     "ID acc",

@@ -18,7 +18,8 @@ from vmoer_ppl.pipeline.confound_report import length_seeds_table
 from vmoer_ppl.pipeline.controls import controls_table
 from vmoer_ppl.pipeline.goals import goals_table
 from vmoer_ppl.pipeline.intervals import mean_sd, t_interval
-from vmoer_ppl.pipeline.report import SUMMARY_COLUMNS, summary_row
+from vmoer_ppl.pipeline.report import SUMMARY_COLUMNS, jaccard_columns, summary_row
+from vmoer_ppl.pipeline.stability_report import stability_table
 from vmoer_ppl.settings import flat_values
 
 #: Settings that must agree for runs to be pooled (everything but the seed and the directory).
@@ -99,20 +100,25 @@ def aggregate(runs: list[dict]) -> dict:
     Returns
     -------
     dict
-        ``{router: {column: {"mean", "sd", "values"}}}``; paired columns are ``"Δ <column>"``
-        and also carry the 95% Student-t interval ``"lo"``, ``"hi"`` of the mean difference.
+        ``{router: {column: {"mean", "sd", "values"}}}``, the columns being the summary's and
+        ``"Jaccard (γ=…)"`` at every noise level of the first run's stability probe; paired
+        columns are ``"Δ <column>"`` and also carry the 95% Student-t interval ``"lo"``,
+        ``"hi"`` of the mean difference.
     """
     routers = [r for r in runs[0]["results"] if all(r in run["results"] for run in runs)]
-    det = [summary_row(run["results"]["deterministic"]) for run in runs]
+    det = [_row(run["results"]["deterministic"]) for run in runs]
     out = {}
     for name in routers:
         cols = {}
-        rows = [summary_row(run["results"][name]) for run in runs]
-        for j, col in enumerate(SUMMARY_COLUMNS):
-            values = [row[j] for row in rows]
+        rows = [_row(run["results"][name]) for run in runs]
+        for col in rows[0]:
+            values = [row.get(col, math.nan) for row in rows]
             cols[col] = dict(zip(("mean", "sd"), mean_sd(values), strict=True), values=values)
             if name != "deterministic":
-                d = [row[j] - base[j] for row, base in zip(rows, det, strict=True)]
+                d = [
+                    row.get(col, math.nan) - base.get(col, math.nan)
+                    for row, base in zip(rows, det, strict=True)
+                ]
                 lo, hi = t_interval(d)
                 cols[f"Δ {col}"] = {
                     **dict(zip(("mean", "sd"), mean_sd(d), strict=True)),
@@ -122,6 +128,11 @@ def aggregate(runs: list[dict]) -> dict:
                 }
         out[name] = cols
     return out
+
+
+def _row(r: dict) -> dict[str, float]:
+    """A router's summary columns, then its mean Jaccard at every γ its stability probe measured."""
+    return {**dict(zip(SUMMARY_COLUMNS, summary_row(r), strict=True)), **jaccard_columns(r)}
 
 
 def seeds_table(agg: dict, n_runs: int) -> str:
@@ -182,6 +193,8 @@ def compare_runs(run_dirs, out: str | Path | None = None) -> str:
     runs = load_runs(run_dirs)
     agg = aggregate(runs)
     table = seeds_table(agg, len(runs)) + "\n\n" + goals_table(agg)
+    if stab := stability_table(agg, len(runs)):
+        table += "\n\n" + stab
     if controls := controls_table(agg, len(runs)):
         table += "\n\n" + controls
     if lengths := length_seeds_table(runs):
