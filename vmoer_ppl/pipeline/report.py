@@ -18,9 +18,17 @@ def _jaccard(r: dict, gamma: float = 0.01) -> float:
     return st["overall"][st["gamma"].index(gamma)]
 
 
-def jaccard_column(gamma: float) -> str:
-    """The name of the mean-Jaccard column at noise level ``gamma`` (``"Jaccard (γ=0.01)"``)."""
-    return f"Jaccard (γ={gamma:g})"
+def jaccard_column(gamma: float, fresh: bool = False) -> str:
+    """The name of the mean-Jaccard column at noise level ``gamma`` (``"Jaccard (γ=0.01)"``).
+
+    ``fresh``: the reading with fresh routing draws on the noisy side (``"Jaccard, fresh draws
+    (γ=0.01)"``).
+    """
+    return f"Jaccard{', fresh draws' if fresh else ''} (γ={gamma:g})"
+
+
+#: Column of the Jaccard of two clean runs of a router with different routing draws.
+SELF_AGREEMENT = "MC self-agreement"
 
 
 def jaccard_columns(r: dict) -> dict[str, float]:
@@ -29,18 +37,23 @@ def jaccard_columns(r: dict) -> dict[str, float]:
     Parameters
     ----------
     r : dict
-        The router's ``metrics.json`` results (``stability``: ``gamma``, ``overall``).
+        The router's ``metrics.json`` results (``stability``: ``gamma``, ``overall`` and, from
+        evaluations that record them, ``fresh`` and ``self_agreement``).
 
     Returns
     -------
     dict of str to float
-        :func:`jaccard_column` name -> mean Jaccard; empty without a stability probe.
+        :func:`jaccard_column` names (paired, then fresh draws) and :data:`SELF_AGREEMENT` ->
+        mean Jaccard; empty without a stability probe.
     """
     st = r.get("stability") or {}
-    return {
-        jaccard_column(g): v
-        for g, v in zip(st.get("gamma", ()), st.get("overall", ()), strict=True)
-    }
+    gammas = st.get("gamma", ())
+    out = {jaccard_column(g): v for g, v in zip(gammas, st.get("overall", ()), strict=True)}
+    if "fresh" in st:
+        fresh = st["fresh"]["overall"]
+        out |= {jaccard_column(g, fresh=True): v for g, v in zip(gammas, fresh, strict=True)}
+        out[SELF_AGREEMENT] = st["self_agreement"]["overall"]
+    return out
 
 
 #: Columns of the summary table, in order.

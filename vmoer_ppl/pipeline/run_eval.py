@@ -273,7 +273,11 @@ def statistics(outs: dict, data: dict, id_key: str, n_boot: int) -> dict:
 
 
 def stability(results: dict, opened: OpenedRun, cfg: FitConfig, n: int, gammas) -> None:
-    """Routing stability of every router on the first ``n`` ID test questions (into results)."""
+    """Routing stability of every router on the first ``n`` ID test questions (into results).
+
+    Each router is probed as its answers were predicted: the VMoER families in the run's mode
+    and link, the baselines by MC (:func:`baseline_routers`).
+    """
     id_key = opened.id_key
     probe = first_rows(strip(opened.enc[id_key]), n)
     bm = next(iter(opened.guides.values()))[0]
@@ -283,9 +287,17 @@ def stability(results: dict, opened: OpenedRun, cfg: FitConfig, n: int, gammas) 
     kwargs = {"gammas": gammas, "prepared": prepared}
     results["deterministic"]["stability"] = routing_stability(bm, None, probe, **kwargs)
     for family, (m, g) in opened.guides.items():
-        key = family if family in cfg.evaluation.baselines else f"vmoer-{family}"
+        baseline = family in cfg.evaluation.baselines  # routed as baseline_routers predicts them
+        key = family if baseline else f"vmoer-{family}"
+        mode = "mc" if baseline else cfg.evaluation.predict_mode
         results[key]["stability"] = routing_stability(
-            m, g, probe, num_samples=cfg.evaluation.num_samples, **kwargs
+            m,
+            g,
+            probe,
+            num_samples=cfg.evaluation.num_samples,
+            mode=mode,
+            link=cfg.evaluation.link,
+            **kwargs,
         )
 
 

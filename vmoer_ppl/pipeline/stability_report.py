@@ -5,6 +5,10 @@ whose clean top-K margins are wide keeps most of its experts at a γ that reshuf
 The paper's +38 % stability is read against a deterministic mean Jaccard of 0.650 (thesis,
 Granite; PAPER.md §6.3), so `vmoer compare` also reads it where this model's deterministic router
 is that brittle, and shows every router's paired difference at every γ probed.
+
+A router that draws at prediction (MC) is probed with the clean run's draws on both sides (the
+input noise is the only difference) and with fresh draws (its own MC variability included, as a
+user meets it); its MC self-agreement is the Jaccard of two clean runs with different draws.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import math
 
 from vmoer_ppl.pipeline.controls import paired
+from vmoer_ppl.pipeline.report import SELF_AGREEMENT, jaccard_column
 
 #: The deterministic router's mean Jaccard behind the paper's +38 % (thesis, Granite; PAPER.md
 #: §6.3: 0.650 deterministic, 0.897 FCVR; its γ = 0.01 distribution plot marks 0.6).
@@ -20,11 +25,16 @@ PAPER_DET_JACCARD = 0.650
 _PREFIX = "Jaccard (γ="
 
 
+def gamma_of(col: str) -> float:
+    """The noise level of a ``"Jaccard (γ=…)"`` column."""
+    return float(col.rsplit("γ=", 1)[1].removesuffix(")"))
+
+
 def jaccard_gammas(agg: dict) -> list[str]:
     """The deterministic router's ``"Jaccard (γ=…)"`` columns of ``agg``, by increasing γ."""
     det = agg.get("deterministic", {})
     cols = [c for c in det if c.startswith(_PREFIX) and not math.isnan(det[c]["mean"])]
-    return sorted(cols, key=lambda c: float(c.removeprefix(_PREFIX).removesuffix(")")))
+    return sorted(cols, key=gamma_of)
 
 
 def matched_jaccard(agg: dict) -> str | None:
@@ -46,6 +56,35 @@ def matched_jaccard(agg: dict) -> str | None:
     return min(cols, key=lambda c: abs(det[c]["mean"] - PAPER_DET_JACCARD), default=None)
 
 
+def draws(agg: dict, router: str) -> bool:
+    """Whether ``router`` routed with random draws (its MC self-agreement is below 1)."""
+    v = agg.get(router, {}).get(SELF_AGREEMENT)
+    return v is not None and not math.isnan(v["mean"]) and v["mean"] < 1
+
+
+def as_routed(agg: dict, router: str, col: str) -> str:
+    """``col``, or its fresh-draws twin for a router that draws: the stability a user meets."""
+    return jaccard_column(gamma_of(col), fresh=True) if draws(agg, router) else col
+
+
+def _rows(agg: dict, cols: list[str], fresh: bool, routers: list[str]) -> list[str]:
+    lines = []
+    for r in routers:
+        cells = []
+        for c in cols:
+            c_r = jaccard_column(gamma_of(c), fresh=True) if fresh else c
+            if c_r not in agg[r]:
+                cells.append("–")
+                continue
+            d = paired(agg, r, "deterministic", c_r, c)
+            ci = "" if math.isnan(d["lo"]) else f" [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+            cells.append(f"{d['mean']:+.3f}{ci}")
+        if fresh:
+            cells.append(f"{agg[r][SELF_AGREEMENT]['mean']:.3f}")
+        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def stability_table(agg: dict, n_runs: int) -> str:
     """Markdown: deterministic mean Jaccard per γ, and each router's paired Δ with 95 % t-CI.
 
@@ -59,31 +98,36 @@ def stability_table(agg: dict, n_runs: int) -> str:
     Returns
     -------
     str
-        Empty when the runs probed at most one noise level.
+        Empty when the runs probed at most one noise level. A second table, with fresh draws on
+        the noisy side and the MC self-agreement, lists the routers that draw.
     """
     cols = jaccard_gammas(agg)
     if len(cols) < 2:
         return ""
     matched = matched_jaccard(agg)
-    names = [
-        c.removeprefix("Jaccard (").removesuffix(")") + ("*" if c == matched else "") for c in cols
-    ]
+    names = [c.removeprefix("Jaccard (").removesuffix(")") for c in cols]
+    names = [n + ("*" if c == matched else "") for n, c in zip(names, cols, strict=True)]
+    others = [r for r in agg if r != "deterministic" and all(c in agg[r] for c in cols)]
+    det = agg["deterministic"]
     lines = [
         f"Routing stability vs noise ({n_runs} seeds; * = deterministic nearest the paper's "
-        f"{PAPER_DET_JACCARD:.3f}): mean Jaccard, then paired Δ to deterministic [95% t-CI]",
+        f"{PAPER_DET_JACCARD:.3f}): mean Jaccard, then paired Δ to deterministic [95% t-CI], "
+        "the same routing draws on the clean and the noisy side",
         "",
         "| router | " + " | ".join(names) + " |",
         "|" + "---|" * (len(cols) + 1),
+        "| deterministic | " + " | ".join(f"{det[c]['mean']:.3f}" for c in cols) + " |",
+        *_rows(agg, cols, False, others),
     ]
-    det = agg["deterministic"]
-    lines.append("| deterministic | " + " | ".join(f"{det[c]['mean']:.3f}" for c in cols) + " |")
-    for r, c_r in agg.items():
-        if r == "deterministic" or not all(c in c_r for c in cols):
-            continue
-        cells = []
-        for c in cols:
-            d = paired(agg, r, "deterministic", c)
-            ci = "" if math.isnan(d["lo"]) else f" [{d['lo']:+.3f}, {d['hi']:+.3f}]"
-            cells.append(f"{d['mean']:+.3f}{ci}")
-        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    drawing = [r for r in others if draws(agg, r)]
+    if drawing:
+        lines += [
+            "",
+            "Routers that draw, with fresh draws on the noisy side (their MC variability "
+            f"included); {SELF_AGREEMENT}: two clean runs, different draws",
+            "",
+            "| router | " + " | ".join(names) + f" | {SELF_AGREEMENT} |",
+            "|" + "---|" * (len(cols) + 2),
+            *_rows(agg, cols, True, drawing),
+        ]
     return "\n".join(lines)
