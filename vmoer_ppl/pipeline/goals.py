@@ -23,12 +23,13 @@ from __future__ import annotations
 import math
 
 from vmoer_ppl.pipeline.controls import fitted_vmoer, paired
-from vmoer_ppl.pipeline.report import SELF_AGREEMENT, jaccard_column
 from vmoer_ppl.pipeline.stability_report import (
     PAPER_DET_JACCARD,
+    SELF_AGREEMENT,
     as_routed,
     draws,
     gamma_of,
+    jaccard_column,
     matched_jaccard,
 )
 

@@ -8,53 +8,13 @@ from pathlib import Path
 
 from vmoer_ppl.pipeline.confound_report import length_table
 from vmoer_ppl.pipeline.evaluate import mean_over_ood
+from vmoer_ppl.pipeline.stability_report import (
+    SELF_AGREEMENT,
+    jaccard_column,
+    jaccard_columns,
+    run_stability_table,
+)
 from vmoer_ppl.safe_files import write_text
-
-
-def _jaccard(r: dict, gamma: float = 0.01) -> float:
-    st = r.get("stability")
-    if not st or gamma not in st["gamma"]:
-        return float("nan")
-    return st["overall"][st["gamma"].index(gamma)]
-
-
-def jaccard_column(gamma: float, fresh: bool = False) -> str:
-    """The name of the mean-Jaccard column at noise level ``gamma`` (``"Jaccard (γ=0.01)"``).
-
-    ``fresh``: the reading with fresh routing draws on the noisy side (``"Jaccard, fresh draws
-    (γ=0.01)"``).
-    """
-    return f"Jaccard{', fresh draws' if fresh else ''} (γ={gamma:g})"
-
-
-#: Column of the Jaccard of two clean runs of a router with different routing draws.
-SELF_AGREEMENT = "MC self-agreement"
-
-
-def jaccard_columns(r: dict) -> dict[str, float]:
-    """One router's mean Jaccard at every γ its stability probe measured, by column name.
-
-    Parameters
-    ----------
-    r : dict
-        The router's ``metrics.json`` results (``stability``: ``gamma``, ``overall`` and, from
-        evaluations that record them, ``fresh`` and ``self_agreement``).
-
-    Returns
-    -------
-    dict of str to float
-        :func:`jaccard_column` names (paired, then fresh draws) and :data:`SELF_AGREEMENT` ->
-        mean Jaccard; empty without a stability probe.
-    """
-    st = r.get("stability") or {}
-    gammas = st.get("gamma", ())
-    out = {jaccard_column(g): v for g, v in zip(gammas, st.get("overall", ()), strict=True)}
-    if "fresh" in st:
-        fresh = st["fresh"]["overall"]
-        out |= {jaccard_column(g, fresh=True): v for g, v in zip(gammas, fresh, strict=True)}
-        out[SELF_AGREEMENT] = st["self_agreement"]["overall"]
-    return out
-
 
 #: Columns of the summary table, in order.
 SUMMARY_COLUMNS = (
@@ -65,7 +25,7 @@ SUMMARY_COLUMNS = (
     "OOD AUROC (entropy)",
     "OOD AUROC (MI)",
     "OOD AUROC (ILV)",
-    "Jaccard (γ=0.01)",
+    jaccard_column(0.01),
 )
 
 
@@ -80,7 +40,7 @@ def summary_row(r: dict) -> list[float]:
         mean_over_ood(r, "auroc_answer_entropy"),
         mean_over_ood(r, "auroc_mutual_information"),
         mean_over_ood(r, "auroc_ilv"),
-        _jaccard(r),
+        jaccard_columns(r).get(jaccard_column(0.01), math.nan),
     ]
 
 
@@ -176,6 +136,19 @@ def fit_curves_text(out: Path) -> str:
     return "\n".join(lines)
 
 
+def stability_text(results: dict) -> str:
+    """The report's stability section: :func:`run_stability_table` and how to read it."""
+    table = run_stability_table(results)
+    if not table:
+        return "Not measured (`--stability-questions 0`)."
+    return (
+        "Noise γ × the mean embedding norm. Each router is routed as its answers were predicted; "
+        "a router that draws is read with its clean run's draws on the noisy side (the input's "
+        f"effect alone) and with fresh draws; {SELF_AGREEMENT}: two clean runs, different "
+        "draws (1 for routing that draws nothing).\n\n" + table
+    )
+
+
 def write_run(out: Path, meta: dict, results: dict) -> None:
     """Write metrics.json and report.md into the run directory ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -210,6 +183,10 @@ def write_run(out: Path, meta: dict, results: dict) -> None:
         "## OOD AUROC at equal prompt length",
         "",
         length_table(results) or "Not measured (no prompt masks in the data).",
+        "",
+        "## Routing stability (mean Jaccard of top-K sets, clean vs noisy input)",
+        "",
+        stability_text(results),
         "",
         "## Plots",
         plots,

@@ -18,8 +18,8 @@ from vmoer_ppl.pipeline.confound_report import length_seeds_table
 from vmoer_ppl.pipeline.controls import controls_table
 from vmoer_ppl.pipeline.goals import goals_table
 from vmoer_ppl.pipeline.intervals import mean_sd, t_interval
-from vmoer_ppl.pipeline.report import SUMMARY_COLUMNS, jaccard_columns, summary_row
-from vmoer_ppl.pipeline.stability_report import stability_table
+from vmoer_ppl.pipeline.report import SUMMARY_COLUMNS, summary_row
+from vmoer_ppl.pipeline.stability_report import jaccard_columns, stability_table
 from vmoer_ppl.settings import flat_values
 
 #: Settings that must agree for runs to be pooled (everything but the seed and the directory).

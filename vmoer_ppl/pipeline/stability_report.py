@@ -16,13 +16,50 @@ from __future__ import annotations
 import math
 
 from vmoer_ppl.pipeline.controls import paired
-from vmoer_ppl.pipeline.report import SELF_AGREEMENT, jaccard_column
 
 #: The deterministic router's mean Jaccard behind the paper's +38 % (thesis, Granite; PAPER.md
 #: §6.3: 0.650 deterministic, 0.897 FCVR; its γ = 0.01 distribution plot marks 0.6).
 PAPER_DET_JACCARD = 0.650
 
 _PREFIX = "Jaccard (γ="
+
+
+def jaccard_column(gamma: float, fresh: bool = False) -> str:
+    """The name of the mean-Jaccard column at noise level ``gamma`` (``"Jaccard (γ=0.01)"``).
+
+    ``fresh``: the reading with fresh routing draws on the noisy side (``"Jaccard, fresh draws
+    (γ=0.01)"``).
+    """
+    return f"Jaccard{', fresh draws' if fresh else ''} (γ={gamma:g})"
+
+
+#: Column of the Jaccard of two clean runs of a router with different routing draws.
+SELF_AGREEMENT = "MC self-agreement"
+
+
+def jaccard_columns(r: dict) -> dict[str, float]:
+    """One router's mean Jaccard at every γ its stability probe measured, by column name.
+
+    Parameters
+    ----------
+    r : dict
+        The router's ``metrics.json`` results (``stability``: ``gamma``, ``overall`` and, from
+        evaluations that record them, ``fresh`` and ``self_agreement``).
+
+    Returns
+    -------
+    dict of str to float
+        :func:`jaccard_column` names (paired, then fresh draws) and :data:`SELF_AGREEMENT` ->
+        mean Jaccard; empty without a stability probe.
+    """
+    st = r.get("stability") or {}
+    gammas = st.get("gamma", ())
+    out = {jaccard_column(g): v for g, v in zip(gammas, st.get("overall", ()), strict=True)}
+    if "fresh" in st:
+        fresh = st["fresh"]["overall"]
+        out |= {jaccard_column(g, fresh=True): v for g, v in zip(gammas, fresh, strict=True)}
+        out[SELF_AGREEMENT] = st["self_agreement"]["overall"]
+    return out
 
 
 def gamma_of(col: str) -> float:
@@ -130,4 +167,36 @@ def stability_table(agg: dict, n_runs: int) -> str:
             "|" + "---|" * (len(cols) + 2),
             *_rows(agg, cols, True, drawing),
         ]
+    return "\n".join(lines)
+
+
+def run_stability_table(results: dict) -> str:
+    """Markdown for one run's report: each router's mean Jaccard per γ and MC self-agreement.
+
+    Parameters
+    ----------
+    results : dict
+        A run's ``metrics.json`` results.
+
+    Returns
+    -------
+    str
+        One row per probed router (a router that draws: a second row with fresh draws on the
+        noisy side); empty without a stability probe.
+    """
+    probed = {r: v["stability"] for r, v in results.items() if v.get("stability")}
+    if not probed:
+        return ""
+    gammas = next(iter(probed.values()))["gamma"]
+    lines = [
+        "| router | " + " | ".join(f"γ={g:g}" for g in gammas) + f" | {SELF_AGREEMENT} |",
+        "|" + "---|" * (len(gammas) + 2),
+    ]
+    for r, st in probed.items():
+        agree = st.get("self_agreement", {}).get("overall", math.nan)
+        cells = " | ".join(f"{v:.3f}" for v in st["overall"])
+        lines.append(f"| {r} | {cells} | {agree:.3f} |")
+        if st.get("draws") and agree < 1:
+            cells = " | ".join(f"{v:.3f}" for v in st["fresh"]["overall"])
+            lines.append(f"| {r}, fresh draws | {cells} | |")
     return "\n".join(lines)
