@@ -70,6 +70,11 @@ def test_fit_then_evaluate_on_a_local_file(setup, tmp_path, capsys):
         "near:arc_easy": 6,
         "far:mmlu_law": 6,
     }
+    st = metrics["results"]["swag"]["stability"]  # a baseline routes by MC: probed both ways
+    assert st["draws"] is True and 0 < st["self_agreement"]["overall"] <= 1
+    assert len(st["fresh"]["overall"]) == len(st["gamma"])
+    assert det["stability"]["self_agreement"]["overall"] == 1.0 and not det["stability"]["draws"]
+    assert "| swag |" in (run / "report.md").read_text().split("## Routing stability")[1]
     assert main(["evaluate", str(run)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     again = ["evaluate", str(run), "--overwrite", "--num-samples", "2"]
