@@ -93,21 +93,20 @@ def test_controls_are_paired_with_each_vmoer_router_over_seeds(tmp_path):
     assert "What the posterior adds" not in compare_runs([fake_run(tmp_path / "x", 0, 0.5, 0.6)])
 
 
+def stability_runs(root, curves):
+    """Three seeds of equal accuracy whose stability probes are ``curves(seed)``."""
+    return [fake_run(root, s, 0.5, 0.5, stability=curves(s)) for s in range(3)]
+
+
 def test_stability_goal_is_read_where_deterministic_is_as_brittle_as_the_papers(tmp_path):
     gammas = [0.003, 0.01, 0.03]
-    dirs = [
-        fake_run(
-            tmp_path,
-            s,
-            0.5,
-            0.5,
-            stability={
-                "deterministic": (gammas, [0.97, 0.9, 0.6 + s / 100]),
-                "vmoer-logit-mf": (gammas, [0.97, 0.91, 0.75 + s / 50]),
-            },
-        )
-        for s in range(3)
-    ]
+    dirs = stability_runs(
+        tmp_path,
+        lambda s: {
+            "deterministic": (gammas, [0.97, 0.9, 0.6 + s / 100]),
+            "vmoer-logit-mf": (gammas, [0.97, 0.91, 0.75 + s / 50]),
+        },
+    )
     agg = aggregate(load_runs(dirs))
     assert agg["vmoer-logit-mf"]["Δ Jaccard (γ=0.03)"]["values"] == pytest.approx(
         [0.15, 0.16, 0.17]
@@ -135,20 +134,14 @@ def test_stability_goal_is_read_where_deterministic_is_as_brittle_as_the_papers(
 def test_a_router_that_draws_is_read_with_fresh_draws(tmp_path):
     gammas = [0.01, 0.03]
     det = (gammas, [0.9, 0.6], [0.9, 0.6], 1.0)
-    dirs = [
-        fake_run(
-            tmp_path,
-            s,
-            0.5,
-            0.5,
-            stability={
-                "deterministic": det,
-                # with its own draws on both sides MF looks stabler; with fresh ones it is not
-                "vmoer-logit-mf": (gammas, [0.95, 0.8], [0.55, 0.45 + s / 100], 0.6),
-            },
-        )
-        for s in range(3)
-    ]
+    dirs = stability_runs(
+        tmp_path,
+        lambda s: {
+            "deterministic": det,
+            # with its own draws on both sides MF looks stabler; with fresh ones it is not
+            "vmoer-logit-mf": (gammas, [0.95, 0.8], [0.55, 0.45 + s / 100], 0.6),
+        },
+    )
     table = compare_runs(dirs)
     goal = (
         "missed: γ=0.01: 0.550 vs 0.900 (+20 % would be 1.080 > 1); γ=0.03, deterministic "
