@@ -149,9 +149,11 @@ def test_a_router_that_draws_is_read_with_fresh_draws(tmp_path):
         "fresh draws (MC self-agreement 0.600) |"
     )
     assert goal in table
-    assert "| vmoer-logit-mf | +0.050 [+0.050, +0.050] | +0.200 [+0.200, +0.200] |" in table
-    fresh_row = "| vmoer-logit-mf | -0.350 [-0.350, -0.350] | -0.140 [-0.165, -0.115] | 0.600 |"
-    assert fresh_row in table
+    assert "| vmoer-logit-mf | 0.500 ± 0.000 | 1.200 ± 0.000 | 0.100 ± 0.000 |" in table
+    assert "| vmoer-logit-mf | -0.350 [-0.350, -0.350] | -0.140 [-0.165, -0.115] |" in table
+    same = "| vmoer-logit-mf | +0.050 [+0.050, +0.050] | +0.200 [+0.200, +0.200] | 0.600 |"
+    assert same in table
+    assert "0.550 ± 0.000 |" in table.split("\n\n")[0]  # the summary reads it as routed
 
 
 def test_runs_of_other_settings_or_the_same_seed_are_refused(tmp_path):

@@ -26,7 +26,6 @@ from vmoer_ppl.pipeline.controls import fitted_vmoer, paired
 from vmoer_ppl.pipeline.stability_report import (
     PAPER_DET_JACCARD,
     SELF_AGREEMENT,
-    as_routed,
     draws,
     gamma_of,
     jaccard_column,
@@ -58,21 +57,21 @@ def _ood_goal(agg: dict, router: str) -> tuple:
 def _jaccard_goal(agg: dict, router: str) -> tuple:
     """The stability goal's ``add`` arguments: +20 % at the matched γ, γ = 0.01 beside it.
 
-    A router that draws at prediction is read with fresh draws on the noisy side (its own MC
-    variability included), as its users meet it.
+    Each router is read as it routes at prediction (fresh draws for one that draws: its own MC
+    variability included, as its users meet it).
     """
     at01 = jaccard_column(0.01)
     col = matched_jaccard(agg) or at01
-    jac, det = _m(agg, router, as_routed(agg, router, at01)), _m(agg, "deterministic", at01)
+    jac, det = _m(agg, router, at01), _m(agg, "deterministic", at01)
     measured = f"γ=0.01: {jac:.3f} vs {det:.3f}"
     if det * 1.2 > 1:
         measured += f" (+20 % would be {1.2 * det:.3f} > 1)"
     if col != at01:
-        jac, det = _m(agg, router, as_routed(agg, router, col)), _m(agg, "deterministic", col)
+        jac, det = _m(agg, router, col), _m(agg, "deterministic", col)
         measured += f"; γ={gamma_of(col):g}, deterministic nearest the paper's"
         measured += f" {PAPER_DET_JACCARD:.3f}: {jac:.3f} vs {det:.3f} ({jac / det - 1:+.1%})"
-    if "values" in agg.get(router, {}).get(as_routed(agg, router, col), {}):
-        d = paired(agg, router, "deterministic", as_routed(agg, router, col), col)
+    if "values" in agg.get(router, {}).get(col, {}):
+        d = paired(agg, router, "deterministic", col)
         if not math.isnan(d["lo"]):
             measured += f", Δ {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
     if draws(agg, router):

@@ -142,10 +142,11 @@ def stability_text(results: dict) -> str:
     if not table:
         return "Not measured (`--stability-questions 0`)."
     return (
-        "Noise γ × the mean embedding norm. Each router is routed as its answers were predicted; "
-        "a router that draws is read with its clean run's draws on the noisy side (the input's "
-        f"effect alone) and with fresh draws; {SELF_AGREEMENT}: two clean runs, different "
-        "draws (1 for routing that draws nothing).\n\n" + table
+        "Noise γ × the mean embedding norm. Each router is routed as its answers were predicted, "
+        "with fresh draws on the noisy side where it draws (its own MC variability included; the "
+        "summary's column too); its ', same draws' row reuses the clean run's draws (the input "
+        f"noise alone). {SELF_AGREEMENT}: two clean runs, different draws (1 where nothing is "
+        "drawn).\n\n" + table
     )
 
 

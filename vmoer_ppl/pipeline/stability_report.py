@@ -6,9 +6,10 @@ The paper's +38 % stability is read against a deterministic mean Jaccard of 0.65
 Granite; PAPER.md §6.3), so `vmoer compare` also reads it where this model's deterministic router
 is that brittle, and shows every router's paired difference at every γ probed.
 
-A router that draws at prediction (MC) is probed with the clean run's draws on both sides (the
-input noise is the only difference) and with fresh draws (its own MC variability included, as a
-user meets it); its MC self-agreement is the Jaccard of two clean runs with different draws.
+A router that draws at prediction (MC) is read as it routes, with fresh draws on the noisy side
+(its own MC variability included, as a user meets it: the ``"Jaccard (γ=…)"`` columns), and with
+the clean run's draws on both sides (the input noise alone: ``"Jaccard, same draws (γ=…)"``);
+its MC self-agreement is the Jaccard of two clean runs with different draws.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ PAPER_DET_JACCARD = 0.650
 _PREFIX = "Jaccard (γ="
 
 
-def jaccard_column(gamma: float, fresh: bool = False) -> str:
+def jaccard_column(gamma: float, same_draws: bool = False) -> str:
     """The name of the mean-Jaccard column at noise level ``gamma`` (``"Jaccard (γ=0.01)"``).
 
-    ``fresh``: the reading with fresh routing draws on the noisy side (``"Jaccard, fresh draws
-    (γ=0.01)"``).
+    ``same_draws``: the reading with the clean run's routing draws on the noisy side too
+    (``"Jaccard, same draws (γ=0.01)"``), instead of the router as it routes.
     """
-    return f"Jaccard{', fresh draws' if fresh else ''} (γ={gamma:g})"
+    return f"Jaccard{', same draws' if same_draws else ''} (γ={gamma:g})"
 
 
 #: Column of the Jaccard of two clean runs of a router with different routing draws.
@@ -49,15 +50,17 @@ def jaccard_columns(r: dict) -> dict[str, float]:
     Returns
     -------
     dict of str to float
-        :func:`jaccard_column` names (paired, then fresh draws) and :data:`SELF_AGREEMENT` ->
-        mean Jaccard; empty without a stability probe.
+        :func:`jaccard_column` names (as routed: fresh draws where the router draws; then the
+        same-draws reading) and :data:`SELF_AGREEMENT` -> mean Jaccard; empty without a
+        stability probe. Evaluations from before fresh draws were recorded give their one
+        (same-draws) reading as the ``"Jaccard (γ=…)"`` columns.
     """
     st = r.get("stability") or {}
-    gammas = st.get("gamma", ())
-    out = {jaccard_column(g): v for g, v in zip(gammas, st.get("overall", ()), strict=True)}
+    gammas, same = st.get("gamma", ()), st.get("overall", ())
+    routed = st["fresh"]["overall"] if "fresh" in st else same
+    out = {jaccard_column(g): v for g, v in zip(gammas, routed, strict=True)}
     if "fresh" in st:
-        fresh = st["fresh"]["overall"]
-        out |= {jaccard_column(g, fresh=True): v for g, v in zip(gammas, fresh, strict=True)}
+        out |= {jaccard_column(g, same_draws=True): v for g, v in zip(gammas, same, strict=True)}
         out[SELF_AGREEMENT] = st["self_agreement"]["overall"]
     return out
 
@@ -99,24 +102,19 @@ def draws(agg: dict, router: str) -> bool:
     return v is not None and not math.isnan(v["mean"]) and v["mean"] < 1
 
 
-def as_routed(agg: dict, router: str, col: str) -> str:
-    """``col``, or its fresh-draws twin for a router that draws: the stability a user meets."""
-    return jaccard_column(gamma_of(col), fresh=True) if draws(agg, router) else col
-
-
-def _rows(agg: dict, cols: list[str], fresh: bool, routers: list[str]) -> list[str]:
+def _rows(agg: dict, cols: list[str], same: bool, routers: list[str]) -> list[str]:
     lines = []
     for r in routers:
         cells = []
         for c in cols:
-            c_r = jaccard_column(gamma_of(c), fresh=True) if fresh else c
+            c_r = jaccard_column(gamma_of(c), same_draws=True) if same else c
             if c_r not in agg[r]:
                 cells.append("–")
                 continue
             d = paired(agg, r, "deterministic", c_r, c)
             ci = "" if math.isnan(d["lo"]) else f" [{d['lo']:+.3f}, {d['hi']:+.3f}]"
             cells.append(f"{d['mean']:+.3f}{ci}")
-        if fresh:
+        if same:
             cells.append(f"{agg[r][SELF_AGREEMENT]['mean']:.3f}")
         lines.append(f"| {r} | " + " | ".join(cells) + " |")
     return lines
@@ -135,8 +133,9 @@ def stability_table(agg: dict, n_runs: int) -> str:
     Returns
     -------
     str
-        Empty when the runs probed at most one noise level. A second table, with fresh draws on
-        the noisy side and the MC self-agreement, lists the routers that draw.
+        Empty when the runs probed at most one noise level. Routers as they route (fresh draws
+        for those that draw); a second table gives the routers that draw with the same draws on
+        both sides (the input noise alone) and their MC self-agreement.
     """
     cols = jaccard_gammas(agg)
     if len(cols) < 2:
@@ -148,8 +147,8 @@ def stability_table(agg: dict, n_runs: int) -> str:
     det = agg["deterministic"]
     lines = [
         f"Routing stability vs noise ({n_runs} seeds; * = deterministic nearest the paper's "
-        f"{PAPER_DET_JACCARD:.3f}): mean Jaccard, then paired Δ to deterministic [95% t-CI], "
-        "the same routing draws on the clean and the noisy side",
+        f"{PAPER_DET_JACCARD:.3f}): mean Jaccard, then paired Δ to deterministic [95% t-CI]; "
+        "each router as it routes at prediction (fresh draws for those that draw)",
         "",
         "| router | " + " | ".join(names) + " |",
         "|" + "---|" * (len(cols) + 1),
@@ -160,8 +159,8 @@ def stability_table(agg: dict, n_runs: int) -> str:
     if drawing:
         lines += [
             "",
-            "Routers that draw, with fresh draws on the noisy side (their MC variability "
-            f"included); {SELF_AGREEMENT}: two clean runs, different draws",
+            "Routers that draw, with the clean run's draws on the noisy side too (the input "
+            f"noise alone); {SELF_AGREEMENT}: two clean runs, different draws",
             "",
             "| router | " + " | ".join(names) + f" | {SELF_AGREEMENT} |",
             "|" + "---|" * (len(cols) + 2),
@@ -181,8 +180,8 @@ def run_stability_table(results: dict) -> str:
     Returns
     -------
     str
-        One row per probed router (a router that draws: a second row with fresh draws on the
-        noisy side); empty without a stability probe.
+        One row per probed router as it routes (fresh draws for a router that draws, which
+        gets a second row with the same draws on both sides); empty without a stability probe.
     """
     probed = {r: v["stability"] for r, v in results.items() if v.get("stability")}
     if not probed:
@@ -194,9 +193,9 @@ def run_stability_table(results: dict) -> str:
     ]
     for r, st in probed.items():
         agree = st.get("self_agreement", {}).get("overall", math.nan)
-        cells = " | ".join(f"{v:.3f}" for v in st["overall"])
-        lines.append(f"| {r} | {cells} | {agree:.3f} |")
+        routed = st["fresh"]["overall"] if "fresh" in st else st["overall"]
+        lines.append(f"| {r} | " + " | ".join(f"{v:.3f}" for v in routed) + f" | {agree:.3f} |")
         if st.get("draws") and agree < 1:
-            cells = " | ".join(f"{v:.3f}" for v in st["fresh"]["overall"])
-            lines.append(f"| {r}, fresh draws | {cells} | |")
+            cells = " | ".join(f"{v:.3f}" for v in st["overall"])
+            lines.append(f"| {r}, same draws | {cells} | |")
     return "\n".join(lines)
