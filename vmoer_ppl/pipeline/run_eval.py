@@ -48,6 +48,10 @@ def check_run(out: Path, overwrite: bool) -> dict:
     return run
 
 
+#: How the baseline routers predict (and are probed for stability): Monte Carlo over their draws.
+BASELINE_MODE = "mc"
+
+
 @dataclass
 class EvalSettings:
     """What :func:`evaluate_run` was asked for, beyond the run's own settings.
@@ -251,7 +255,12 @@ def baseline_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
         torch.manual_seed(cfg.seed)
         outs[name] = {
             k: bayesian_outputs(
-                bm, guide, data[k], num_samples=cfg.evaluation.num_samples, desc=f"{name} {k}"
+                bm,
+                guide,
+                data[k],
+                num_samples=cfg.evaluation.num_samples,
+                mode=BASELINE_MODE,
+                desc=f"{name} {k}",
             )
             for k in opened.eval_sets
         }
@@ -276,7 +285,7 @@ def stability(results: dict, opened: OpenedRun, cfg: FitConfig, n: int, gammas) 
     """Routing stability of every router on the first ``n`` ID test questions (into results).
 
     Each router is probed as its answers were predicted: the VMoER families in the run's mode
-    and link, the baselines by MC (:func:`baseline_routers`).
+    and link, the baselines in :data:`BASELINE_MODE`.
     """
     id_key = opened.id_key
     probe = first_rows(strip(opened.enc[id_key]), n)
@@ -287,9 +296,9 @@ def stability(results: dict, opened: OpenedRun, cfg: FitConfig, n: int, gammas) 
     kwargs = {"gammas": gammas, "prepared": prepared}
     results["deterministic"]["stability"] = routing_stability(bm, None, probe, **kwargs)
     for family, (m, g) in opened.guides.items():
-        baseline = family in cfg.evaluation.baselines  # routed as baseline_routers predicts them
+        baseline = family in cfg.evaluation.baselines
         key = family if baseline else f"vmoer-{family}"
-        mode = "mc" if baseline else cfg.evaluation.predict_mode
+        mode = BASELINE_MODE if baseline else cfg.evaluation.predict_mode
         results[key]["stability"] = routing_stability(
             m,
             g,

@@ -141,8 +141,7 @@ def stability_table(agg: dict, n_runs: int) -> str:
     if len(cols) < 2:
         return ""
     matched = matched_jaccard(agg)
-    names = [c.removeprefix("Jaccard (").removesuffix(")") for c in cols]
-    names = [n + ("*" if c == matched else "") for n, c in zip(names, cols, strict=True)]
+    names = [f"γ={gamma_of(c):g}" + ("*" if c == matched else "") for c in cols]
     others = [r for r in agg if r != "deterministic" and all(c in agg[r] for c in cols)]
     det = agg["deterministic"]
     lines = [
@@ -191,11 +190,12 @@ def run_stability_table(results: dict) -> str:
         "| router | " + " | ".join(f"γ={g:g}" for g in gammas) + f" | {SELF_AGREEMENT} |",
         "|" + "---|" * (len(gammas) + 2),
     ]
-    for r, st in probed.items():
-        agree = st.get("self_agreement", {}).get("overall", math.nan)
-        routed = st["fresh"]["overall"] if "fresh" in st else st["overall"]
-        lines.append(f"| {r} | " + " | ".join(f"{v:.3f}" for v in routed) + f" | {agree:.3f} |")
-        if st.get("draws") and agree < 1:
-            cells = " | ".join(f"{v:.3f}" for v in st["overall"])
-            lines.append(f"| {r}, same draws | {cells} | |")
+    for r in probed:
+        cols = jaccard_columns(results[r])
+        agree = cols.get(SELF_AGREEMENT, math.nan)
+        routed = " | ".join(f"{cols[jaccard_column(g)]:.3f}" for g in gammas)
+        lines.append(f"| {r} | {routed} | {agree:.3f} |")
+        if probed[r].get("draws") and agree < 1:
+            same = " | ".join(f"{cols[jaccard_column(g, same_draws=True)]:.3f}" for g in gammas)
+            lines.append(f"| {r}, same draws | {same} | |")
     return "\n".join(lines)
