@@ -178,7 +178,9 @@ def add_evaluate(sub) -> None:
         nargs="*",
         default=None,
         help="baseline routers: mc-dropout, temperature-sampling, map, ensemble, swag, and "
-        "posterior-mean (each VMoER fit routed at its posterior mean) (default: run's)",
+        "posterior-mean (each VMoER fit routed at its posterior mean), temperature-scaled "
+        "(each VMoER router with post-hoc temperature scaling, T on its validation "
+        "predictive) (default: run's)",
     )
     add_probe_flags(ev)
     ev.set_defaults(func=_evaluate)

@@ -14,8 +14,8 @@ def fake_run(root, seed, acc_det, acc_mf, nll_mf=1.2, controls=None, stability=N
     d = root / f"s{seed}"
     FitConfig().replace(seed=seed, out=str(d), **cfg).save(d)
 
-    def router(acc, nll, mi=None):
-        ood = {"auroc_answer_entropy": 0.6 + seed / 100}
+    def router(acc, nll, mi=None, auroc=None):
+        ood = {"auroc_answer_entropy": 0.6 + seed / 100 if auroc is None else auroc}
         if mi is not None:
             ood["auroc_mutual_information"] = mi
         return {
@@ -30,8 +30,8 @@ def fake_run(root, seed, acc_det, acc_mf, nll_mf=1.2, controls=None, stability=N
         if fresh:  # (fresh-draws curve, MC self-agreement)
             results[name]["stability"]["fresh"] = {"overall": fresh[0]}
             results[name]["stability"]["self_agreement"] = {"overall": fresh[1]}
-    for name, (acc, nll) in (controls or {}).items():
-        results[name] = router(acc, nll)
+    for name, (acc, nll, *auroc) in (controls or {}).items():
+        results[name] = router(acc, nll, auroc=auroc[0] if auroc else None)
     (d / "metrics.json").write_text(json.dumps({"meta": {}, "results": results}))
     return d
 
@@ -91,6 +91,35 @@ def test_controls_are_paired_with_each_vmoer_router_over_seeds(tmp_path):
     assert "− swag" not in table
     assert "vmoer-logit-mf@mean |" not in table.split("| goal")[1].splitlines()[0]  # no goals
     assert "What the posterior adds" not in compare_runs([fake_run(tmp_path / "x", 0, 0.5, 0.6)])
+
+
+def test_temperature_goal_reads_auroc_at_equal_nll_when_both_are_scaled(tmp_path):
+    def runs(root, ts_row):
+        rows = {"temperature-scaling": (0.5, 0.9, 0.60)}
+        if ts_row:
+            rows["vmoer-logit-mf+ts"] = ts_row
+        return [fake_run(root, s, 0.5, 0.5, 1.0, controls=rows) for s in range(3)]
+
+    goal = "| better than temperature scaling (NLL or ECE, or OOD AUROC at equal NLL) |"
+    plain = compare_runs(runs(tmp_path / "a", None))
+    assert f"{goal} missed: NLL 1.000 vs 0.900, ECE 0.100 vs 0.100 |" in plain
+    scaled = compare_runs(runs(tmp_path / "b", (0.5, 0.9, 0.65)))
+    line = f"{goal} met: NLL 1.000 vs 0.900, ECE 0.100 vs 0.100; scaled too: NLL 0.900 vs 0.900"
+    line += " (Δ +0.000 [+0.000, +0.000]), OOD AUROC 0.650 vs 0.600 (Δ +0.050 [+0.050, +0.050]) |"
+    assert line in scaled
+    assert "| vmoer-logit-mf+ts |" not in scaled.split("| goal")[1]  # a row, not a judged router
+    assert "vmoer-logit-mf+ts −" not in scaled  # no scaled control to pair it with
+    controls = {"temperature-scaling": (0.5, 0.9), "vmoer-logit-mf+ts": (0.5, 0.8)}
+    controls.update({"map": (0.5, 1.0), "map+ts": (0.5, 0.85)})
+    paired_scaled = compare_runs(
+        [fake_run(tmp_path / "d", s, 0.5, 0.5, controls=controls) for s in range(3)]
+    )
+    assert (
+        "| vmoer-logit-mf+ts − map+ts | +0.000 [+0.000, +0.000] | -0.050 [-0.050, -0.050] |"
+        in paired_scaled
+    )
+    worse_nll = compare_runs(runs(tmp_path / "c", (0.5, 0.95, 0.65)))
+    assert f"{goal} missed:" in worse_nll  # a higher AUROC bought with a worse NLL does not count
 
 
 def stability_runs(root, curves):

@@ -78,7 +78,7 @@ def test_fit_then_evaluate_on_a_local_file(setup, tmp_path, capsys):
     assert main(["evaluate", str(run)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     again = ["evaluate", str(run), "--overwrite", "--num-samples", "2"]
-    assert main([*again, "--baselines", "map", "posterior-mean"]) == 0
+    assert main([*again, "--baselines", "map", "posterior-mean", "temperature-scaled"]) == 0
     results = json.loads((run / "metrics.json").read_text())["results"]
     assert set(results) == {
         "deterministic",
@@ -86,7 +86,15 @@ def test_fit_then_evaluate_on_a_local_file(setup, tmp_path, capsys):
         "map",
         "vmoer-logit-fc",
         "vmoer-logit-fc@mean",
+        "vmoer-logit-fc+ts",
+        "vmoer-logit-fc@mean+ts",
+        "map+ts",
     }
+    for row in ("vmoer-logit-fc", "vmoer-logit-fc@mean", "map"):
+        scaled = results[f"{row}+ts"]
+        assert scaled["temperature"] > 0 and "stability" not in scaled  # answers only
+        assert scaled["id"]["acc"] == results[row]["id"]["acc"]  # T never changes an argmax
+        assert "auroc_mutual_information" not in scaled["far:mmlu_law"]
     for score in ("mutual_information", "ilv"):  # MAP: a point estimate, no routing uncertainty
         assert results["map"]["far:mmlu_law"][f"auroc_{score}"] == 0.5
     assert "stability" in results["map"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from vmoer_ppl.pipeline.intervals import mean_sd, t_interval
+from vmoer_ppl.pipeline.scaled_rows import scaled_name
 
 #: Columns compared (lower is better for all but accuracy).
 CONTROL_COLUMNS = ("ID acc", "ID NLL", "ID ECE", "ID Brier")
@@ -21,8 +22,8 @@ CONTROLS = ("{r}@mean", "map", "swag")
 
 
 def fitted_vmoer(agg: dict) -> list[str]:
-    """The fitted VMoER routers of ``agg``: ``vmoer-<family>``, not their ``@mean`` controls."""
-    return [r for r in agg if r.startswith("vmoer-") and "@" not in r]
+    """The fitted VMoER routers of ``agg``: ``vmoer-<family>``, not its ``@mean`` / ``+ts`` rows."""
+    return [r for r in agg if r.startswith("vmoer-") and "@" not in r and "+" not in r]
 
 
 def paired(agg: dict, a: str, b: str, col: str, col_b: str | None = None) -> dict[str, float]:
@@ -57,22 +58,23 @@ def controls_table(agg: dict, n_runs: int) -> str:
     Empty when no control was evaluated.
     """
     rows = []
-    for r in fitted_vmoer(agg):
-        for c in (c.format(r=r) for c in CONTROLS):
-            if c not in agg:
-                continue
-            cells = []
-            for col in CONTROL_COLUMNS:
-                d = paired(agg, r, c, col)
-                ci = "" if math.isnan(d["lo"]) else f" [{d['lo']:+.3f}, {d['hi']:+.3f}]"
-                cells.append(f"{d['mean']:+.3f}{ci}")
-            rows.append(f"| {r} − {c} | " + " | ".join(cells) + " |")
+    pairs = [(r, c.format(r=r)) for r in fitted_vmoer(agg) for c in CONTROLS]
+    pairs += [(scaled_name(r), scaled_name(c)) for r, c in pairs]  # both temperature-scaled
+    for r, c in pairs:
+        if r not in agg or c not in agg:
+            continue
+        cells = []
+        for col in CONTROL_COLUMNS:
+            d = paired(agg, r, c, col)
+            ci = "" if math.isnan(d["lo"]) else f" [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+            cells.append(f"{d['mean']:+.3f}{ci}")
+        rows.append(f"| {r} − {c} | " + " | ".join(cells) + " |")
     if not rows:
         return ""
     head = [
         f"What the posterior adds (paired over {n_runs} seeds, mean [95% t-CI]): each VMoER "
         "router minus its own fit at the posterior mean (@mean), MAP-tuned routers (map) and "
-        "SWAG routers (swag), where evaluated.",
+        "SWAG routers (swag), where evaluated; +ts: both temperature-scaled post hoc.",
         "",
         "| difference | " + " | ".join(f"Δ {c}" for c in CONTROL_COLUMNS) + " |",
         "|" + "---|" * (len(CONTROL_COLUMNS) + 1),

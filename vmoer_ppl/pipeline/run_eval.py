@@ -34,6 +34,7 @@ from vmoer_ppl.pipeline.plots import (
 )
 from vmoer_ppl.pipeline.report import write_run
 from vmoer_ppl.pipeline.run_dir import read_finished, scorer_kwargs, strip
+from vmoer_ppl.pipeline.scaled_rows import TEMPERATURE_SCALED, scaled_routers
 from vmoer_ppl.pipeline.validate import POSTERIOR_MEAN, check_prediction
 from vmoer_ppl.safe_files import run_lock
 
@@ -143,9 +144,15 @@ def evaluate_locked(out: Path, how: EvalSettings) -> dict:
     outs, temp = deterministic_routers(opened, timings)
     outs.update(vmoer_routers(opened, cfg, timings))
     outs.update(baseline_routers(opened, cfg, timings))
+    temps = {"temperature-scaling": temp}
+    if TEMPERATURE_SCALED in cfg.evaluation.baselines:
+        scaled, fitted = scaled_routers(opened, predictors(opened, cfg), outs, cfg.seed, timings)
+        outs.update(scaled)
+        temps.update(fitted)
     t = time.perf_counter()
     results = statistics(outs, opened.data, opened.id_key, how.n_boot)
-    results["temperature-scaling"]["temperature"] = temp
+    for row, fitted_t in temps.items():
+        results[row]["temperature"] = fitted_t
     timings["statistics_s"] = time.perf_counter() - t
     if how.stability_questions:
         t = time.perf_counter()
@@ -209,6 +216,26 @@ def vmoer_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
     return outs
 
 
+def predictors(opened: OpenedRun, cfg: FitConfig) -> dict:
+    """Row -> ``(model, guide, bayesian_outputs kwargs)``: how each evaluated router predicts.
+
+    The VMoER families in the run's mode and link, their ``@mean`` rows (with ``posterior-mean``)
+    at the posterior mean, the baselines (built into ``opened.guides``) in
+    :data:`BASELINE_MODE`.
+    """
+    ev = cfg.evaluation
+    out = {}
+    for name, (bm, guide) in opened.guides.items():
+        if name in ev.baselines:
+            out[name] = (bm, guide, {"num_samples": ev.num_samples, "mode": BASELINE_MODE})
+            continue
+        kwargs = {"num_samples": ev.num_samples, "mode": ev.predict_mode, "link": ev.link}
+        out[f"vmoer-{name}"] = (bm, guide, kwargs)
+        if POSTERIOR_MEAN in ev.baselines:
+            out[f"vmoer-{name}@mean"] = (bm, guide, {"mode": "mean"})
+    return out
+
+
 def posterior_mean_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
     """``vmoer-<family>@mean``: each fitted family routed with every latent at its q location.
 
@@ -232,13 +259,17 @@ def posterior_mean_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> 
 def baseline_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
     """Build each baseline on the train split and take its outputs (added to ``opened.guides``).
 
-    ``posterior-mean`` is no built router but :func:`posterior_mean_routers`' rows.
+    ``posterior-mean`` is no built router but :func:`posterior_mean_routers`' rows;
+    ``temperature-scaled`` adds :func:`~vmoer_ppl.pipeline.scaled_rows.scaled_routers`' rows
+    after the others (in :func:`evaluate_locked`).
     """
     outs, data = {}, opened.data
     kwargs = scorer_kwargs(cfg, opened.tok, opened.enc)
     for name in cfg.evaluation.baselines:
         if name == POSTERIOR_MEAN:
             outs.update(posterior_mean_routers(opened, cfg, timings))
+            continue
+        if name == TEMPERATURE_SCALED:
             continue
         t = time.perf_counter()
         torch.manual_seed(cfg.seed)

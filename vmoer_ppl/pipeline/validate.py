@@ -16,6 +16,7 @@ from vmoer_ppl.infer.score_function import ESTIMATORS
 from vmoer_ppl.nn.link import LINKS
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.placement import parse_device_map, resolve_device, resolve_dtype
+from vmoer_ppl.pipeline.scaled_rows import TEMPERATURE_SCALED
 from vmoer_ppl.pipeline.tracking import check_trackers
 from vmoer_ppl.priors.relative import parse_prior_scale
 from vmoer_ppl.scoring.names import SCORER_NAMES
@@ -128,8 +129,8 @@ def validate_config(cfg: FitConfig) -> FitConfig:
     for family in cfg.families:
         as_family(family)
     for name in cfg.evaluation.baselines:
-        if name not in BASELINES and name != POSTERIOR_MEAN:
-            known = sorted([*BASELINES, POSTERIOR_MEAN])
+        if name not in BASELINES and name not in (POSTERIOR_MEAN, TEMPERATURE_SCALED):
+            known = sorted([*BASELINES, POSTERIOR_MEAN, TEMPERATURE_SCALED])
             raise ValueError(f"--baselines {name!r}: use any of {known}")
     if cfg.svi.shards > cfg.svi.batch_size:
         raise ValueError(
