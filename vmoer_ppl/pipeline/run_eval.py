@@ -222,6 +222,19 @@ def predictors(opened: OpenedRun, cfg: FitConfig) -> dict:
     The VMoER families in the run's mode and link, their ``@mean`` rows (with ``posterior-mean``)
     at the posterior mean, the baselines (built into ``opened.guides``) in
     :data:`BASELINE_MODE`.
+
+    Parameters
+    ----------
+    opened : OpenedRun
+        The opened run, its baselines already built into ``opened.guides``.
+    cfg : FitConfig
+        The run's settings as evaluated.
+
+    Returns
+    -------
+    dict
+        Row name -> ``(model, guide, kwargs)`` for
+        :func:`~vmoer_ppl.pipeline.evaluate.bayesian_outputs`.
     """
     ev = cfg.evaluation
     out = {}
