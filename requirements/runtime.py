@@ -55,11 +55,10 @@ def roots(pyproject: str) -> set[str]:
 
 def closure(locked: dict[str, dict], start: set[str]) -> set[str]:
     """``start`` and every locked package that one already in the set needs (a fixpoint)."""
-    need = {n for n in start if n in locked}
     missing = start - set(locked)
     if missing:
         raise SystemExit(f"runtime.py: {sorted(missing)} are not in the lock; run `make lock`")
-    grew = True
+    need, grew = set(start), True
     while grew:
         new = {n for n, e in locked.items() if n not in need and e["via"] & need}
         need |= new

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from vmoer_ppl.pipeline.intervals import mean_sd, t_interval
-from vmoer_ppl.pipeline.scaled_rows import scaled_name
+from vmoer_ppl.pipeline.scaled_rows import SCALED_SUFFIX, scaled_name
 
 #: Columns compared (lower is better for all but accuracy).
 CONTROL_COLUMNS = ("ID acc", "ID NLL", "ID ECE", "ID Brier")
@@ -23,7 +23,9 @@ CONTROLS = ("{r}@mean", "map", "swag")
 
 def fitted_vmoer(agg: dict) -> list[str]:
     """The fitted VMoER routers of ``agg``: ``vmoer-<family>``, not its ``@mean`` / ``+ts`` rows."""
-    return [r for r in agg if r.startswith("vmoer-") and "@" not in r and "+" not in r]
+    return [
+        r for r in agg if r.startswith("vmoer-") and "@" not in r and not r.endswith(SCALED_SUFFIX)
+    ]
 
 
 def paired(agg: dict, a: str, b: str, col: str, col_b: str | None = None) -> dict[str, float]:

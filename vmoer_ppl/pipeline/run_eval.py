@@ -15,15 +15,12 @@ from vmoer_ppl.evaluation.calibration import brier
 from vmoer_ppl.evaluation.metrics import accuracy, nll
 from vmoer_ppl.evaluation.stability import GAMMAS, routing_stability
 from vmoer_ppl.evaluation.stability_prefix import stability_inputs
-from vmoer_ppl.evaluation.temperature_scaling import apply_temperature, fit_temperature
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.evaluate import (
     bayesian_outputs,
     check_option_counts,
     deterministic_outputs,
     evaluate_outputs,
-    option_counts,
-    with_answer_scores,
 )
 from vmoer_ppl.pipeline.open_run import OpenedRun, open_run
 from vmoer_ppl.pipeline.plots import (
@@ -34,7 +31,7 @@ from vmoer_ppl.pipeline.plots import (
 )
 from vmoer_ppl.pipeline.report import write_run
 from vmoer_ppl.pipeline.run_dir import read_finished, scorer_kwargs, strip
-from vmoer_ppl.pipeline.scaled_rows import TEMPERATURE_SCALED, scaled_routers
+from vmoer_ppl.pipeline.scaled_rows import TEMPERATURE_SCALED, scale_row, scaled_routers
 from vmoer_ppl.pipeline.validate import POSTERIOR_MEAN, check_prediction
 from vmoer_ppl.safe_files import run_lock
 
@@ -51,6 +48,20 @@ def check_run(out: Path, overwrite: bool) -> dict:
 
 #: How the baseline routers predict (and are probed for stability): Monte Carlo over their draws.
 BASELINE_MODE = "mc"
+
+#: How a ``vmoer-<family>@mean`` row predicts: every latent at its q location.
+MEAN_PREDICTION = {"mode": "mean"}
+
+
+def vmoer_prediction(cfg: FitConfig) -> dict:
+    """:func:`~vmoer_ppl.pipeline.evaluate.bayesian_outputs` settings of the VMoER rows."""
+    ev = cfg.evaluation
+    return {"num_samples": ev.num_samples, "mode": ev.predict_mode, "link": ev.link}
+
+
+def baseline_prediction(cfg: FitConfig) -> dict:
+    """:func:`~vmoer_ppl.pipeline.evaluate.bayesian_outputs` settings of the baseline rows."""
+    return {"num_samples": cfg.evaluation.num_samples, "mode": BASELINE_MODE}
 
 
 @dataclass
@@ -185,11 +196,8 @@ def deterministic_routers(opened: OpenedRun, timings: dict) -> tuple[dict, float
     det = {
         k: deterministic_outputs(head, data[k], desc=f"deterministic {k}") for k in opened.eval_sets
     }
-    temp = fit_temperature(deterministic_outputs(head, data["val"])["probs"], data["val"]["labels"])
-    scaled = {}
-    for k, o in det.items():
-        p = apply_temperature(o["probs"], temp)
-        scaled[k] = with_answer_scores({"probs": p}, option_counts(data[k], p))
+    val = deterministic_outputs(head, data["val"])["probs"]
+    scaled, temp = scale_row(det, data, val, data["val"]["labels"])
     timings["deterministic_s"] = time.perf_counter() - t
     return {"deterministic": det, "temperature-scaling": scaled}, temp
 
@@ -202,13 +210,7 @@ def vmoer_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
         torch.manual_seed(cfg.seed)
         outs[f"vmoer-{family}"] = {
             k: bayesian_outputs(
-                bm,
-                guide,
-                opened.data[k],
-                num_samples=cfg.evaluation.num_samples,
-                mode=cfg.evaluation.predict_mode,
-                link=cfg.evaluation.link,
-                desc=f"{family} {k}",
+                bm, guide, opened.data[k], desc=f"{family} {k}", **vmoer_prediction(cfg)
             )
             for k in opened.eval_sets
         }
@@ -236,16 +238,14 @@ def predictors(opened: OpenedRun, cfg: FitConfig) -> dict:
         Row name -> ``(model, guide, kwargs)`` for
         :func:`~vmoer_ppl.pipeline.evaluate.bayesian_outputs`.
     """
-    ev = cfg.evaluation
     out = {}
     for name, (bm, guide) in opened.guides.items():
-        if name in ev.baselines:
-            out[name] = (bm, guide, {"num_samples": ev.num_samples, "mode": BASELINE_MODE})
+        if name in cfg.evaluation.baselines:
+            out[name] = (bm, guide, baseline_prediction(cfg))
             continue
-        kwargs = {"num_samples": ev.num_samples, "mode": ev.predict_mode, "link": ev.link}
-        out[f"vmoer-{name}"] = (bm, guide, kwargs)
-        if POSTERIOR_MEAN in ev.baselines:
-            out[f"vmoer-{name}@mean"] = (bm, guide, {"mode": "mean"})
+        out[f"vmoer-{name}"] = (bm, guide, vmoer_prediction(cfg))
+        if POSTERIOR_MEAN in cfg.evaluation.baselines:
+            out[f"vmoer-{name}@mean"] = (bm, guide, MEAN_PREDICTION)
     return out
 
 
@@ -262,7 +262,9 @@ def posterior_mean_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> 
         t = time.perf_counter()
         torch.manual_seed(cfg.seed)  # the signals' draws: seeded per row, not by order
         outs[f"vmoer-{family}@mean"] = {
-            k: bayesian_outputs(bm, guide, opened.data[k], mode="mean", desc=f"{family}@mean {k}")
+            k: bayesian_outputs(
+                bm, guide, opened.data[k], desc=f"{family}@mean {k}", **MEAN_PREDICTION
+            )
             for k in opened.eval_sets
         }
         timings[f"{family}@mean_s"] = time.perf_counter() - t
@@ -298,14 +300,7 @@ def baseline_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
         opened.guides[name] = (bm, guide)
         torch.manual_seed(cfg.seed)
         outs[name] = {
-            k: bayesian_outputs(
-                bm,
-                guide,
-                data[k],
-                num_samples=cfg.evaluation.num_samples,
-                mode=BASELINE_MODE,
-                desc=f"{name} {k}",
-            )
+            k: bayesian_outputs(bm, guide, data[k], desc=f"{name} {k}", **baseline_prediction(cfg))
             for k in opened.eval_sets
         }
         timings[f"{name}_s"] = time.perf_counter() - t

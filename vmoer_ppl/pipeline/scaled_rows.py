@@ -32,6 +32,31 @@ def scaled_name(router: str) -> str:
     return f"{router}{SCALED_SUFFIX}"
 
 
+def scale_row(row: dict, data: dict, val_probs, val_labels) -> tuple[dict, float]:
+    """One router's outputs on every set, scaled by the T fitted on its validation answers.
+
+    Parameters
+    ----------
+    row : dict
+        Set -> outputs with ``probs`` `(N, C)`.
+    data : dict
+        Set -> encoded set (for its option counts).
+    val_probs, val_labels : torch.Tensor
+        `(N_val, C)` the router's validation answer probabilities, `(N_val,)` the answers.
+
+    Returns
+    -------
+    tuple
+        Set -> ``{"probs": (N, C), answer scores}``, and T.
+    """
+    temp = fit_temperature(val_probs, val_labels)
+    scaled = {}
+    for k, o in row.items():
+        p = apply_temperature(o["probs"], temp)
+        scaled[k] = with_answer_scores({"probs": p}, option_counts(data[k], p))
+    return scaled, temp
+
+
 def scaled_routers(opened, predictors: dict, outs: dict, seed: int, timings: dict) -> tuple:
     """Routers' outputs in ``outs``, each temperature-scaled on its own validation predictive.
 
@@ -60,12 +85,7 @@ def scaled_routers(opened, predictors: dict, outs: dict, seed: int, timings: dic
         t = time.perf_counter()
         torch.manual_seed(seed)
         pred = bayesian_outputs(model, guide, val, desc=f"{row} val", **kwargs)
-        temp = fit_temperature(pred["probs"], val["labels"])
         name = scaled_name(row)
-        rows[name] = {}
-        for k, o in outs[row].items():
-            p = apply_temperature(o["probs"], temp)
-            rows[name][k] = with_answer_scores({"probs": p}, option_counts(opened.data[k], p))
-        temps[name] = temp
+        rows[name], temps[name] = scale_row(outs[row], opened.data, pred["probs"], val["labels"])
         timings[f"{name}_s"] = time.perf_counter() - t
     return rows, temps
