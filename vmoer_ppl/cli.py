@@ -179,7 +179,7 @@ def add_evaluate(sub) -> None:
         default=None,
         help="baseline routers: mc-dropout, temperature-sampling, map, ensemble, swag, and "
         "posterior-mean (each VMoER fit routed at its posterior mean), temperature-scaled "
-        "(each VMoER router with post-hoc temperature scaling, T on its validation "
+        "(every router also with its own post-hoc temperature, T on its validation "
         "predictive) (default: run's)",
     )
     add_probe_flags(ev)
