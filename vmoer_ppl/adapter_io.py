@@ -44,9 +44,21 @@ def router_weight_hash(router: nn.Module) -> str:
         return weight_hash(cast(torch.Tensor, router.weight))
 
 
-def _versions() -> dict[str, str]:
+def library_versions(packages=("vmoer_ppl", "torch", "pyro-ppl", "transformers")) -> dict:
+    """Installed version of each package.
+
+    Parameters
+    ----------
+    packages : iterable of str
+        Distribution names.
+
+    Returns
+    -------
+    dict
+        Name -> version, ``"not installed"`` where absent.
+    """
     out = {}
-    for pkg in ("vmoer_ppl", "torch", "pyro-ppl", "transformers"):
+    for pkg in packages:
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -99,7 +111,7 @@ def save_pretrained(guide, directory: str | Path, *, overwrite: bool = False) ->
         ],
         **spec,
         "prior": model.prior.to_config(),
-        "versions": _versions(),
+        "versions": library_versions(),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in guide.state_dict().items()}
     atomic_write(out / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))

@@ -11,6 +11,7 @@ from tests.pipeline.test_demo import FAST, SMALL, save_tiny
 from tests.scoring.tiny_tokenizer import tiny_tokenizer
 from vmoer_ppl.cli import build_parser, main
 from vmoer_ppl.pipeline import FitConfig
+from vmoer_ppl.pipeline.machine import machine, machine_label
 from vmoer_ppl.settings import flat_values
 
 
@@ -70,6 +71,10 @@ def test_fit_then_evaluate_on_a_local_file(setup, tmp_path, capsys):
         "near:arc_easy": 6,
         "far:mmlu_law": 6,
     }
+    here = machine()  # where the numbers were computed: metrics.json, fit.json, report.md
+    assert metrics["meta"]["machine"]["cpu_capability"] == here["cpu_capability"]
+    assert json.loads((run / "fit.json").read_text())["machine"]["cpu"] == here["cpu"]
+    assert f"Computed on: {machine_label(metrics['meta'])}." in (run / "report.md").read_text()
     st = metrics["results"]["swag"]["stability"]  # a baseline routes by MC: probed both ways
     assert st["draws"] is True and 0 < st["self_agreement"]["overall"] <= 1
     assert len(st["fresh"]["overall"]) == len(st["gamma"])

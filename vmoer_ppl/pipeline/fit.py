@@ -22,6 +22,7 @@ from vmoer_ppl.pipeline.backbone import adapted, stage_rows, suffix_data, svi_se
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.fit_family import fit_family
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
+from vmoer_ppl.pipeline.machine import machine
 from vmoer_ppl.pipeline.plots import plot_fit_diagnostics
 from vmoer_ppl.pipeline.run_data import encode_sets
 from vmoer_ppl.pipeline.run_dir import FIT_FILE, RUN_FILE, prepare_run_dir, scorer_kwargs, strip
@@ -74,7 +75,7 @@ def fit_families(cfg: FitConfig, rank: int, size: int, t0: float, timings: dict)
     ids = {"model": fp, "data": f"{hashes['train']}:{hashes['val']}"}  # checked on resume
     families = fit_each(cfg, model, enc, kwargs, ids, (rank, size), timings)
     timings["total_s"] = time.perf_counter() - t0
-    result = {"run": run, "families": families, "timings": timings}
+    result = {"run": run, "families": families, "timings": timings, "machine": machine()}
     if rank == 0:
         write_text(out / FIT_FILE, json.dumps(result, indent=2))
     barrier()

@@ -22,6 +22,7 @@ from vmoer_ppl.pipeline.evaluate import (
     deterministic_outputs,
     evaluate_outputs,
 )
+from vmoer_ppl.pipeline.machine import machine
 from vmoer_ppl.pipeline.open_run import OpenedRun, open_run
 from vmoer_ppl.pipeline.plots import (
     plot_reliability,
@@ -184,6 +185,7 @@ def evaluate_locked(out: Path, how: EvalSettings) -> dict:
         "option_counts": {k: {str(c): n for c, n in h.items()} for k, h in option_hist.items()},
         "plots": plots,
         "timings": timings,
+        "machine": machine(),
     }
     write_run(out, meta, results)
     return {"meta": meta, "results": results}

@@ -10,6 +10,7 @@ of the same run (same test questions), then averaged.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -18,9 +19,12 @@ from vmoer_ppl.pipeline.confound_report import length_seeds_table
 from vmoer_ppl.pipeline.controls import controls_table
 from vmoer_ppl.pipeline.goals import goals_table
 from vmoer_ppl.pipeline.intervals import mean_sd, t_interval
+from vmoer_ppl.pipeline.machine import machine_label, machine_mismatch
 from vmoer_ppl.pipeline.report import SUMMARY_COLUMNS, summary_row
 from vmoer_ppl.pipeline.stability_report import jaccard_columns, stability_table
 from vmoer_ppl.settings import flat_values
+
+log = logging.getLogger(__name__)
 
 #: Settings that must agree for runs to be pooled (everything but the seed and the directory).
 IGNORED = {"seed", "out", "overwrite"}
@@ -86,6 +90,8 @@ def load_runs(run_dirs) -> list[dict]:
         runs.append({**read_metrics(d), "seed": cfg.seed})
     if len({r["seed"] for r in runs}) < len(runs):
         raise ValueError("two of the runs have the same seed; pass each seed once")
+    if why := machine_mismatch(r["meta"] for r in runs):
+        log.warning(why)
     return runs
 
 
@@ -203,8 +209,15 @@ def compare_runs(run_dirs, out: str | Path | None = None) -> str:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".md").write_text(
-            f"Seeds {[r['seed'] for r in runs]} of {[str(d) for d in run_dirs]}\n\n{table}\n"
+            f"Seeds {[r['seed'] for r in runs]} of {[str(d) for d in run_dirs]}"
+            f"{computed_on(runs)}\n\n{table}\n"
         )
         seeds = [r["seed"] for r in runs]
         out.with_suffix(".json").write_text(json.dumps({"seeds": seeds, "routers": agg}, indent=2))
     return table
+
+
+def computed_on(runs: list[dict]) -> str:
+    """``"; computed on <machine>[, <machine>...]"`` for the runs that record one, else ``""``."""
+    labels = sorted({lab for r in runs if (lab := machine_label(r["meta"]))})
+    return f"; computed on {', '.join(labels)}" if labels else ""

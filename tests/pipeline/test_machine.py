@@ -1,0 +1,65 @@
+"""The machine a run computed on: recorded, shown, and named when pooled runs differ in it."""
+
+import json
+import logging
+
+import torch
+
+from tests.pipeline.test_compare import fake_run
+from vmoer_ppl.pipeline.machine import machine, machine_label, machine_mismatch
+from vmoer_ppl.pipeline.seeds import compare_runs, load_runs
+
+
+def record(cpu="AMD EPYC", cap="AVX2", torch_version="2.13.0", accelerator=None):
+    return {
+        "cpu": cpu,
+        "cpu_capability": cap,
+        "cores": 2,
+        "threads": 2,
+        "accelerator": accelerator,
+        "platform": "Linux",
+        "versions": {"torch": torch_version},
+    }
+
+
+def test_machine_describes_this_process():
+    m = machine()
+    assert m["cpu"] and isinstance(m["cpu"], str)
+    assert m["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert m["threads"] == torch.get_num_threads() and m["cores"] >= 1
+    assert m["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert (m["accelerator"] is None) == (not torch.cuda.is_available())
+    json.dumps(m)  # written into fit.json and metrics.json
+
+
+def test_label_and_mismatch():
+    assert machine_label({"machine": record()}) == "AMD EPYC (AVX2, 2 threads)"
+    assert machine_label({"machine": record(accelerator="H200")}).endswith("2 threads, H200)")
+    assert machine_label({}) is None
+    same = [{"machine": record()}, {"machine": record()}, {}]  # an older run records nothing
+    assert machine_mismatch(same) is None
+    other = [{"machine": record()}, {"machine": record(cpu="Xeon", cap="AVX512")}]
+    why = machine_mismatch(other)
+    assert "2 different machines" in why and "Xeon (AVX512" in why and "AMD EPYC (AVX2" in why
+    assert machine_mismatch([{"machine": record()}, {"machine": record(torch_version="2.14")}])
+
+
+def with_machine(d, rec):
+    data = json.loads((d / "metrics.json").read_text())
+    data["meta"]["machine"] = rec
+    (d / "metrics.json").write_text(json.dumps(data))
+    return d
+
+
+def test_compare_names_the_machines_and_warns_when_they_differ(tmp_path, caplog):
+    a = with_machine(fake_run(tmp_path, 0, 0.5, 0.4), record())
+    b = with_machine(fake_run(tmp_path, 1, 0.5, 0.4), record())
+    with caplog.at_level(logging.WARNING, logger="vmoer_ppl.pipeline.seeds"):
+        load_runs([a, b])
+    assert not caplog.records
+    compare_runs([a, b], out=tmp_path / "cmp")
+    assert "computed on AMD EPYC (AVX2, 2 threads)" in (tmp_path / "cmp.md").read_text()
+    with_machine(b, record(cpu="Xeon", cap="AVX512"))
+    with caplog.at_level(logging.WARNING, logger="vmoer_ppl.pipeline.seeds"):
+        load_runs([a, b])
+    assert "seeds are not their only difference" in caplog.text

@@ -1,0 +1,116 @@
+"""Where a run computed: the processor, the kernels torch chose, threads and library versions.
+
+Timings mean nothing without the machine, and results carry its float rounding: stage 1's LoRA
+steps amplify last-bit differences between CPU kernels (AVX2 against AVX-512, say), so two
+machines train different adapters from the same seed. ``fit.json`` and ``metrics.json`` record
+this next to the timings.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from vmoer_ppl.adapter_io import library_versions
+
+#: The packages whose versions decide a run's numbers.
+PACKAGES = ("vmoer_ppl", "torch", "pyro-ppl", "transformers", "peft")
+
+
+def cpu_model() -> str:
+    """The processor's name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """A description of this machine as the run sees it.
+
+    Returns
+    -------
+    dict
+        ``cpu`` (model name), ``cpu_capability`` (the SIMD level of torch's CPU kernels:
+        ``"AVX2"``, ``"AVX512"``, ...), ``cores`` (usable by this process), ``threads`` (torch's
+        intra-op threads), ``accelerator`` (CUDA device name or ``None``), ``platform`` and
+        ``versions`` (package -> version).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    cuda = torch.cuda.is_available()
+    return {
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cores": cores,
+        "threads": torch.get_num_threads(),
+        "accelerator": torch.cuda.get_device_name() if cuda else None,
+        "platform": platform.platform(),
+        "versions": library_versions(PACKAGES),
+    }
+
+
+#: What decides a run's float rounding: the processor and kernels, accelerator, torch.
+ROUNDING_KEYS = ("cpu", "cpu_capability", "accelerator")
+
+
+def machine_mismatch(metas) -> str | None:
+    """Why runs may differ by more than their seeds: the machines they computed on, else ``None``.
+
+    Parameters
+    ----------
+    metas : iterable of dict
+        ``metrics.json`` ``meta`` of each run (runs written before the ``machine`` record are
+        skipped).
+
+    Returns
+    -------
+    str or None
+        A sentence naming the distinct machines, or ``None`` when they agree.
+    """
+    seen = []
+    for meta in metas:
+        m = meta.get("machine")
+        if not isinstance(m, dict):
+            continue
+        torch_version = (m.get("versions") or {}).get("torch")
+        key = (*(m.get(k) for k in ROUNDING_KEYS), torch_version)
+        if key not in seen:
+            seen.append(key)
+    if len(seen) < 2:
+        return None
+    named = "; ".join(
+        f"{cpu} ({cap}{', ' + acc if acc else ''}, torch {tv})" for cpu, cap, acc, tv in seen
+    )
+    return (
+        f"the runs were computed on {len(seen)} different machines ({named}): their float "
+        "rounding differs (stage 1 amplifies it), so the seeds are not their only difference"
+    )
+
+
+def machine_label(meta: dict) -> str | None:
+    """A run's machine in words, from its ``metrics.json`` ``meta``.
+
+    Parameters
+    ----------
+    meta : dict
+        ``metrics.json`` ``meta``.
+
+    Returns
+    -------
+    str or None
+        ``"<cpu> (<capability>, <threads> threads[, <accelerator>])"``, or ``None`` for a run
+        written before the record.
+    """
+    m = meta.get("machine")
+    if not isinstance(m, dict):
+        return None
+    acc = f", {m['accelerator']}" if m.get("accelerator") else ""
+    return f"{m.get('cpu')} ({m.get('cpu_capability')}, {m.get('threads')} threads{acc})"
