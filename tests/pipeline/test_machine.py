@@ -6,7 +6,7 @@ import logging
 import torch
 
 from tests.pipeline.test_compare import fake_run
-from vmoer_ppl.pipeline.machine import machine, machine_label, machine_mismatch
+from vmoer_ppl.pipeline.machine import fit_machine, machine, machine_label, machine_mismatch
 from vmoer_ppl.pipeline.seeds import compare_runs, load_runs
 
 
@@ -63,3 +63,14 @@ def test_compare_names_the_machines_and_warns_when_they_differ(tmp_path, caplog)
     with caplog.at_level(logging.WARNING, logger="vmoer_ppl.pipeline.seeds"):
         load_runs([a, b])
     assert "seeds are not their only difference" in caplog.text
+
+
+def test_compare_also_reads_where_each_run_was_fitted(tmp_path, caplog):
+    a = with_machine(fake_run(tmp_path, 0, 0.5, 0.4), record())
+    b = with_machine(fake_run(tmp_path, 1, 0.5, 0.4), record())
+    (b / "fit.json").write_text(json.dumps({"machine": record(cpu="Xeon", cap="AVX512")}))
+    (a / "fit.json").write_text("{damaged")  # read as data only: no record, no error
+    assert fit_machine(a) is None and fit_machine(b)["cpu"] == "Xeon"
+    with caplog.at_level(logging.WARNING, logger="vmoer_ppl.pipeline.seeds"):
+        load_runs([a, b])
+    assert "Xeon (AVX512" in caplog.text

@@ -8,6 +8,7 @@ this next to the timings.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -114,3 +115,24 @@ def machine_label(meta: dict) -> str | None:
         return None
     acc = f", {m['accelerator']}" if m.get("accelerator") else ""
     return f"{m.get('cpu')} ({m.get('cpu_capability')}, {m.get('threads')} threads{acc})"
+
+
+def fit_machine(run_dir: Path) -> dict | None:
+    """The machine a run's ``fit.json`` says stage 1 and SVI ran on (``None`` if not recorded).
+
+    Parameters
+    ----------
+    run_dir : Path
+        A run directory (read as data only; a damaged or foreign ``fit.json`` gives ``None``).
+
+    Returns
+    -------
+    dict or None
+        The :func:`machine` record written by ``vmoer fit``.
+    """
+    try:
+        data = json.loads((Path(run_dir) / "fit.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    m = data.get("machine") if isinstance(data, dict) else None
+    return m if isinstance(m, dict) else None

@@ -19,7 +19,7 @@ from vmoer_ppl.pipeline.confound_report import length_seeds_table
 from vmoer_ppl.pipeline.controls import controls_table
 from vmoer_ppl.pipeline.goals import goals_table
 from vmoer_ppl.pipeline.intervals import mean_sd, t_interval
-from vmoer_ppl.pipeline.machine import machine_label, machine_mismatch
+from vmoer_ppl.pipeline.machine import fit_machine, machine_label, machine_mismatch
 from vmoer_ppl.pipeline.report import SUMMARY_COLUMNS, summary_row
 from vmoer_ppl.pipeline.stability_report import jaccard_columns, stability_table
 from vmoer_ppl.settings import flat_values
@@ -68,7 +68,7 @@ def load_runs(run_dirs) -> list[dict]:
     list of dict
         ``{"meta", "results", "seed"}`` per run.
     """
-    runs, first = [], None
+    runs, first, fitted_on = [], None, []
     for d in map(Path, run_dirs):
         if not (d / "metrics.json").exists():
             raise FileNotFoundError(
@@ -88,9 +88,10 @@ def load_runs(run_dirs) -> list[dict]:
                 "compare runs of one setup"
             )
         runs.append({**read_metrics(d), "seed": cfg.seed})
+        fitted_on.append({"machine": fit_machine(d)})
     if len({r["seed"] for r in runs}) < len(runs):
         raise ValueError("two of the runs have the same seed; pass each seed once")
-    if why := machine_mismatch(r["meta"] for r in runs):
+    if why := machine_mismatch([*(r["meta"] for r in runs), *fitted_on]):  # fit or evaluate
         log.warning(why)
     return runs
 
