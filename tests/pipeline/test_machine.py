@@ -36,12 +36,12 @@ def test_label_and_mismatch():
     assert machine_label({"machine": record()}) == "AMD EPYC (AVX2, 2 threads)"
     assert machine_label({"machine": record(accelerator="H200")}).endswith("2 threads, H200)")
     assert machine_label({}) is None
-    same = [{"machine": record()}, {"machine": record()}, {}]  # an older run records nothing
+    same = [record(), record(), None]  # an older run records nothing
     assert machine_mismatch(same) is None
-    other = [{"machine": record()}, {"machine": record(cpu="Xeon", cap="AVX512")}]
+    other = [record(), record(cpu="Xeon", cap="AVX512")]
     why = machine_mismatch(other)
     assert "2 different machines" in why and "Xeon (AVX512" in why and "AMD EPYC (AVX2" in why
-    assert machine_mismatch([{"machine": record()}, {"machine": record(torch_version="2.14")}])
+    assert machine_mismatch([record(), record(torch_version="2.14")])
 
 
 def with_machine(d, rec):

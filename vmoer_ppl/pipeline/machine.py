@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from vmoer_ppl.adapter_io import library_versions
+from vmoer_ppl.pipeline.run_dir import FIT_FILE
 
 #: The packages whose versions decide a run's numbers.
 PACKAGES = ("vmoer_ppl", "torch", "pyro-ppl", "transformers", "peft")
@@ -62,34 +63,37 @@ def machine() -> dict:
 ROUNDING_KEYS = ("cpu", "cpu_capability", "accelerator")
 
 
-def machine_mismatch(metas) -> str | None:
+def _named(m: dict, detail: str) -> str:
+    """``"<cpu> (<capability>, <detail>[, <accelerator>])"`` of a :func:`machine` record."""
+    acc = f", {m['accelerator']}" if m.get("accelerator") else ""
+    return f"{m.get('cpu')} ({m.get('cpu_capability')}, {detail}{acc})"
+
+
+def _torch_version(m: dict):
+    return (m.get("versions") or {}).get("torch")
+
+
+def machine_mismatch(records) -> str | None:
     """Why runs may differ by more than their seeds: the machines they computed on, else ``None``.
 
     Parameters
     ----------
-    metas : iterable of dict
-        ``metrics.json`` ``meta`` of each run (runs written before the ``machine`` record are
-        skipped).
+    records : iterable of dict or None
+        :func:`machine` records of the runs (from ``metrics.json`` or ``fit.json``); ``None``
+        for a run written before the record, which is skipped.
 
     Returns
     -------
     str or None
         A sentence naming the distinct machines, or ``None`` when they agree.
     """
-    seen = []
-    for meta in metas:
-        m = meta.get("machine")
-        if not isinstance(m, dict):
-            continue
-        torch_version = (m.get("versions") or {}).get("torch")
-        key = (*(m.get(k) for k in ROUNDING_KEYS), torch_version)
-        if key not in seen:
-            seen.append(key)
+    seen: dict = {}
+    for m in records:
+        if isinstance(m, dict):
+            seen.setdefault((*(m.get(k) for k in ROUNDING_KEYS), _torch_version(m)), m)
     if len(seen) < 2:
         return None
-    named = "; ".join(
-        f"{cpu} ({cap}{', ' + acc if acc else ''}, torch {tv})" for cpu, cap, acc, tv in seen
-    )
+    named = "; ".join(_named(m, f"torch {_torch_version(m)}") for m in seen.values())
     return (
         f"the runs were computed on {len(seen)} different machines ({named}): their float "
         "rounding differs (stage 1 amplifies it), so the seeds are not their only difference"
@@ -111,10 +115,7 @@ def machine_label(meta: dict) -> str | None:
         written before the record.
     """
     m = meta.get("machine")
-    if not isinstance(m, dict):
-        return None
-    acc = f", {m['accelerator']}" if m.get("accelerator") else ""
-    return f"{m.get('cpu')} ({m.get('cpu_capability')}, {m.get('threads')} threads{acc})"
+    return _named(m, f"{m.get('threads')} threads") if isinstance(m, dict) else None
 
 
 def fit_machine(run_dir: Path) -> dict | None:
@@ -131,7 +132,7 @@ def fit_machine(run_dir: Path) -> dict | None:
         The :func:`machine` record written by ``vmoer fit``.
     """
     try:
-        data = json.loads((Path(run_dir) / "fit.json").read_text(encoding="utf-8"))
+        data = json.loads((Path(run_dir) / FIT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     m = data.get("machine") if isinstance(data, dict) else None

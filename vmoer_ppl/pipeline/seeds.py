@@ -68,7 +68,7 @@ def load_runs(run_dirs) -> list[dict]:
     list of dict
         ``{"meta", "results", "seed"}`` per run.
     """
-    runs, first, fitted_on = [], None, []
+    runs, first, fitted_on = [], None, []  # fitted_on: fit.json's machine record per run
     for d in map(Path, run_dirs):
         if not (d / "metrics.json").exists():
             raise FileNotFoundError(
@@ -88,10 +88,10 @@ def load_runs(run_dirs) -> list[dict]:
                 "compare runs of one setup"
             )
         runs.append({**read_metrics(d), "seed": cfg.seed})
-        fitted_on.append({"machine": fit_machine(d)})
+        fitted_on.append(fit_machine(d))
     if len({r["seed"] for r in runs}) < len(runs):
         raise ValueError("two of the runs have the same seed; pass each seed once")
-    if why := machine_mismatch([*(r["meta"] for r in runs), *fitted_on]):  # fit or evaluate
+    if why := machine_mismatch([*(r["meta"].get("machine") for r in runs), *fitted_on]):
         log.warning(why)
     return runs
 
