@@ -106,7 +106,13 @@ def fit_twice(tmp_path, *extra, launcher=TORCHRUN) -> dict:
     return {d: json.loads((tmp_path / d / "fit.json").read_text()) for d in ("ddp", "one")}
 
 
-@pytest.mark.parametrize("launcher", [TORCHRUN, ACCELERATE], ids=["torchrun", "accelerate"])
+#: accelerate's launcher runs torch.distributed.run too, and the stage-1 test below launches with
+#: torchrun itself: the plain torchrun variant runs in `make test-slow` (~35 s each on 2 cores)
+@pytest.mark.parametrize(
+    "launcher",
+    [pytest.param(TORCHRUN, marks=pytest.mark.slow), ACCELERATE],
+    ids=["torchrun", "accelerate"],
+)
 def test_vmoer_fit_in_two_processes_equals_one_process_with_as_many_shards(tmp_path, launcher):
     from safetensors.torch import load_file
 

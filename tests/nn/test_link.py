@@ -30,10 +30,13 @@ def gaussians(n=128, e=8, sigma=0.4, full=False, seed=0):
 def monte_carlo(mu, cov, fn=lambda x: torch.softmax(x, -1), draws=50_000, seed=1):
     g = torch.Generator().manual_seed(seed)
     scale = cov.sqrt() if cov.dim() == mu.dim() else torch.linalg.cholesky(cov)
-    total = torch.zeros_like(mu)
+    total = 0.0
     for _ in range(10):
         eps = torch.randn(draws // 10, *mu.shape, generator=g, dtype=mu.dtype)
-        noise = scale * eps if cov.dim() == mu.dim() else (scale @ eps.unsqueeze(-1)).squeeze(-1)
+        if cov.dim() == mu.dim():
+            noise = scale * eps
+        else:  # one (draws × e) @ (e × e) product per row: 5x faster than 1-column products
+            noise = torch.einsum("...ij,d...j->d...i", scale, eps)
         total += fn(mu + noise).mean(0)
     return total / 10
 
@@ -120,8 +123,12 @@ def test_mutual_information_is_half_the_fisher_trace_at_small_variance(full):
     from vmoer_ppl.nn.mc import entropy
 
     mu, cov = gaussians(sigma=0.2, full=full)
-    ent = monte_carlo(mu, cov, fn=lambda x: entropy(torch.softmax(x, -1)).unsqueeze(-1))[..., 0]
-    want = entropy(monte_carlo(mu, cov)) - ent
+    def probs_and_entropy(x):
+        p = torch.softmax(x, -1)
+        return torch.cat([p, entropy(p).unsqueeze(-1)], -1)
+
+    both = monte_carlo(mu, cov, fn=probs_and_entropy)  # one set of draws for both averages
+    want = entropy(both[..., :-1]) - both[..., -1]
     got = gaussian_mutual_information(mu, cov)
     assert (got >= 0).all()
     assert abs(float(got.mean() / want.mean()) - 1) < 0.05

@@ -56,4 +56,6 @@ def test_vmoer_demo_smoke_on_a_tiny_model(tmp_path, monkeypatch, capsys):
     assert [s for s, _ in fit["families"]["logit-mf"]["val_history"]] == [0, 2, 4]
     assert main(args) == 2  # an existing run is not overwritten without --overwrite
     assert "--overwrite" in capsys.readouterr().err
-    assert main(args + ["--overwrite"]) == 0
+    # overwriting runs again (one family, no extra baselines: the same path, less time)
+    assert main(args + ["--overwrite", "--families", "temperature", "--baselines"]) == 0
+    assert set(json.loads((run / "fit.json").read_text())["families"]) == {"temperature"}
