@@ -123,6 +123,7 @@ def test_mutual_information_is_half_the_fisher_trace_at_small_variance(full):
     from vmoer_ppl.nn.mc import entropy
 
     mu, cov = gaussians(sigma=0.2, full=full)
+
     def probs_and_entropy(x):
         p = torch.softmax(x, -1)
         return torch.cat([p, entropy(p).unsqueeze(-1)], -1)
