@@ -10,9 +10,10 @@ from vmoer_ppl.pipeline.machine import fit_machine, machine, machine_label, mach
 from vmoer_ppl.pipeline.seeds import compare_runs, load_runs
 
 
-def record(cpu="AMD EPYC", cap="AVX2", torch_version="2.13.0", accelerator=None):
+def record(cpu="AMD EPYC", cap="AVX2", torch_version="2.13.0", accelerator=None, sig=None):
     return {
         "cpu": cpu,
+        "cpu_signature": sig,
         "cpu_capability": cap,
         "cores": 2,
         "threads": 2,
@@ -36,12 +37,24 @@ def test_label_and_mismatch():
     assert machine_label({"machine": record()}) == "AMD EPYC (AVX2, 2 threads)"
     assert machine_label({"machine": record(accelerator="H200")}).endswith("2 threads, H200)")
     assert machine_label({}) is None
+    signed = machine_label({"machine": record(sig="AuthenticAMD 25/1/1")})
+    assert signed == "AMD EPYC AuthenticAMD 25/1/1 (AVX2, 2 threads)"
     same = [record(), record(), None]  # an older run records nothing
     assert machine_mismatch(same) is None
     other = [record(), record(cpu="Xeon", cap="AVX512")]
     why = machine_mismatch(other)
     assert "2 different machines" in why and "Xeon (AVX512" in why and "AMD EPYC (AVX2" in why
     assert machine_mismatch([record(), record(torch_version="2.14")])
+
+
+def test_the_cpuid_signature_tells_apart_processors_of_one_name():
+    zen3, zen4 = (record(sig=f"AuthenticAMD 25/{m}/1") for m in (1, 17))
+    why = machine_mismatch([zen3, zen4])  # a hypervisor names both "AMD EPYC"
+    assert "AMD EPYC AuthenticAMD 25/1/1 (AVX2" in why and "AuthenticAMD 25/17/1" in why
+    assert machine_mismatch([zen3, zen3]) is None
+    assert machine_mismatch([zen3, record()]) is None  # an older run without one: not compared
+    sig = machine()["cpu_signature"]
+    assert sig is None or len(sig.split()) == 2 and sig.split()[1].count("/") == 2
 
 
 def with_machine(d, rec):

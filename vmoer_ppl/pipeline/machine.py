@@ -32,13 +32,41 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: ``/proc/cpuinfo`` fields of the x86 CPUID signature (vendor, family, model, stepping).
+SIGNATURE_FIELDS = ("vendor_id", "cpu family", "model", "stepping")
+
+
+def cpu_signature() -> str | None:
+    """The processor's CPUID signature, ``"AuthenticAMD 25/1/1"`` (vendor family/model/stepping).
+
+    Hypervisors often shorten the model name (``"AMD EPYC"`` for every EPYC generation); the
+    signature still tells the generations apart. ``None`` where ``/proc/cpuinfo`` does not give
+    it (not Linux, not x86).
+    """
+    info = Path("/proc/cpuinfo")
+    if not info.exists():
+        return None
+    found: dict[str, str] = {}
+    for line in info.read_text(errors="replace").splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if sep and key in SIGNATURE_FIELDS and key not in found:
+            found[key] = value.strip()
+        if not line.strip() and found:  # the first processor's block is enough
+            break
+    if set(found) != set(SIGNATURE_FIELDS):
+        return None
+    return f"{found['vendor_id']} {found['cpu family']}/{found['model']}/{found['stepping']}"
+
+
 def machine() -> dict:
     """A description of this machine as the run sees it.
 
     Returns
     -------
     dict
-        ``cpu`` (model name), ``cpu_capability`` (the SIMD level of torch's CPU kernels:
+        ``cpu`` (model name), ``cpu_signature`` (:func:`cpu_signature`, may be ``None``),
+        ``cpu_capability`` (the SIMD level of torch's CPU kernels:
         ``"AVX2"``, ``"AVX512"``, ...), ``cores`` (usable by this process), ``threads`` (torch's
         intra-op threads), ``accelerator`` (CUDA device name or ``None``), ``platform`` and
         ``versions`` (package -> version).
@@ -50,6 +78,7 @@ def machine() -> dict:
     cuda = torch.cuda.is_available()
     return {
         "cpu": cpu_model(),
+        "cpu_signature": cpu_signature(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cores": cores,
         "threads": torch.get_num_threads(),
@@ -63,10 +92,11 @@ def machine() -> dict:
 ROUNDING_KEYS = ("cpu", "cpu_capability", "accelerator")
 
 
-def _named(m: dict, detail: str) -> str:
-    """``"<cpu> (<capability>, <detail>[, <accelerator>])"`` of a :func:`machine` record."""
+def _named(m: dict, detail: str, signature: bool = False) -> str:
+    """``"<cpu>[ <signature>] (<capability>, <detail>[, <accelerator>])"`` of a record."""
     acc = f", {m['accelerator']}" if m.get("accelerator") else ""
-    return f"{m.get('cpu')} ({m.get('cpu_capability')}, {detail}{acc})"
+    sig = f" {m.get('cpu_signature')}" if signature else ""
+    return f"{m.get('cpu')}{sig} ({m.get('cpu_capability')}, {detail}{acc})"
 
 
 def _torch_version(m: dict):
@@ -87,13 +117,20 @@ def machine_mismatch(records) -> str | None:
     str or None
         A sentence naming the distinct machines, or ``None`` when they agree.
     """
+    found = [m for m in records if isinstance(m, dict)]
+    # the signature counts only where every run recorded one (older runs did not)
+    signed = bool(found) and all(m.get("cpu_signature") for m in found)
+    keys = (*ROUNDING_KEYS, "cpu_signature") if signed else ROUNDING_KEYS
     seen: dict = {}
-    for m in records:
-        if isinstance(m, dict):
-            seen.setdefault((*(m.get(k) for k in ROUNDING_KEYS), _torch_version(m)), m)
+    for m in found:
+        seen.setdefault((*(m.get(k) for k in keys), _torch_version(m)), m)
     if len(seen) < 2:
         return None
-    named = "; ".join(_named(m, f"torch {_torch_version(m)}") for m in seen.values())
+    same_name = len({m.get("cpu") for m in seen.values()}) == 1
+    named = "; ".join(
+        _named(m, f"torch {_torch_version(m)}", signature=signed and same_name)
+        for m in seen.values()
+    )
     return (
         f"the runs were computed on {len(seen)} different machines ({named}): their float "
         "rounding differs (stage 1 amplifies it), so the seeds are not their only difference"
@@ -111,11 +148,13 @@ def machine_label(meta: dict) -> str | None:
     Returns
     -------
     str or None
-        ``"<cpu> (<capability>, <threads> threads[, <accelerator>])"``, or ``None`` for a run
-        written before the record.
+        ``"<cpu>[ <signature>] (<capability>, <threads> threads[, <accelerator>])"``, or
+        ``None`` for a run written before the record.
     """
     m = meta.get("machine")
-    return _named(m, f"{m.get('threads')} threads") if isinstance(m, dict) else None
+    if not isinstance(m, dict):
+        return None
+    return _named(m, f"{m.get('threads')} threads", signature=bool(m.get("cpu_signature")))
 
 
 def fit_machine(run_dir: Path) -> dict | None:
