@@ -59,7 +59,31 @@ def test_overlap_is_one_for_a_narrow_prior_and_the_wide_one_warns(caplog):
             SVIConfig(num_steps=1, progress=False),
         )
     assert min(r["overlap"] for r in wide.diagnostics[0]["routers"].values()) < 0.9
-    assert "relative prior scale" in caplog.text
+    assert "--prior-scale relative:C" in caplog.text and "a smaller prior scale" in caplog.text
+
+
+def test_the_overlap_message_fits_the_family_and_names_the_prior(caplog):
+    from vmoer_ppl.infer.svi_checks import check_init_overlap
+
+    low = {"routers": {"model.layers.3.mlp.gate": {"overlap": 0.48}}}
+    logit, _ = bayesianize(toy_net(), family="logit-mf", prior=1.0)
+    logit.spec["prior_scale"] = {"rule": "relative", "c": 0.5}  # as `vmoer fit` records it
+    with caplog.at_level(logging.INFO, logger="vmoer_ppl.infer.svi"):
+        check_init_overlap(low, 0.9, logit)
+    (rec,) = caplog.records
+    assert rec.levelno == logging.WARNING and "prior (relative:0.5)" in rec.getMessage()
+    assert "smaller than now" in rec.getMessage()
+    caplog.clear()
+    temperature, _ = bayesianize(toy_net(), family="temperature")
+    with caplog.at_level(logging.INFO, logger="vmoer_ppl.infer.svi"):
+        check_init_overlap(low, 0.9, temperature)
+    (rec,) = caplog.records  # its experts are sampled: not a prior-width problem
+    assert rec.levelno == logging.INFO and "samples its experts" in rec.getMessage()
+    assert "--prior-scale" not in rec.getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="vmoer_ppl.infer.svi"):
+        check_init_overlap({"routers": {"a": {"overlap": 0.95}}}, 0.9, logit)
+    assert not caplog.records
 
 
 def test_posterior_summary_reads_a_temperature_shift_in_prior_units():

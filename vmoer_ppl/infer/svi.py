@@ -208,7 +208,7 @@ class SVI:
             record = step_record(state.step, value, recorder, grad_norm, lr)
             state.diagnostics.append(record)
             if state.step == 0:
-                check_init_overlap(record, self.cfg.min_init_overlap)
+                check_init_overlap(record, self.cfg.min_init_overlap, self.model)
         state.losses.append(value)
         state.step += 1
         return record

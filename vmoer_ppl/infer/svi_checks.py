@@ -28,19 +28,59 @@ def step_record(step: int, loss: float, recorder: Recorder, grad_norm, lr: float
     }
 
 
-def check_init_overlap(record: dict, threshold: float) -> None:
-    """Log a warning when a draw of the initial ``q`` swaps many of the deterministic experts."""
+def prior_in_words(record: dict | None) -> str:
+    """A prior-scale record (``spec["prior_scale"]``) as the flag that sets it, else ``""``."""
+    if not isinstance(record, dict):
+        return ""
+    if record.get("rule") == "relative":
+        return f"relative:{record.get('c'):g}"
+    if record.get("rule") == "absolute":
+        return f"absolute:{record.get('scale'):g}"
+    return ""
+
+
+def check_init_overlap(record: dict, threshold: float, model=None) -> None:
+    """Log when a draw of the initial ``q`` swaps many of the deterministic experts.
+
+    Parameters
+    ----------
+    record : dict
+        The first step's :func:`step_record` (``routers[name]["overlap"]``: the share of the
+        deterministic top-K that one routing draw keeps).
+    threshold : float
+        Overlaps below it are reported.
+    model : RouterModel, optional
+        The family decides what a low overlap means. Logit and weight families: a prior wide
+        against the routers' logit spread (a warning naming the prior and the flag that narrows
+        it). A family that samples its experts (``selection_latents``, the temperature family's
+        Gumbel top-K): the swaps are its selection noise, present at any prior, so it is logged
+        at INFO with no advice about the prior.
+    """
     routers = record["routers"].items()
     low = {k: round(v["overlap"], 3) for k, v in routers if v["overlap"] < threshold}
-    if low:
-        log.warning(
+    if not low:
+        return
+    if model is not None and getattr(model, "selection_latents", None):
+        log.info(
             "at initialisation a routing draw keeps under %.2f of the deterministic top-K at %s: "
-            "the prior is wide against these routers' logit spread, and training starts from "
-            "swapped experts; use a relative prior scale (--prior-scale relative:C) or a "
-            "smaller one",
+            "the %s family samples its experts (Gumbel top-K from softmax(l/T)), so draws swap "
+            "experts at any prior",
             threshold,
             low,
+            getattr(model, "family", type(model).__name__),
         )
+        return
+    now = prior_in_words(getattr(model, "spec", {}).get("prior_scale"))
+    log.warning(
+        "at initialisation a routing draw keeps under %.2f of the deterministic top-K at %s: "
+        "the prior%s is wide against these routers' logit spread, and training starts from "
+        "swapped experts; a smaller prior scale keeps more (--prior-scale relative:C, C the "
+        "multiple of each router's logit spread%s, or absolute:S)",
+        threshold,
+        low,
+        f" ({now})" if now else "",
+        ", smaller than now" if now.startswith("relative") else "",
+    )
 
 
 def check_finite(loss: float, grad_norm: torch.Tensor, step: int, lr: float) -> None:
