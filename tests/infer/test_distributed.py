@@ -173,3 +173,24 @@ def test_with_cuda_cpu_tensors_still_have_a_backend(monkeypatch):
     sharding.init_from_env()
     assert seen == ["cpu:gloo,cuda:nccl"]  # NCCL alone would refuse the CPU all-reduce
     assert sharding.backend_for(False) == "gloo"
+
+
+def test_validation_is_split_across_processes_and_sums_to_one_process(monkeypatch):
+    """Each process validates every world_size-th batch; the all-reduced sums give one value."""
+    from tests.common import toy_batch, toy_net
+    from vmoer_ppl.infer import early_stop
+
+    model, guide = bayesianize(toy_net(), family="logit-mf", prior=0.5)
+    ids, mask, labels = toy_batch(B=10, T=5, seed=5)
+    data = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    kw = dict(num_samples=4, batch_size=3, seed=2)  # Monte Carlo: the draws must not move
+    one = early_stop.validation_nll(model, guide, data, **kw)
+    assert one == early_stop.validation_nll(model, guide, data, **kw)
+    sums = []
+    monkeypatch.setattr(early_stop, "all_reduce_sum", lambda v: sums.append(v) or v)
+    for rank in (0, 1):
+        monkeypatch.setattr(early_stop, "world", lambda rank=rank: (rank, 2))
+        early_stop.validation_nll(model, guide, data, **kw)
+    (nll0, n0), (nll1, n1) = sums[:2], sums[2:]
+    assert (n0, n1) == (6.0, 4.0)  # batches 0 and 2 (3 + 3 rows), batches 1 and 3 (3 + 1)
+    assert (nll0 + nll1) / (n0 + n1) == pytest.approx(one, rel=1e-12)
