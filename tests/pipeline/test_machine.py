@@ -31,6 +31,17 @@ def test_machine_describes_this_process():
     assert m["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
     assert (m["accelerator"] is None) == (not torch.cuda.is_available())
     json.dumps(m)  # written into fit.json and metrics.json
+    assert m["matmul_gflops"] > 0
+
+
+def test_measuring_the_speed_leaves_the_global_random_stream_alone():
+    torch.manual_seed(7)
+    want = torch.rand(3)
+    torch.manual_seed(7)
+    machine()  # written at the end of fit and evaluate: must not move a run's draws
+    assert torch.equal(torch.rand(3), want)
+    fast = {**record(sig="AuthenticAMD 25/1/1"), "matmul_gflops": 113.7}
+    assert machine_label({"machine": fast}).endswith("(AVX2, 2 threads, 113.7 GFLOP/s)")
 
 
 def test_label_and_mismatch():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import time
 from pathlib import Path
 
 import torch
@@ -59,6 +60,22 @@ def cpu_signature() -> str | None:
     return f"{found['vendor_id']} {found['cpu family']}/{found['model']}/{found['stepping']}"
 
 
+def matmul_gflops(n: int = 1024, repeats: int = 8) -> float:
+    """The CPU's float32 matrix-product speed now, GFLOP/s (``n × n`` by ``n × n``).
+
+    A run's timings compare across machines (and across the hours of one shared machine, whose
+    speed moves with its neighbours: 160 and 114 GFLOP/s on one 2-core VM in one day) only next
+    to the speed they ran at. Takes ≈ 0.2 s on 2 cores; torch's current thread count.
+    """
+    g = torch.Generator().manual_seed(0)  # not the global stream: a run's draws stay put
+    a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+    a @ b  # warm-up: first-call allocation and kernel selection
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return round(2 * n**3 * repeats / (time.perf_counter() - t) / 1e9, 1)
+
+
 def machine() -> dict:
     """A description of this machine as the run sees it.
 
@@ -68,8 +85,9 @@ def machine() -> dict:
         ``cpu`` (model name), ``cpu_signature`` (:func:`cpu_signature`, may be ``None``),
         ``cpu_capability`` (the SIMD level of torch's CPU kernels:
         ``"AVX2"``, ``"AVX512"``, ...), ``cores`` (usable by this process), ``threads`` (torch's
-        intra-op threads), ``accelerator`` (CUDA device name or ``None``), ``platform`` and
-        ``versions`` (package -> version).
+        intra-op threads), ``accelerator`` (CUDA device name or ``None``), ``matmul_gflops``
+        (:func:`matmul_gflops`, measured now), ``platform`` and ``versions`` (package ->
+        version).
     """
     try:
         cores = len(os.sched_getaffinity(0))
@@ -83,6 +101,7 @@ def machine() -> dict:
         "cores": cores,
         "threads": torch.get_num_threads(),
         "accelerator": torch.cuda.get_device_name() if cuda else None,
+        "matmul_gflops": matmul_gflops(),
         "platform": platform.platform(),
         "versions": library_versions(PACKAGES),
     }
@@ -148,13 +167,15 @@ def machine_label(meta: dict) -> str | None:
     Returns
     -------
     str or None
-        ``"<cpu>[ <signature>] (<capability>, <threads> threads[, <accelerator>])"``, or
-        ``None`` for a run written before the record.
+        ``"<cpu>[ <signature>] (<capability>, <threads> threads[, <GFLOP/s>][, <accelerator>])"``,
+        or ``None`` for a run written before the record.
     """
     m = meta.get("machine")
     if not isinstance(m, dict):
         return None
-    return _named(m, f"{m.get('threads')} threads", signature=bool(m.get("cpu_signature")))
+    speed = f", {m['matmul_gflops']:g} GFLOP/s" if m.get("matmul_gflops") else ""
+    detail = f"{m.get('threads')} threads{speed}"
+    return _named(m, detail, signature=bool(m.get("cpu_signature")))
 
 
 def fit_machine(run_dir: Path) -> dict | None:
