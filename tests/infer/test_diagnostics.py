@@ -84,6 +84,10 @@ def test_the_overlap_message_fits_the_family_and_names_the_prior(caplog):
     with caplog.at_level(logging.INFO, logger="vmoer_ppl.infer.svi"):
         check_init_overlap({"routers": {"a": {"overlap": 0.95}}}, 0.9, logit)
     assert not caplog.records
+    for odd in ({"rule": "relative"}, {"rule": "default"}, None):  # no scale to name: no crash
+        logit.spec["prior_scale"] = odd
+        check_init_overlap(low, 0.9, logit)
+    assert "the prior is wide" in caplog.text and "smaller than now" not in caplog.text
 
 
 def test_posterior_summary_reads_a_temperature_shift_in_prior_units():

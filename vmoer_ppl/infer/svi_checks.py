@@ -32,11 +32,13 @@ def prior_in_words(record: dict | None) -> str:
     """A prior-scale record (``spec["prior_scale"]``) as the flag that sets it, else ``""``."""
     if not isinstance(record, dict):
         return ""
-    if record.get("rule") == "relative":
-        return f"relative:{record.get('c'):g}"
-    if record.get("rule") == "absolute":
-        return f"absolute:{record.get('scale'):g}"
-    return ""
+    rule, value = (
+        record.get("rule"),
+        record.get("c" if record.get("rule") == "relative" else "scale"),
+    )
+    if rule in ("relative", "absolute") and isinstance(value, (int, float)):
+        return f"{rule}:{value:g}"
+    return ""  # the family's default prior, or a record this version does not know
 
 
 def check_init_overlap(record: dict, threshold: float, model=None) -> None:
@@ -70,7 +72,7 @@ def check_init_overlap(record: dict, threshold: float, model=None) -> None:
             getattr(model, "family", type(model).__name__),
         )
         return
-    now = prior_in_words(getattr(model, "spec", {}).get("prior_scale"))
+    now = prior_in_words((getattr(model, "spec", None) or {}).get("prior_scale"))
     log.warning(
         "at initialisation a routing draw keeps under %.2f of the deterministic top-K at %s: "
         "the prior%s is wide against these routers' logit spread, and training starts from "
