@@ -32,13 +32,15 @@ def prior_in_words(record: dict | None) -> str:
     """A prior-scale record (``spec["prior_scale"]``) as the flag that sets it, else ``""``."""
     if not isinstance(record, dict):
         return ""
-    rule, value = (
-        record.get("rule"),
-        record.get("c" if record.get("rule") == "relative" else "scale"),
-    )
+    rule = record.get("rule")
+    value = record.get("c" if rule == "relative" else "scale")
     if rule in ("relative", "absolute") and isinstance(value, (int, float)):
         return f"{rule}:{value:g}"
     return ""  # the family's default prior, or a record this version does not know
+
+
+#: What both init-overlap messages report (threshold, the routers below it).
+LOW_OVERLAP = "at initialisation a routing draw keeps under %.2f of the deterministic top-K at %s: "
 
 
 def check_init_overlap(record: dict, threshold: float, model=None) -> None:
@@ -64,8 +66,8 @@ def check_init_overlap(record: dict, threshold: float, model=None) -> None:
         return
     if model is not None and getattr(model, "selection_latents", None):
         log.info(
-            "at initialisation a routing draw keeps under %.2f of the deterministic top-K at %s: "
-            "the %s family samples its experts (Gumbel top-K from softmax(l/T)), so draws swap "
+            LOW_OVERLAP
+            + "the %s family samples its experts (Gumbel top-K from softmax(l/T)), so draws swap "
             "experts at any prior",
             threshold,
             low,
@@ -74,8 +76,8 @@ def check_init_overlap(record: dict, threshold: float, model=None) -> None:
         return
     now = prior_in_words((getattr(model, "spec", None) or {}).get("prior_scale"))
     log.warning(
-        "at initialisation a routing draw keeps under %.2f of the deterministic top-K at %s: "
-        "the prior%s is wide against these routers' logit spread, and training starts from "
+        LOW_OVERLAP
+        + "the prior%s is wide against these routers' logit spread, and training starts from "
         "swapped experts; a smaller prior scale keeps more (--prior-scale relative:C, C the "
         "multiple of each router's logit spread%s, or absolute:S)",
         threshold,

@@ -23,13 +23,27 @@ from vmoer_ppl.pipeline.run_dir import FIT_FILE
 PACKAGES = ("vmoer_ppl", "torch", "pyro-ppl", "transformers", "peft")
 
 
+def cpuinfo() -> dict[str, str]:
+    """``/proc/cpuinfo``'s fields, each at its first value (the first processor's).
+
+    ``{}`` where there is no ``/proc/cpuinfo`` (not Linux).
+    """
+    info = Path("/proc/cpuinfo")
+    if not info.exists():
+        return {}
+    found: dict[str, str] = {}
+    for line in info.read_text(errors="replace").splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            found.setdefault(key.strip(), value.strip())
+    return found
+
+
 def cpu_model() -> str:
     """The processor's name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
-    info = Path("/proc/cpuinfo")
-    if info.exists():
-        for line in info.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+    fields = cpuinfo()
+    if "model name" in fields:
+        return fields["model name"]
     return platform.processor() or platform.machine()
 
 
@@ -44,20 +58,11 @@ def cpu_signature() -> str | None:
     signature still tells the generations apart. ``None`` where ``/proc/cpuinfo`` does not give
     it (not Linux, not x86).
     """
-    info = Path("/proc/cpuinfo")
-    if not info.exists():
+    fields = cpuinfo()
+    if not all(k in fields for k in SIGNATURE_FIELDS):
         return None
-    found: dict[str, str] = {}
-    for line in info.read_text(errors="replace").splitlines():
-        key, sep, value = line.partition(":")
-        key = key.strip()
-        if sep and key in SIGNATURE_FIELDS and key not in found:
-            found[key] = value.strip()
-        if not line.strip() and found:  # the first processor's block is enough
-            break
-    if set(found) != set(SIGNATURE_FIELDS):
-        return None
-    return f"{found['vendor_id']} {found['cpu family']}/{found['model']}/{found['stepping']}"
+    vendor, family, model, stepping = (fields[k] for k in SIGNATURE_FIELDS)
+    return f"{vendor} {family}/{model}/{stepping}"
 
 
 def matmul_gflops(n: int = 1024, repeats: int = 8) -> float:
