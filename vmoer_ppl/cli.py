@@ -84,6 +84,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
         predict_mode=args.predict_mode,
         link=args.link,
+        workers=args.workers,
     )
     _print_summary(res, args.run_dir, time.perf_counter() - t0)
     return 0
@@ -181,6 +182,13 @@ def add_evaluate(sub) -> None:
         "posterior-mean (each VMoER fit routed at its posterior mean), temperature-scaled "
         "(every router also with its own post-hoc temperature, T on its validation "
         "predictive) (default: run's)",
+    )
+    ev.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes evaluating the deterministic router and the families side by side, "
+        "each with cores/workers threads (default: the run's)",
     )
     add_probe_flags(ev)
     ev.set_defaults(func=_evaluate)

@@ -64,13 +64,18 @@ class EvalSettings:
 
 @dataclass
 class Placement:
-    """Where and in which dtype the backbone runs (the ``placement`` section)."""
+    """Where, in which dtype and in how many processes the backbone runs (``placement``)."""
 
     device: str = opt("auto", 'backbone device: "auto" (CUDA when present, else cpu), cpu, cuda:N')
     dtype: str = opt(
         "auto", 'backbone dtype: "auto" (the checkpoint\'s), bfloat16, float16, float32'
     )
     device_map: str | None = opt(None, "accelerate placement: auto, balanced, or a JSON module map")
+    workers: int = opt(
+        1,
+        "processes fitting and evaluating the families side by side on this machine, each "
+        "with cores/workers threads (README: workers); 1: all in this process",
+    )
 
 
 def run_svi() -> SVIConfig:

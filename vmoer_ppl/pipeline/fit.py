@@ -20,13 +20,14 @@ from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.infer.sharding import barrier, init_from_env
 from vmoer_ppl.pipeline.backbone import adapted, stage_rows, suffix_data, svi_sets
 from vmoer_ppl.pipeline.config import FitConfig
-from vmoer_ppl.pipeline.fit_family import fit_family
+from vmoer_ppl.pipeline.fit_family import fit_family, shared_spread
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
 from vmoer_ppl.pipeline.machine import machine
 from vmoer_ppl.pipeline.plots import plot_fit_diagnostics
 from vmoer_ppl.pipeline.run_data import encode_sets
 from vmoer_ppl.pipeline.run_dir import FIT_FILE, RUN_FILE, prepare_run_dir, scorer_kwargs, strip
 from vmoer_ppl.pipeline.validate import validate_config
+from vmoer_ppl.pipeline.workers import WORKER_MEMO, check_workers, run_tasks
 from vmoer_ppl.safe_files import run_lock, write_text
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def run_fit(cfg: FitConfig) -> dict:
     t0, timings = time.perf_counter(), {}
     validate_config(cfg)
     rank, size = init_from_env()
+    check_workers(cfg.placement.workers, size)
     with run_lock(cfg.out, "fit", create=True) if rank == 0 else contextlib.nullcontext():
         if rank == 0:
             prepare_run_dir(cfg)
@@ -75,7 +77,8 @@ def fit_families(cfg: FitConfig, rank: int, size: int, t0: float, timings: dict)
     ids = {"model": fp, "data": f"{hashes['train']}:{hashes['val']}"}  # checked on resume
     families = fit_each(cfg, model, enc, kwargs, ids, (rank, size), timings)
     timings["total_s"] = time.perf_counter() - t0
-    result = {"run": run, "families": families, "timings": timings, "machine": machine()}
+    workers = min(cfg.placement.workers, len(cfg.families))
+    result = {"run": run, "families": families, "timings": timings, "machine": machine(workers)}
     if rank == 0:
         write_text(out / FIT_FILE, json.dumps(result, indent=2))
     barrier()
@@ -84,6 +87,10 @@ def fit_families(cfg: FitConfig, rank: int, size: int, t0: float, timings: dict)
 
 def fit_each(cfg: FitConfig, model, enc: dict, kwargs: dict, ids: dict, world, timings) -> dict:
     """Fit every family of ``cfg`` on the frozen-prefix inputs (computed once); their records.
+
+    With ``cfg.placement.workers > 1`` (one process, no ``torchrun``) the families are fitted
+    side by side in worker processes (:mod:`vmoer_ppl.pipeline.workers`), each reloading the
+    backbone and the frozen-prefix states this process has just cached.
 
     Parameters
     ----------
@@ -107,31 +114,92 @@ def fit_each(cfg: FitConfig, model, enc: dict, kwargs: dict, ids: dict, world, t
     dict
         Family -> its ``fit.json`` record.
     """
-    (rank, size), out = world, Path(cfg.out)
+    rank, size = world
+    t = time.perf_counter()
+    build, data, bm = svi_inputs(cfg, model, enc, kwargs)
+    timings["frozen_prefix_s"] = time.perf_counter() - t
+    shards = size * -(-cfg.svi.shards // size)  # a multiple of the process count
+    memo: dict = {}
+    workers = min(cfg.placement.workers, len(cfg.families))
+    if workers > 1:
+        if str(cfg.prior_scale).startswith(("relative", "auto")):
+            shared_spread(cfg, bm, data["train"], memo)  # measured once, as in one process
+        tasks = [(cfg, f, shards, ids, memo) for f in cfg.families]
+        done = run_tasks(fit_family_task, tasks, workers, what="family fit")
+        for family, (_, took) in zip(cfg.families, done, strict=True):
+            timings[f"fit_{family}_s"] = took
+        return {f: record for f, (record, _) in zip(cfg.families, done, strict=True)}
+    families = {}
+    for family in cfg.families:
+        t = time.perf_counter()
+        inputs = (model, build, data)
+        families[family] = fit_and_plot(cfg, family, inputs, shards, ids, memo, is_main=rank == 0)
+        timings[f"fit_{family}_s"] = time.perf_counter() - t
+    return families
+
+
+def fit_and_plot(
+    cfg: FitConfig, family: str, inputs: tuple, shards: int, ids: dict, memo: dict, **how
+) -> dict:
+    """:func:`fit_family` on ``inputs = (backbone, build, data)``, then its diagnostics PNG.
+
+    ``how``: ``is_main`` (default True: this process writes the adapter and the plot) and
+    ``progress`` of :func:`fit_family`. Returns the family's ``fit.json`` record.
+    """
+    (model, build, data), out = inputs, Path(cfg.out)
+    record = fit_family(
+        cfg, family, model, data, build, out, shards=shards, identity=ids, memo=memo, **how
+    )
+    if how.get("is_main", True):
+        plot_fit_diagnostics(record, family, out / "plots" / f"fit_{family}.png")
+    return record
+
+
+def svi_inputs(cfg: FitConfig, model, enc: dict, kwargs: dict) -> tuple[dict, dict, object]:
+    """What every family's SVI starts from: ``bayesianize`` arguments and frozen-prefix inputs.
+
+    Parameters
+    ----------
+    cfg, model, enc, kwargs
+        As for :func:`fit_each`.
+
+    Returns
+    -------
+    tuple
+        ``(build, data, model)``: the :func:`bayesianize` keyword arguments, ``{"train", "val"}``
+        network inputs (the frozen-prefix states attached, computed once and cached) and the
+        first family's router model they were prepared with.
+    """
     num_data = len(stage_rows(cfg, enc["train"], stage=2)["labels"])
     build = {"layers": cfg.layers, "beta": cfg.beta, "num_data": num_data}
     build.update(trunk_dim=cfg.trunk_dim, **kwargs)
-    t = time.perf_counter()
     bm, _ = bayesianize(model, family=cfg.families[0], **build)
     data = {k: strip(v) for k, v in suffix_data(bm.net, svi_sets(cfg, enc), model).items()}
-    timings["frozen_prefix_s"] = time.perf_counter() - t
-    shards = size * -(-cfg.svi.shards // size)  # a multiple of the process count
-    families, memo = {}, {}
-    for family in cfg.families:
-        t = time.perf_counter()
-        families[family] = fit_family(
-            cfg,
-            family,
-            model,
-            data,
-            build,
-            out,
-            shards=shards,
-            is_main=rank == 0,
-            identity=ids,
-            memo=memo,
-        )
-        if rank == 0:
-            plot_fit_diagnostics(families[family], family, out / "plots" / f"fit_{family}.png")
-        timings[f"fit_{family}_s"] = time.perf_counter() - t
-    return families
+    return build, data, bm
+
+
+def fit_family_task(cfg: FitConfig, family: str, shards: int, ids: dict, memo: dict) -> tuple:
+    """One family's fit in a worker process (:func:`fit_each` with ``--workers``).
+
+    The backbone, its stage-1 adapter (from the run directory) and the frozen-prefix states
+    (from the cache) are loaded once per worker and checked against the run's fingerprint.
+
+    Returns
+    -------
+    tuple
+        ``(fit.json record, seconds)``.
+    """
+    t, out = time.perf_counter(), Path(cfg.out)
+    key = ("fit", cfg.out, ids["model"])
+    if key not in WORKER_MEMO:
+        torch.manual_seed(cfg.seed)
+        model, tok, _ = load_model(cfg)
+        enc, _, _ = encode_sets(cfg, tok, {})
+        model = adapted(cfg, out, model, tok)
+        if model_fingerprint(model) != ids["model"]:
+            raise RuntimeError(f"{out}: a worker loaded other weights than the run's")
+        build, data, _ = svi_inputs(cfg, model, enc, scorer_kwargs(cfg, tok, enc))
+        WORKER_MEMO.clear()
+        WORKER_MEMO[key] = (model, build, data)
+    record = fit_and_plot(cfg, family, WORKER_MEMO[key], shards, ids, dict(memo), progress=False)
+    return record, time.perf_counter() - t

@@ -60,11 +60,7 @@ def family_prior(cfg: FitConfig, family: str, bm, train: dict, memo: dict | None
     kind, value = parsed
     if kind == "absolute":
         return value, {"rule": "absolute", "scale": value}
-    memo = {} if memo is None else memo
-    if "logit_spread" not in memo:
-        probe = first_rows(train, SPREAD_QUESTIONS)
-        memo["logit_spread"] = logit_spread(bm, probe, batch_size=cfg.svi.batch_size)
-    spreads = memo["logit_spread"]
+    spreads = shared_spread(cfg, bm, train, memo)
     scales = {k: value * v for k, v in spreads.items()}
     log.info("%s: relative prior c=%g, logit spread %s -> s %s", family, value, spreads, scales)
     return relative_prior(spreads, value), {
@@ -73,6 +69,19 @@ def family_prior(cfg: FitConfig, family: str, bm, train: dict, memo: dict | None
         "logit_spread": spreads,
         "scale": scales,
     }
+
+
+def shared_spread(cfg: FitConfig, bm, train: dict, memo: dict | None = None) -> dict:
+    """Router name -> median logit spread on the first train rows, measured once per ``memo``.
+
+    A property of the deterministic routers: any family's model ``bm`` of the run's layers
+    measures the same (:func:`~vmoer_ppl.priors.relative.logit_spread`).
+    """
+    memo = {} if memo is None else memo
+    if "logit_spread" not in memo:
+        probe = first_rows(train, SPREAD_QUESTIONS)
+        memo["logit_spread"] = logit_spread(bm, probe, batch_size=cfg.svi.batch_size)
+    return memo["logit_spread"]
 
 
 def fit_family(
@@ -85,6 +94,7 @@ def fit_family(
     *,
     shards: int = 1,
     is_main: bool = True,
+    progress: bool | None = None,
     identity: dict | None = None,
     memo: dict | None = None,
 ) -> dict:
@@ -108,6 +118,8 @@ def fit_family(
         Micro-batches per SVI step.
     is_main : bool
         This process shows progress and writes the adapter (rank 0).
+    progress : bool, optional
+        Show the SVI progress bar (default: ``is_main``; a worker process shows none).
     identity : dict, optional
         What identifies the run's model and data (``run.json``'s weight fingerprint and set
         hashes); a resume checks it with the fit's settings.
@@ -123,6 +135,7 @@ def fit_family(
         (KL, log σ/s, Δμ/s, overlap).
     """
     run = dict(shards=shards, is_main=is_main, identity=identity, memo=memo)
+    run["progress"] = is_main if progress is None else progress
     best, prior_grid = fit_prior_grid(cfg, family, backbone, data, build, out, run)
     _, lr, res, bm, guide, tried, prior_record = best
     if is_main:
@@ -211,7 +224,8 @@ def fit_lr_grid(
     cfg, family, backbone, data, build, out
         As for :func:`fit_family`.
     run : dict
-        ``shards``, ``is_main``, ``identity``, ``memo`` (as for :func:`fit_family`) and
+        ``shards``, ``is_main``, ``progress``, ``identity``, ``memo`` (as for
+        :func:`fit_family`) and
         ``checkpoint_dir`` (None: ``out/checkpoints/<family>``).
 
     Returns
@@ -241,7 +255,7 @@ def fit_lr_grid(
             lr=lr,
             checkpoint_dir=str(ckpt / f"lr{lr:g}" if len(grid) > 1 else ckpt),
             shards=shards,
-            progress=is_main,
+            progress=run.get("progress", is_main),
             context=context,
         )
         run_name = family + (f"-{cfg.prior_scale}" if run["checkpoint_dir"] else "")

@@ -18,6 +18,7 @@ import torch
 
 from vmoer_ppl.adapter_io import library_versions
 from vmoer_ppl.pipeline.run_dir import FIT_FILE
+from vmoer_ppl.pipeline.workers import worker_threads
 
 #: The packages whose versions decide a run's numbers.
 PACKAGES = ("vmoer_ppl", "torch", "pyro-ppl", "transformers", "peft")
@@ -81,18 +82,23 @@ def matmul_gflops(n: int = 1024, repeats: int = 8) -> float:
     return round(2 * n**3 * repeats / (time.perf_counter() - t) / 1e9, 1)
 
 
-def machine() -> dict:
+def machine(workers: int = 1) -> dict:
     """A description of this machine as the run sees it.
+
+    Parameters
+    ----------
+    workers : int
+        Processes the run's work was spread over (``--workers``; 1: this process).
 
     Returns
     -------
     dict
         ``cpu`` (model name), ``cpu_signature`` (:func:`cpu_signature`, may be ``None``),
         ``cpu_capability`` (the SIMD level of torch's CPU kernels:
-        ``"AVX2"``, ``"AVX512"``, ...), ``cores`` (usable by this process), ``threads`` (torch's
-        intra-op threads), ``accelerator`` (CUDA device name or ``None``), ``matmul_gflops``
-        (:func:`matmul_gflops`, measured now), ``platform`` and ``versions`` (package ->
-        version).
+        ``"AVX2"``, ``"AVX512"``, ...), ``cores`` (usable by this process), ``workers``,
+        ``threads`` (torch's intra-op threads of each computing process), ``accelerator`` (CUDA
+        device name or ``None``), ``matmul_gflops`` (:func:`matmul_gflops`, measured now),
+        ``platform`` and ``versions`` (package -> version).
     """
     try:
         cores = len(os.sched_getaffinity(0))
@@ -104,7 +110,8 @@ def machine() -> dict:
         "cpu_signature": cpu_signature(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cores": cores,
-        "threads": torch.get_num_threads(),
+        "workers": workers,
+        "threads": worker_threads(workers) if workers > 1 else torch.get_num_threads(),
         "accelerator": torch.cuda.get_device_name() if cuda else None,
         "matmul_gflops": matmul_gflops(),
         "platform": platform.platform(),
@@ -172,14 +179,15 @@ def machine_label(meta: dict) -> str | None:
     Returns
     -------
     str or None
-        ``"<cpu>[ <signature>] (<capability>, <threads> threads[, <GFLOP/s>][, <accelerator>])"``,
-        or ``None`` for a run written before the record.
+        ``"<cpu>[ <signature>] (<capability>, [<workers> processes × ]<threads> threads[,
+        <GFLOP/s>][, <accelerator>])"``, or ``None`` for a run written before the record.
     """
     m = meta.get("machine")
     if not isinstance(m, dict):
         return None
     speed = f", {m['matmul_gflops']:g} GFLOP/s" if m.get("matmul_gflops") else ""
-    detail = f"{m.get('threads')} threads{speed}"
+    spread = f"{m['workers']} processes × " if (m.get("workers") or 1) > 1 else ""
+    detail = f"{spread}{m.get('threads')} threads{speed}"
     return _named(m, detail, signature=bool(m.get("cpu_signature")))
 
 

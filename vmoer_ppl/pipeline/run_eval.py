@@ -9,17 +9,14 @@ from pathlib import Path
 import torch
 
 from vmoer_ppl.baselines import make_baseline
-from vmoer_ppl.data.tensors import first_rows
 from vmoer_ppl.evaluation.bootstrap import paired_bootstrap
 from vmoer_ppl.evaluation.calibration import brier
 from vmoer_ppl.evaluation.metrics import accuracy, nll
-from vmoer_ppl.evaluation.stability import GAMMAS, routing_stability
-from vmoer_ppl.evaluation.stability_prefix import stability_inputs
+from vmoer_ppl.evaluation.stability import GAMMAS
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.evaluate import (
     bayesian_outputs,
     check_option_counts,
-    deterministic_outputs,
     evaluate_outputs,
 )
 from vmoer_ppl.pipeline.machine import machine
@@ -31,9 +28,22 @@ from vmoer_ppl.pipeline.plots import (
     plot_stability,
 )
 from vmoer_ppl.pipeline.report import write_run
-from vmoer_ppl.pipeline.run_dir import read_finished, scorer_kwargs, strip
-from vmoer_ppl.pipeline.scaled_rows import TEMPERATURE_SCALED, scale_row, scaled_routers
+from vmoer_ppl.pipeline.router_rows import (
+    BASELINE_MODE,
+    DETERMINISTIC,
+    deterministic_routers,
+    probe_arrays,
+    router_row,
+    router_stability,
+    router_task,
+    stability_probe,
+    vmoer_prediction,
+    vmoer_router,
+)
+from vmoer_ppl.pipeline.run_dir import read_finished, scorer_kwargs
+from vmoer_ppl.pipeline.scaled_rows import TEMPERATURE_SCALED, scaled_routers
 from vmoer_ppl.pipeline.validate import POSTERIOR_MEAN, check_prediction
+from vmoer_ppl.pipeline.workers import run_tasks, to_torch
 from vmoer_ppl.safe_files import run_lock
 
 RC = "risk_coverage_id.png"
@@ -47,17 +57,8 @@ def check_run(out: Path, overwrite: bool) -> dict:
     return run
 
 
-#: How the baseline routers predict (and are probed for stability): Monte Carlo over their draws.
-BASELINE_MODE = "mc"
-
 #: How a ``vmoer-<family>@mean`` row predicts: every latent at its q location.
 MEAN_PREDICTION = {"mode": "mean"}
-
-
-def vmoer_prediction(cfg: FitConfig) -> dict:
-    """:func:`~vmoer_ppl.pipeline.evaluate.bayesian_outputs` settings of the VMoER rows."""
-    ev = cfg.evaluation
-    return {"num_samples": ev.num_samples, "mode": ev.predict_mode, "link": ev.link}
 
 
 def baseline_prediction(cfg: FitConfig) -> dict:
@@ -87,6 +88,9 @@ class EvalSettings:
         Baseline routers (default: the run's).
     predict_mode, link : str, optional
         Prediction mode and link approximation of the VMoER routers (default: the run's).
+    workers : int, optional
+        Processes evaluating the deterministic router and the families side by side
+        (:mod:`vmoer_ppl.pipeline.workers`; default: the run's ``--workers``).
     """
 
     overwrite: bool = False
@@ -98,14 +102,15 @@ class EvalSettings:
     baselines: tuple[str, ...] | None = None
     predict_mode: str | None = None
     link: str | None = None
+    workers: int | None = None
 
     def check(self) -> None:
         """Refuse values that cannot be evaluated, naming the flags."""
-        n, q, s = self.n_boot, self.stability_questions, self.num_samples
-        if n < 1 or q < 0 or (s is not None and s < 1):
+        n, q, s, w = self.n_boot, self.stability_questions, self.num_samples, self.workers
+        if n < 1 or q < 0 or (s is not None and s < 1) or (w is not None and w < 1):
             raise ValueError(
-                f"--n-boot {n} / --stability-questions {q} / --num-samples {s}: need n-boot "
-                ">= 1, stability-questions >= 0 and num-samples >= 1"
+                f"--n-boot {n} / --stability-questions {q} / --num-samples {s} / --workers {w}: "
+                "need n-boot >= 1, stability-questions >= 0, num-samples >= 1 and workers >= 1"
             )
         check_prediction(self.predict_mode or "mc", self.link or "second-order")
 
@@ -132,7 +137,8 @@ def evaluate_run(run_dir: str | Path, **settings) -> dict:
         A directory written by :func:`vmoer_ppl.pipeline.run_fit`.
     **settings
         Fields of :class:`EvalSettings`: ``overwrite``, ``num_samples``, ``model``, ``n_boot``,
-        ``stability_questions``, ``gammas``, ``baselines``, ``predict_mode``, ``link``.
+        ``stability_questions``, ``gammas``, ``baselines``, ``predict_mode``, ``link``,
+        ``workers``.
 
     Returns
     -------
@@ -153,10 +159,17 @@ def evaluate_locked(out: Path, how: EvalSettings) -> dict:
     opened = open_run(out, run, cfg)
     timings = {"load_s": time.perf_counter() - t0}
     option_hist = check_option_counts({k: opened.enc[k] for k in opened.eval_sets}, opened.id_key)
-    outs, temp = deterministic_routers(opened, timings)
-    outs.update(vmoer_routers(opened, cfg, timings))
+    gammas = how.gammas if 0.01 in how.gammas else (*how.gammas, 0.01)  # the report's column
+    routers = [DETERMINISTIC, *cfg.families]
+    workers = min(how.workers or cfg.placement.workers, len(routers))
+    n_stab = how.stability_questions
+    t = time.perf_counter()
+    probe = stability_probe(opened, n_stab, gammas) if n_stab else None  # shared by every router
+    timings["stability_probe_s"] = time.perf_counter() - t
+    parts = router_parts(opened, (out, run), routers, probe, workers, timings)
+    outs = {row: o for p in parts for row, o in p["outs"].items()}
     outs.update(baseline_routers(opened, cfg, timings))
-    temps = {"temperature-scaling": temp}
+    temps = {"temperature-scaling": parts[0]["temperature"]}
     if TEMPERATURE_SCALED in cfg.evaluation.baselines:
         scaled, fitted = scaled_routers(opened, predictors(opened, cfg), outs, cfg.seed, timings)
         outs.update(scaled)
@@ -166,10 +179,14 @@ def evaluate_locked(out: Path, how: EvalSettings) -> dict:
     for row, fitted_t in temps.items():
         results[row]["temperature"] = fitted_t
     timings["statistics_s"] = time.perf_counter() - t
-    if how.stability_questions:
+    if probe is not None:
         t = time.perf_counter()
-        gammas = how.gammas if 0.01 in how.gammas else (*how.gammas, 0.01)  # the report's column
-        stability(results, opened, cfg, how.stability_questions, gammas)
+        done = {r: p["stability"] for r, p in zip(routers, parts, strict=True)}
+        done = {r: v for r, v in done.items() if v is not None}
+        for router in (r for r in (DETERMINISTIC, *opened.guides) if r not in done):
+            done[router] = router_stability(opened, cfg, router, *probe)
+        for router, value in done.items():
+            results[router_row(router, cfg)]["stability"] = value
         timings["stability_s"] = time.perf_counter() - t
     plots = all_plots(out, outs, results, opened.data, opened.id_key)
     timings["total_s"] = time.perf_counter() - t0
@@ -185,39 +202,59 @@ def evaluate_locked(out: Path, how: EvalSettings) -> dict:
         "option_counts": {k: {str(c): n for c, n in h.items()} for k, h in option_hist.items()},
         "plots": plots,
         "timings": timings,
-        "machine": machine(),
+        "machine": machine(workers),
     }
     write_run(out, meta, results)
     return {"meta": meta, "results": results}
 
 
-def deterministic_routers(opened: OpenedRun, timings: dict) -> tuple[dict, float]:
-    """Outputs of the deterministic router and of post-hoc temperature scaling; the temperature."""
-    t = time.perf_counter()
-    data, head = opened.data, next(iter(opened.guides.values()))[0].net
-    det = {
-        k: deterministic_outputs(head, data[k], desc=f"deterministic {k}") for k in opened.eval_sets
-    }
-    val = deterministic_outputs(head, data["val"])["probs"]
-    scaled, temp = scale_row(det, data, val, data["val"]["labels"])
-    timings["deterministic_s"] = time.perf_counter() - t
-    return {"deterministic": det, "temperature-scaling": scaled}, temp
+def router_parts(opened: OpenedRun, run, routers: list, probe, workers: int, timings) -> list:
+    """Each router's outputs (and stability, in workers), in this process or in ``workers``.
 
+    Parameters
+    ----------
+    opened : OpenedRun
+        The run as opened here.
+    run : tuple
+        ``(run directory, run.json)``, for the workers to open the run themselves.
+    routers : list of str
+        ``"deterministic"`` and the fitted families.
+    probe : tuple, optional
+        :func:`~vmoer_ppl.pipeline.router_rows.stability_probe`'s result; the workers probe
+        their routers with it, this process leaves stability to its caller.
+    workers : int
+        Processes (1: this one).
+    timings : dict
+        Filled with each router's seconds (``routers_s``: the workers' wall time).
 
-def vmoer_routers(opened: OpenedRun, cfg: FitConfig, timings: dict) -> dict:
-    """Outputs of each fitted family (its own draws: seeded per router, not by order)."""
-    outs = {}
-    for family, (bm, guide) in opened.guides.items():
+    Returns
+    -------
+    list of dict
+        Per router: ``outs``, ``temperature``, ``stability`` (None unless a worker probed),
+        ``timings``.
+    """
+    if workers > 1:
+        sent = None if probe is None else probe_arrays(probe)
+        tasks = [(str(run[0]), run[1], opened.cfg, r, sent) for r in routers]
         t = time.perf_counter()
-        torch.manual_seed(cfg.seed)
-        outs[f"vmoer-{family}"] = {
-            k: bayesian_outputs(
-                bm, guide, opened.data[k], desc=f"{family} {k}", **vmoer_prediction(cfg)
-            )
-            for k in opened.eval_sets
-        }
-        timings[f"{family}_s"] = time.perf_counter() - t
-    return outs
+        parts = [to_torch(p) for p in run_tasks(router_task, tasks, workers, what="router")]
+        timings["routers_s"] = time.perf_counter() - t
+    else:
+        parts = [router_part(opened, opened.cfg, r) for r in routers]
+    for p in parts:
+        timings.update(p["timings"])  # with workers: each router's seconds in its worker
+    return parts
+
+
+def router_part(opened: OpenedRun, cfg: FitConfig, router: str) -> dict:
+    """:func:`~vmoer_ppl.pipeline.router_rows.router_task`'s result, computed in this process."""
+    timings: dict = {}
+    temp = None
+    if router == DETERMINISTIC:
+        outs, temp = deterministic_routers(opened, timings)
+    else:
+        outs = vmoer_router(opened, cfg, router, timings)
+    return {"outs": outs, "temperature": temp, "stability": None, "timings": timings}
 
 
 def predictors(opened: OpenedRun, cfg: FitConfig) -> dict:
@@ -320,35 +357,6 @@ def statistics(outs: dict, data: dict, id_key: str, n_boot: int) -> dict:
                 for k, fn in (("acc", accuracy), ("nll", nll), ("brier", brier))
             }
     return results
-
-
-def stability(results: dict, opened: OpenedRun, cfg: FitConfig, n: int, gammas) -> None:
-    """Routing stability of every router on the first ``n`` ID test questions (into results).
-
-    Each router is probed as its answers were predicted: the VMoER families in the run's mode
-    and link, the baselines in :data:`BASELINE_MODE`.
-    """
-    id_key = opened.id_key
-    probe = first_rows(strip(opened.enc[id_key]), n)
-    bm = next(iter(opened.guides.values()))[0]
-    prepared = None
-    if "prompt_states" in opened.data[id_key]:  # the frozen prefix: noisy states once per γ
-        prepared = stability_inputs(bm.net, probe, gammas, seed=0)
-    kwargs = {"gammas": gammas, "prepared": prepared}
-    results["deterministic"]["stability"] = routing_stability(bm, None, probe, **kwargs)
-    for family, (m, g) in opened.guides.items():
-        baseline = family in cfg.evaluation.baselines
-        key = family if baseline else f"vmoer-{family}"
-        mode = BASELINE_MODE if baseline else cfg.evaluation.predict_mode
-        results[key]["stability"] = routing_stability(
-            m,
-            g,
-            probe,
-            num_samples=cfg.evaluation.num_samples,
-            mode=mode,
-            link=cfg.evaluation.link,
-            **kwargs,
-        )
 
 
 def all_plots(out: Path, outs: dict, results: dict, data: dict, id_key: str) -> list[str]:

@@ -45,6 +45,7 @@ MIN_INT = {
     "num_samples": 1,
     "val_samples": 1,
     "trunk_dim": 1,
+    "workers": 1,
 }
 #: Float settings: (smallest, whether the smallest itself is allowed).
 MIN_FLOAT = {
