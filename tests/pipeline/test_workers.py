@@ -6,9 +6,16 @@ import math
 import pytest
 import torch
 
+from tests.pipeline import worker_tasks
 from tests.pipeline.test_fit_cli import fit_args, setup  # noqa: F401 (the fixture)
 from vmoer_ppl.cli import main
-from vmoer_ppl.pipeline.workers import check_workers, to_numpy, to_torch, worker_threads
+from vmoer_ppl.pipeline.workers import (
+    check_workers,
+    run_tasks,
+    to_numpy,
+    to_torch,
+    worker_threads,
+)
 
 
 def numbers(tree, prefix=""):
@@ -75,3 +82,11 @@ def test_worker_results_travel_as_numpy_and_come_back_as_tensors():
     back = to_torch(to_numpy(tree))
     assert torch.equal(back["a"], tree["a"]) and back["b"][0].dtype == torch.float32
     assert back["b"][1] == 1.5 and back["c"] == "x"
+
+
+def test_run_tasks_keeps_order_and_state_and_names_the_fix_when_a_worker_dies():
+    got = run_tasks(worker_tasks.threads_and_dtype, [(1.5,), (2.5,)], workers=2)
+    threads = worker_threads(2)
+    assert got == [(threads, "torch.float64", 1.5), (threads, "torch.float64", 2.5)]  # conftest
+    with pytest.raises(RuntimeError, match="pass fewer --workers"):
+        run_tasks(worker_tasks.dies, [(0,)], workers=1)

@@ -20,6 +20,7 @@ import logging
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pyro
@@ -112,8 +113,17 @@ def run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, what: str = "t
     ):
         futures = [pool.submit(fn, *args) for args in tasks]
         done = cf.as_completed(futures)
-        for future in tqdm(done, total=len(futures), desc=f"{what}s in {n} processes"):
-            future.result()  # a failed task stops the run here, with its traceback
+        try:
+            for future in tqdm(done, total=len(futures), desc=f"{what}s in {n} processes"):
+                future.result()  # a failed task stops the run here, with its traceback
+        except BrokenProcessPool as err:
+            raise RuntimeError(
+                f"a worker process died during a {what} (out of memory? each of the {n} holds "
+                "its own copy of the model): pass fewer --workers"
+            ) from err
+        finally:
+            for future in futures:
+                future.cancel()  # after a failure, tasks not yet started do not start
         return [f.result() for f in futures]
 
 
