@@ -9,6 +9,9 @@ import torch
 from tests.pipeline import worker_tasks
 from tests.pipeline.test_fit_cli import fit_args, setup  # noqa: F401 (the fixture)
 from vmoer_ppl.cli import main
+from vmoer_ppl.pipeline import FitConfig
+from vmoer_ppl.pipeline.run_eval import EvalSettings
+from vmoer_ppl.pipeline.validate import validate_config
 from vmoer_ppl.pipeline.workers import (
     check_workers,
     run_tasks,
@@ -74,6 +77,12 @@ def test_workers_are_checked():
         check_workers(2, processes=2)
     check_workers(2, processes=1)
     check_workers(1, processes=4)
+    with pytest.raises(ValueError, match="--workers 0: must be an integer >= 1"):
+        validate_config(FitConfig().replace(workers=0))
+    with pytest.raises(ValueError, match="its own copy of the model over the devices"):
+        validate_config(FitConfig().replace(workers=2, device_map="auto"))
+    with pytest.raises(ValueError, match="--workers 0"):
+        EvalSettings(workers=0).check()
     assert [worker_threads(w, 8) for w in (1, 2, 3, 16)] == [8, 4, 2, 1]
 
 

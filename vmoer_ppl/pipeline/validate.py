@@ -149,4 +149,9 @@ def validate_config(cfg: FitConfig) -> FitConfig:
     resolve_device(cfg.placement.device)
     resolve_dtype(cfg.placement.dtype)
     parse_device_map(cfg.placement.device_map)
+    if cfg.placement.workers > 1 and cfg.placement.device_map:
+        raise ValueError(
+            f"--workers {cfg.placement.workers} with --device-map: each worker would place its "
+            "own copy of the model over the devices; pass --workers 1"
+        )
     return cfg
