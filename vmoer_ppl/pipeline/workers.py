@@ -1,9 +1,10 @@
 """Independent tasks of one run (a family's fit, a router's evaluation) in worker processes.
 
-On a CPU, torch's threads share this model's small matrix products poorly: on the 2-core
-machine of the demo, two threads do 1.4x the work of one, while two one-thread processes do 2x
-(README: workers). The families of a run are fitted and evaluated independently (each from its
-own seed), so ``--workers N`` runs them in ``N`` spawned processes of ``cores // N`` threads.
+The families of a run are fitted and evaluated independently (each from its own seed), so
+``--workers N`` runs them in ``N`` processes of ``cores // N`` torch threads, for machines whose
+threads scale worse than their processes. Whether that pays is measured, not assumed: on the
+2-core VM of the demo it gave 1.11x on the fit and nothing on the evaluation (README:
+"Processes instead of threads"), so the demo keeps one process.
 Each task reloads the run's model and data from the run directory and the caches (a few seconds)
 instead of receiving them pickled, and a worker keeps what it loaded for its next task.
 Results come back as plain Python and NumPy values.
@@ -32,6 +33,22 @@ log = logging.getLogger(__name__)
 
 #: What a worker loaded for one run, kept for its next task (key -> value).
 WORKER_MEMO: dict = {}
+
+#: Modules a forkserver imports once for every later worker (a spawned one imports them anew,
+#: ≈ 6 s of a 2-core machine each time).
+PRELOAD = ("vmoer_ppl.pipeline.fit", "vmoer_ppl.pipeline.router_rows")
+
+
+def worker_context():
+    """Where workers start: a forkserver with :data:`PRELOAD` imported, else spawn (Windows).
+
+    Never ``fork``: a child forked from a process that ran torch's thread pool can hang.
+    """
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(list(PRELOAD))
+        return ctx
+    return mp.get_context("spawn")
 
 
 def worker_threads(workers: int, threads: int | None = None) -> int:
@@ -65,7 +82,7 @@ def _start_worker(threads: int, level: int, dtype: torch.dtype, validation: bool
 
 @contextlib.contextmanager
 def _quiet_progress() -> Iterator[None]:
-    """Spawned children inherit ``TQDM_DISABLE=1``: several bars on one terminal garble it."""
+    """Workers (and the forkserver) inherit ``TQDM_DISABLE=1``: several bars garble a terminal."""
     before = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"
     try:
@@ -78,12 +95,12 @@ def _quiet_progress() -> Iterator[None]:
 
 
 def run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, what: str = "task") -> list:
-    """``[fn(*args) for args in tasks]``, in ``workers`` spawned processes; results in order.
+    """``[fn(*args) for args in tasks]``, in ``workers`` processes; results in order.
 
     Parameters
     ----------
     fn : callable
-        A module-level function (spawned processes import it by name); its arguments and
+        A module-level function (the workers import it by name); its arguments and
         result must pickle (use :func:`to_numpy` for tensors).
     tasks : sequence of tuple
         Positional arguments of each call, longest first for the best balance (a free worker
@@ -106,7 +123,7 @@ def run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, what: str = "t
         _quiet_progress(),
         cf.ProcessPoolExecutor(
             n,
-            mp_context=mp.get_context("spawn"),
+            mp_context=worker_context(),
             initializer=_start_worker,
             initargs=state,
         ) as pool,
