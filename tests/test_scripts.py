@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from vmoer_ppl.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +89,7 @@ def test_vmoer_toy_smoke(tmp_path, capsys):
     }
 
 
+@pytest.mark.slow  # a benchmark script end to end; `make test-slow` runs it
 def test_benchmark_scaling_runs_one_and_two_processes(tmp_path):
     out = tmp_path / "scaling.json"
     run_script("scaling.py", "--steps", 2, "--batch", 4, "--hidden", 16, "--out", out)
@@ -95,6 +98,7 @@ def test_benchmark_scaling_runs_one_and_two_processes(tmp_path):
     assert {r["model"] for r in res["estimate"]} == {"Mixtral-8x7B", "Qwen3-30B-A3B"}
 
 
+@pytest.mark.slow  # a benchmark script end to end; `make test-slow` runs it
 def test_benchmark_fsdp_frozen_counts_what_fsdp_moves_for_a_frozen_backbone(tmp_path):
     out = tmp_path / "fsdp.json"
     tiny = ["--hidden", 64, "--layers", 2, "--experts", 4, "--batch", 2, "--tokens", 8]
@@ -117,6 +121,7 @@ def test_benchmark_fsdp_frozen_counts_what_fsdp_moves_for_a_frozen_backbone(tmp_
     assert 0 < fsdp["received_MB"] < rep["resident_MB"]
 
 
+@pytest.mark.slow  # a benchmark script end to end; `make test-slow` runs it
 def test_benchmark_stage1_regime_measures_along_training(tmp_path):
     from tests.pipeline.test_demo import save_tiny
     from vmoer_ppl.pipeline.demo import demo_config
