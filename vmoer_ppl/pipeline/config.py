@@ -74,7 +74,7 @@ class Placement:
     workers: int = opt(
         1,
         "processes fitting and evaluating the families side by side on this machine, each "
-        "with cores/workers threads (README: workers); 1: all in this process",
+        "with cores/workers threads (README: Scaling out); 1: all in this process",
     )
 
 
