@@ -93,9 +93,14 @@ def test_worker_results_travel_as_numpy_and_come_back_as_tensors():
     assert back["b"][1] == 1.5 and back["c"] == "x"
 
 
-def test_run_tasks_keeps_order_and_state_and_names_the_fix_when_a_worker_dies():
+def test_run_tasks_keeps_order_and_state_and_names_the_fix_when_a_worker_dies(
+    tmp_path, monkeypatch
+):
     got = run_tasks(worker_tasks.threads_and_dtype, [(1.5,), (2.5,)], workers=2)
     threads = worker_threads(2)
     assert got == [(threads, "torch.float64", 1.5), (threads, "torch.float64", 2.5)]  # conftest
+    monkeypatch.chdir(tmp_path)  # after the forkserver started: a worker follows the parent
+    monkeypatch.setenv("VMOER_WORKER_PROBE", "now")
+    assert run_tasks(worker_tasks.where, [("VMOER_WORKER_PROBE",)], 1) == [(str(tmp_path), "now")]
     with pytest.raises(RuntimeError, match="pass fewer --workers"):
         run_tasks(worker_tasks.dies, [(0,)], workers=1)

@@ -72,8 +72,17 @@ def check_workers(workers: int, processes: int) -> None:
         )
 
 
-def _start_worker(threads: int, level: int, dtype: torch.dtype, validation: bool) -> None:
-    """A spawned worker's start: its threads, and the parent's log level, dtype and validation."""
+def _start_worker(
+    threads: int, level: int, dtype: torch.dtype, validation: bool, cwd: str, env: dict
+) -> None:
+    """A worker's start: its threads; the parent's log level, dtype, validation, cwd and env.
+
+    A forkserver started earlier holds the directory and environment of that moment; the
+    parent's current ones (a relative ``--out``, ``VMOER_PPL_CACHE``) must hold in the worker.
+    """
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
     torch.set_num_threads(threads)
     torch.set_default_dtype(dtype)
     pyro.enable_validation(validation)
@@ -125,7 +134,7 @@ def run_tasks(fn: Callable, tasks: Sequence[tuple], workers: int, what: str = "t
             n,
             mp_context=worker_context(),
             initializer=_start_worker,
-            initargs=state,
+            initargs=(*state, os.getcwd(), dict(os.environ)),
         ) as pool,
     ):
         futures = [pool.submit(fn, *args) for args in tasks]
