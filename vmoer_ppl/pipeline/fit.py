@@ -77,8 +77,12 @@ def fit_families(cfg: FitConfig, rank: int, size: int, t0: float, timings: dict)
     ids = {"model": fp, "data": f"{hashes['train']}:{hashes['val']}"}  # checked on resume
     families = fit_each(cfg, model, enc, kwargs, ids, (rank, size), timings)
     timings["total_s"] = time.perf_counter() - t0
-    workers = min(cfg.placement.workers, len(cfg.families))
-    result = {"run": run, "families": families, "timings": timings, "machine": machine(workers)}
+    result = {
+        "run": run,
+        "families": families,
+        "timings": timings,
+        "machine": machine(family_workers(cfg)),
+    }
     if rank == 0:
         write_text(out / FIT_FILE, json.dumps(result, indent=2))
     barrier()
@@ -120,7 +124,7 @@ def fit_each(cfg: FitConfig, model, enc: dict, kwargs: dict, ids: dict, world, t
     timings["frozen_prefix_s"] = time.perf_counter() - t
     shards = size * -(-cfg.svi.shards // size)  # a multiple of the process count
     memo: dict = {}
-    workers = min(cfg.placement.workers, len(cfg.families))
+    workers = family_workers(cfg)
     if workers > 1:
         if str(cfg.prior_scale).startswith(("relative", "auto")):
             shared_spread(cfg, bm, data["train"], memo)  # measured once, as in one process
@@ -136,6 +140,11 @@ def fit_each(cfg: FitConfig, model, enc: dict, kwargs: dict, ids: dict, world, t
         families[family] = fit_and_plot(cfg, family, inputs, shards, ids, memo, is_main=rank == 0)
         timings[f"fit_{family}_s"] = time.perf_counter() - t
     return families
+
+
+def family_workers(cfg: FitConfig) -> int:
+    """Processes the families are fitted in: ``--workers``, at most one per family."""
+    return min(cfg.placement.workers, len(cfg.families))
 
 
 def fit_and_plot(

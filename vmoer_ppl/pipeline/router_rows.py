@@ -116,6 +116,24 @@ def router_row(router: str, cfg: FitConfig) -> str:
     return f"vmoer-{router}" if fitted else router
 
 
+def router_part(opened: OpenedRun, cfg: FitConfig, router: str) -> dict:
+    """One router's outputs, in this process.
+
+    Returns
+    -------
+    dict
+        ``outs`` (row -> set -> outputs), ``temperature`` (the deterministic router's post-hoc
+        T, else None), ``stability`` (None: left to the caller) and ``timings``.
+    """
+    timings: dict = {}
+    temp = None
+    if router == DETERMINISTIC:
+        outs, temp = deterministic_routers(opened, timings)
+    else:
+        outs = vmoer_router(opened, cfg, router, timings)
+    return {"outs": outs, "temperature": temp, "stability": None, "timings": timings}
+
+
 def router_task(out: str, run: dict, cfg: FitConfig, router: str, probe: dict | None) -> dict:
     """One router's outputs, temperature and stability in a worker process (``--workers``).
 
@@ -139,21 +157,16 @@ def router_task(out: str, run: dict, cfg: FitConfig, router: str, probe: dict | 
     Returns
     -------
     dict
-        ``outs`` (row -> set -> outputs), ``temperature`` (the deterministic task's post-hoc
-        T, else None), ``stability`` (None without a probe) and ``timings``; arrays as NumPy.
+        :func:`router_part`'s result with ``stability`` (None without a probe); arrays as NumPy.
     """
     key = ("evaluate", str(out))
     if key not in WORKER_MEMO:
         WORKER_MEMO.clear()
         WORKER_MEMO[key] = open_run(Path(out), run, cfg)
-    opened, timings, temp = WORKER_MEMO[key], {}, None
-    if router == DETERMINISTIC:
-        outs, temp = deterministic_routers(opened, timings)
-    else:
-        outs = vmoer_router(opened, cfg, router, timings)
-    stab = None
+    opened = WORKER_MEMO[key]
+    part = router_part(opened, cfg, router)
     if probe is not None:
         t = time.perf_counter()
-        stab = router_stability(opened, cfg, router, *probe_from_arrays(probe))
-        timings[f"stability.{router}_s"] = time.perf_counter() - t
-    return to_numpy({"outs": outs, "temperature": temp, "stability": stab, "timings": timings})
+        part["stability"] = router_stability(opened, cfg, router, *probe_from_arrays(probe))
+        part["timings"][f"stability.{router}_s"] = time.perf_counter() - t
+    return to_numpy(part)

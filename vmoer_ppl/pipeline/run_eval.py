@@ -31,14 +31,13 @@ from vmoer_ppl.pipeline.report import write_run
 from vmoer_ppl.pipeline.router_rows import (
     BASELINE_MODE,
     DETERMINISTIC,
-    deterministic_routers,
     probe_arrays,
+    router_part,
     router_row,
     router_stability,
     router_task,
     stability_probe,
     vmoer_prediction,
-    vmoer_router,
 )
 from vmoer_ppl.pipeline.run_dir import read_finished, scorer_kwargs
 from vmoer_ppl.pipeline.scaled_rows import TEMPERATURE_SCALED, scaled_routers
@@ -244,17 +243,6 @@ def router_parts(opened: OpenedRun, run, routers: list, probe, workers: int, tim
     for p in parts:
         timings.update(p["timings"])  # with workers: each router's seconds in its worker
     return parts
-
-
-def router_part(opened: OpenedRun, cfg: FitConfig, router: str) -> dict:
-    """:func:`~vmoer_ppl.pipeline.router_rows.router_task`'s result, computed in this process."""
-    timings: dict = {}
-    temp = None
-    if router == DETERMINISTIC:
-        outs, temp = deterministic_routers(opened, timings)
-    else:
-        outs = vmoer_router(opened, cfg, router, timings)
-    return {"outs": outs, "temperature": temp, "stability": None, "timings": timings}
 
 
 def predictors(opened: OpenedRun, cfg: FitConfig) -> dict:
