@@ -123,6 +123,22 @@ def test_letter_scorer_fits_and_evaluates(setup, tmp_path):
     assert 0 <= res["acc"] <= 1
 
 
+def test_routers_in_every_layer_fit_and_evaluate_without_a_frozen_prefix(setup, tmp_path):
+    # --layers all: the first Bayesian layer is 0, so nothing is below it to cache; the stability
+    # probe adds its noise to the token inputs (it used to fail: "no frozen prefix")
+    model, data = setup
+    run = tmp_path / "all"
+    extra = ["--families", "logit-mf", "--layers", "all"]
+    assert main(fit_args(model, data, run, *extra)) == 0
+    assert main(["evaluate", str(run)]) == 0
+    assert not list((tmp_path / "cache").glob("prefix/*.safetensors"))
+    results = json.loads((run / "metrics.json").read_text())["results"]
+    for row in ("deterministic", "vmoer-logit-mf"):
+        st = results[row]["stability"]
+        assert len(st["fresh"]["overall"]) == len(st["gamma"])
+        assert all(0 <= j <= 1 for j in st["fresh"]["overall"])
+
+
 def test_relative_prior_lr_grid_and_diagnostics_land_in_the_run(setup, tmp_path):
     model, data = setup
     run = tmp_path / "relative"

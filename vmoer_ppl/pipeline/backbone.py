@@ -168,13 +168,16 @@ def stage1_head(model, kwargs: dict, first: int):
 def suffix_data(head, enc: dict, model) -> dict:
     """Attach frozen-prefix states when the scorer and architecture allow it, else ``enc``.
 
+    Nothing is attached when the first Bayesian layer is layer 0 (``--layers all``): there is no
+    frozen prefix, and routing stability then adds its embedding noise to the token inputs.
+
     The cache is keyed by the weights below the first suffix layer only
     (``model_fingerprint(model, below=first)``), so a model whose suffix changed (stage 1 on the
     suffix) reuses the states, and fit, evaluate and inspect share them.
     """
     first = getattr(head, "first_layer", None)
-    if first is None or model.config.model_type not in SUFFIX_SAFE:
-        return enc
+    if not first or model.config.model_type not in SUFFIX_SAFE:
+        return enc  # no scorer's layer index, or routers from layer 0: no frozen prefix to skip
     fingerprint = model_fingerprint(model, below=first)
     root = cache_root() / "prefix"
     return {k: cached_prefix_states(head, v, first, fingerprint, root) for k, v in enc.items()}
