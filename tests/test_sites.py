@@ -27,17 +27,29 @@ def test_find_routers_in_module_order_with_their_sizes():
 
 
 @pytest.mark.parametrize(
-    ("layers", "want"), [("all", [0, 1]), ("last:1", [1]), (0, [0]), (-1, [1]), ([1, 0, 1], [0, 1])]
+    ("layers", "want"),
+    [
+        ("all", [0, 1]),
+        ("last:1", [1]),
+        (0, [0]),
+        (-1, [1]),
+        ([1, 0, 1], [0, 1]),
+        ("0,1", [0, 1]),  # the command line's form of indices
+        ("-1", [1]),
+        (" 1, 0 ", [0, 1]),
+    ],
 )
 def test_select_layers(layers, want):
     sites = find_routers(toy_net())
     assert [s.layer for s in select_layers(sites, layers)] == want
 
 
-@pytest.mark.parametrize("layers", ["last:0", "last:9", "first:1", 5, -3, []])
+@pytest.mark.parametrize(
+    "layers", ["last:0", "last:9", "first:1", 5, -3, [], "", "0;1", "1,,2", "2", [True], True]
+)
 def test_select_layers_refuses_with_the_valid_forms(layers):
     sites = find_routers(toy_net())
-    with pytest.raises(ValueError, match="last:N|out of range"):
+    with pytest.raises(ValueError, match="last:N|out of range|router index"):
         select_layers(sites, layers)
 
 

@@ -96,33 +96,74 @@ def find_routers(net: nn.Module) -> list[RouterSite]:
     return [RouterSite(name, i, module) for i, (name, module) in enumerate(routers)]
 
 
+def parse_layers(layers: str | int | Sequence[int]) -> str | int | list[int]:
+    """Read a Bayesian-layers setting: ``"all"``, ``"last:N"``, ``"0,2"``, an index or indices.
+
+    Parameters
+    ----------
+    layers : str, int or sequence of int
+        A string of comma-separated router indices (``"0,2"``, ``"-1"``; the command line's
+        form) becomes a list of int; the other forms are returned as they are.
+
+    Returns
+    -------
+    str, int or list of int
+
+    Raises
+    ------
+    ValueError
+        For a string of none of these forms (naming them), or an empty list.
+    """
+    if isinstance(layers, str):
+        text = layers.replace(" ", "")
+        if text == "all" or (text.startswith("last:") and text[5:].isdigit() and int(text[5:])):
+            return text
+        parts = text.split(",")
+        if text and all(p.lstrip("-").isdigit() for p in parts):
+            return [int(p) for p in parts]
+        raise ValueError(
+            f"layers={layers!r}: use 'all', 'last:N' (N >= 1) or router indices such as '0,2' "
+            "(MoE layers counted from 0, negative from the end)"
+        )
+    if isinstance(layers, bool):
+        raise ValueError(f"layers={layers!r}: give a router index (int), not a bool")
+    if isinstance(layers, int):
+        return layers
+    idx = list(layers)
+    if not idx or not all(isinstance(i, int) and not isinstance(i, bool) for i in idx):
+        raise ValueError(f"layers={layers!r}: give at least one router index (int)")
+    return idx
+
+
 def select_layers(
     sites: Sequence[RouterSite], layers: str | int | Sequence[int]
 ) -> list[RouterSite]:
-    """Choose the Bayesian routers: ``"all"``, ``"last:N"``, an index or a list of indices.
+    """Choose the Bayesian routers: ``"all"``, ``"last:N"``, an index or indices (``"0,2"``).
 
     Parameters
     ----------
     sites : sequence of RouterSite
         Every router of the network, in order.
     layers : str, int or sequence of int
-        Indices count routers (MoE layers), not decoder layers; negative indices count from the end.
+        Indices count routers (MoE layers), not decoder layers; negative indices count from the
+        end. A string of comma-separated indices is read by :func:`parse_layers`.
 
     Returns
     -------
     list of RouterSite
     """
     n = len(sites)
+    layers = parse_layers(layers)
     if isinstance(layers, str):
         if layers == "all":
             return list(sites)
-        if layers.startswith("last:") and layers[5:].isdigit() and 0 < int(layers[5:]) <= n:
+        if int(layers[5:]) <= n:
             return list(sites[n - int(layers[5:]) :])
-        raise ValueError(f"layers={layers!r}: use 'all', 'last:N' with 1 <= N <= {n}, or indices")
-    idx = [layers] if isinstance(layers, int) else list(layers)
+        raise ValueError(f"layers={layers!r}: use 'last:N' with 1 <= N <= {n} (the MoE routers)")
+    idx = [layers] if isinstance(layers, int) else layers
     bad = [i for i in idx if not -n <= i < n]
-    if bad or not idx:
-        raise ValueError(f"layers {bad or idx} out of range: the network has {n} MoE routers")
+    if bad:
+        raise ValueError(f"layers {bad} out of range: the network has {n} MoE routers")
     return [sites[i % n] for i in sorted({i % n for i in idx})]
 
 

@@ -27,6 +27,7 @@ from vmoer_ppl.pipeline.validate import validate_config
         ("--estimator", "reinforce", "--estimator 'reinforce': use one of"),
         ("--families", "logit-xx", "logit-xx"),
         ("--prior-scale", "relative:-1", "prior scale 'relative:-1'"),
+        ("--layers", "0;1", "--layers: layers='0;1': use 'all', 'last:N' (N >= 1) or router"),
     ],
 )
 def test_a_bad_setting_is_refused_before_anything_is_written(

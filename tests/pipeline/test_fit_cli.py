@@ -123,13 +123,18 @@ def test_letter_scorer_fits_and_evaluates(setup, tmp_path):
     assert 0 <= res["acc"] <= 1
 
 
-def test_routers_in_every_layer_fit_and_evaluate_without_a_frozen_prefix(setup, tmp_path):
-    # --layers all: the first Bayesian layer is 0, so nothing is below it to cache; the stability
-    # probe adds its noise to the token inputs (it used to fail: "no frozen prefix")
+@pytest.mark.parametrize(("layers", "routers"), [("all", [0, 1, 2]), ("0,2", [0, 2])])
+def test_routers_from_the_first_layer_fit_and_evaluate_without_a_frozen_prefix(
+    setup, tmp_path, layers, routers
+):
+    # the first Bayesian layer is 0, so nothing is below it to cache; the stability probe adds
+    # its noise to the token inputs (it used to fail: "no frozen prefix"); indices as "0,2"
     model, data = setup
     run = tmp_path / "all"
-    extra = ["--families", "logit-mf", "--layers", "all"]
+    extra = ["--families", "logit-mf", "--layers", layers]
     assert main(fit_args(model, data, run, *extra)) == 0
+    adapter = json.loads((run / "adapters" / "logit-mf" / "router_adapter.json").read_text())
+    assert [r["index"] for r in adapter["routers"]] == routers
     assert main(["evaluate", str(run)]) == 0
     assert not list((tmp_path / "cache").glob("prefix/*.safetensors"))
     results = json.loads((run / "metrics.json").read_text())["results"]

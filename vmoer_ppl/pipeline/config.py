@@ -98,7 +98,9 @@ class FitConfig:
 
     model: str | None = opt(None, "a saved transformers MoE or hub id; None: the embedded default")
     families: tuple[str, ...] = opt(("logit-mf",), "router families, each fitted separately")
-    layers: str = opt("last:5", 'Bayesian routers: "all", "last:N" or indices')
+    layers: str = opt(
+        "last:5", 'Bayesian routers: "all", "last:N" or router indices "0,2" (MoE layers from 0)'
+    )
     beta: float = opt(0.01, "KL weight")
     prior_scale: str | None = opt(
         None, "'relative:C', S, or 'auto[:C1,C2]' (best val NLL); None: 1"

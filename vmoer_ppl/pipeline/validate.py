@@ -21,6 +21,7 @@ from vmoer_ppl.pipeline.tracking import check_trackers
 from vmoer_ppl.priors.relative import parse_prior_scale
 from vmoer_ppl.scoring.names import SCORER_NAMES
 from vmoer_ppl.settings import flat_values
+from vmoer_ppl.sites import parse_layers
 
 #: The evaluation row that routes each fitted VMoER family at its posterior mean (no sampling).
 POSTERIOR_MEAN = "posterior-mean"
@@ -125,6 +126,10 @@ def validate_config(cfg: FitConfig) -> FitConfig:
     for name, allowed in CHOICES.items():
         if value[name] not in allowed:
             raise ValueError(f"{flag(name)} {value[name]!r}: use one of {list(allowed)}")
+    try:
+        parse_layers(cfg.layers)
+    except ValueError as err:
+        raise ValueError(f"--layers: {err}") from None
     if not cfg.families:
         raise ValueError("no router family to fit; pass e.g. --families logit-mf logit-fc")
     for family in cfg.families:
