@@ -49,7 +49,7 @@ def test_select_layers(layers, want):
 )
 def test_select_layers_refuses_with_the_valid_forms(layers):
     sites = find_routers(toy_net())
-    with pytest.raises(ValueError, match="last:N|out of range|router index"):
+    with pytest.raises(ValueError, match="last:N|MoE routers|router index"):
         select_layers(sites, layers)
 
 

@@ -144,6 +144,16 @@ def test_routers_from_the_first_layer_fit_and_evaluate_without_a_frozen_prefix(
         assert all(0 <= j <= 1 for j in st["fresh"]["overall"])
 
 
+def test_layers_the_model_lacks_are_refused_before_stage_1(setup, tmp_path, capsys):
+    model, data = setup
+    for layers in ("last:4", "5"):  # the tiny model has 3 routers
+        run = tmp_path / layers.replace(":", "")
+        assert main(fit_args(model, data, run, "--layers", layers, "--lora-steps", "2")) == 2
+        err = capsys.readouterr().err
+        assert "--layers" in err and "3 MoE routers" in err and "Traceback" not in err
+        assert not (run / "stage1").exists() and not (tmp_path / "cache" / "stage1").exists()
+
+
 def test_relative_prior_lr_grid_and_diagnostics_land_in_the_run(setup, tmp_path):
     model, data = setup
     run = tmp_path / "relative"

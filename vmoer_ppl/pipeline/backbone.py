@@ -145,6 +145,21 @@ def svi_sets(cfg: FitConfig, enc: dict) -> dict:
     return {**enc, "train": stage_rows(cfg, enc["train"], stage=2)}
 
 
+def check_layers(cfg: FitConfig, model, kwargs: dict) -> None:
+    """Refuse ``--layers`` that the model's routers do not have, before stage 1 or any fit.
+
+    Raises
+    ------
+    ValueError
+        Naming the flag and the number of routers (``last:9`` of 3 routers, index 5).
+    """
+    _, routers = network_of(model, kwargs.get("option_token_ids"), kwargs["scorer"])
+    try:
+        select_layers(routers, cfg.layers)
+    except ValueError as err:
+        raise ValueError(f"--layers: {err}") from None
+
+
 def stage1_first_layer(cfg: FitConfig, model, kwargs: dict) -> int:
     """First decoder layer stage 1 adapts: 0 (all), or the first Bayesian router's layer."""
     if cfg.stage1.scope == "all":

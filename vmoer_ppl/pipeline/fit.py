@@ -18,7 +18,13 @@ import torch
 
 from vmoer_ppl.bayesianize import bayesianize
 from vmoer_ppl.infer.sharding import barrier, init_from_env
-from vmoer_ppl.pipeline.backbone import adapted, stage_rows, suffix_data, svi_sets
+from vmoer_ppl.pipeline.backbone import (
+    adapted,
+    check_layers,
+    stage_rows,
+    suffix_data,
+    svi_sets,
+)
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.fit_family import fit_family, shared_spread
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
@@ -65,6 +71,7 @@ def fit_families(cfg: FitConfig, rank: int, size: int, t0: float, timings: dict)
     hashes: dict = {}
     enc, sizes, id_label = encode_sets(cfg, tok, hashes)
     timings["load_s"] = time.perf_counter() - t0
+    check_layers(cfg, model, scorer_kwargs(cfg, tok, enc))
     t = time.perf_counter()
     model = adapted(cfg, out, model, tok, enc)
     timings["stage1_s"] = time.perf_counter() - t
