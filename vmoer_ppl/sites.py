@@ -159,7 +159,10 @@ def select_layers(
             return list(sites)
         if int(layers[5:]) <= n:
             return list(sites[n - int(layers[5:]) :])
-        raise ValueError(f"layers={layers!r}: the network has {n} MoE routers, so 1 <= N <= {n}")
+        raise ValueError(
+            f"layers={layers!r}: the network has {n} MoE routers; use 'last:N' with N <= {n}, "
+            "or 'all'"
+        )
     idx = [layers] if isinstance(layers, int) else layers
     bad = [i for i in idx if not -n <= i < n]
     if bad:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from vmoer_ppl.data.records import MCQARecord
+from vmoer_ppl.data.layouts import Layout, context_column, detect_layout, known_layouts
+from vmoer_ppl.data.records import MCQARecord, shuffle_choices
+
+log = logging.getLogger(__name__)
 
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 LETTERS = "ABCDEFGHIJ"
@@ -41,7 +45,9 @@ def _text(value, what: str, where: str) -> str:
     return str(value)
 
 
-def _choices(row: dict, choices, where: str) -> tuple[str, ...]:
+def _choices(row: dict, choices, where: str) -> tuple[tuple[str, ...], list[str] | None]:
+    """A row's options and, for ``{"text", "label"}`` choices, their labels (else None)."""
+    labels = None
     if isinstance(choices, str):
         value = row[choices]
         if isinstance(value, str):  # csv: a JSON list in one cell
@@ -49,6 +55,9 @@ def _choices(row: dict, choices, where: str) -> tuple[str, ...]:
                 value = json.loads(value)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{where}: choices cell is not a JSON list ({err})") from None
+        if isinstance(value, dict) and "text" in value:  # ARC / OpenBookQA: {text, label}
+            labels = [str(x).strip() for x in value.get("label") or []] or None
+            value = value["text"]
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{where}: choices {value!r} is not a list of options; fix the row")
         opts = tuple(_text(c, f"option {j}", where) for j, c in enumerate(value))
@@ -56,7 +65,9 @@ def _choices(row: dict, choices, where: str) -> tuple[str, ...]:
         opts = tuple(_text(row[c], f"option {c!r}", where) for c in choices)
     if len(opts) < 2:
         raise ValueError(f"{where}: {len(opts)} option(s); a question needs at least 2")
-    return opts
+    if labels is not None and len(labels) != len(opts):
+        raise ValueError(f"{where}: {len(labels)} labels for {len(opts)} options; fix the row")
+    return opts, labels
 
 
 def check_utf8(path: Path) -> None:
@@ -106,53 +117,96 @@ def read_rows(path: Path):
     return rows
 
 
+#: ``context`` default of :func:`load_mcqa_file`: the file's passage column, if it has one.
+AUTO = "auto"
+
+
+def layout_of(path: Path, columns: list[str], question, choices, answer) -> Layout:
+    """The layout to read: the named columns (defaults for the rest), else the detected one."""
+    if question is None and choices is None and answer is None:
+        found = detect_layout(columns)
+        if found is not None:
+            return found
+        question, choices, answer = "question", "choices", "answer"
+        hint = f"; known layouts: {known_layouts()}, or name the columns (load_mcqa_file)"
+    else:
+        question, choices, answer = question or "question", choices or "choices", answer or "answer"
+        hint = ""
+    names = choices if isinstance(choices, str) else tuple(choices)
+    layout = Layout("named", question, names, answer)
+    missing = [c for c in layout.columns() if c not in columns]
+    if missing:
+        raise ValueError(f"{path}: missing field(s) {missing}; the file has {columns}{hint}")
+    return layout
+
+
+def _record(row: dict, layout: Layout, context: str | None, source: str, i: int, where: str):
+    opts, labels = _choices(row, layout.choices, where)
+    raw = row[layout.answer]
+    if layout.answer_is_text:  # SciQ: the distractors, then the answer's text
+        opts, idx = (*opts, _text(raw, "answer", where)), len(opts)
+    elif labels is not None and str(raw).strip() in labels:  # ARC: "answerKey" is a label
+        idx = labels.index(str(raw).strip())
+    else:
+        idx = _answer(raw, len(opts), where)
+    rec = MCQARecord(
+        _text(row[layout.question], "question", where),
+        opts,
+        idx,
+        source,
+        str(i),
+        str(row[context] or "") if context else "",
+    )
+    return shuffle_choices([rec])[0] if layout.answer_is_text else rec  # not always last
+
+
 def load_mcqa_file(
     path: str | Path,
     *,
-    question: str = "question",
-    choices: str | Sequence[str] = "choices",
-    answer: str = "answer",
-    context: str | None = None,
+    question: str | None = None,
+    choices: str | Sequence[str] | None = None,
+    answer: str | None = None,
+    context: str | None = AUTO,
     source: str | None = None,
 ) -> list[MCQARecord]:
     """Read MCQA records from a local file.
+
+    With no column named, the file is read in the first :mod:`~vmoer_ppl.data.layouts` layout
+    its columns fit (``question`` / ``choices`` / ``answer``, ARC's ``choices: {text, label}`` and
+    ``answerKey``, ``options``, HellaSwag's ``endings``, option columns ``A``, ``B``, ...,
+    MedMCQA, SciQ); named columns replace the default ``question`` / ``choices`` / ``answer``.
 
     Parameters
     ----------
     path : str or Path
         ``.jsonl``, ``.json``, ``.csv`` or ``.parquet``.
-    question, answer : str
-        Column names; the answer is a 0-based index or a letter.
-    choices : str or sequence of str
-        A list-valued column (a JSON list in a csv cell), or the names of one column per option.
+    question, answer : str, optional
+        Column names; the answer is a 0-based index, a letter, or one of the choices' labels.
+    choices : str or sequence of str, optional
+        A list-valued column (a JSON list in a csv cell, or ``{"text": [...], "label": [...]}``),
+        or the names of one column per option.
     context : str, optional
-        Column of a supporting passage.
+        Column of a supporting passage; ``"auto"`` (default): ``context``, ``support`` or
+        ``passage`` when the file has one; None: none.
     source : str, optional
         Source name of the records (default: the file stem).
 
     Returns
     -------
     list of MCQARecord
+        `N` records, in the file's order; SciQ-layout options shuffled with a fixed seed (the
+        file keeps the answer last).
     """
     path = Path(path)
     rows = read_rows(path)
-    needed = [question, answer] + ([choices] if isinstance(choices, str) else list(choices))
-    needed += [context] if context else []
-    missing = [c for c in needed if c not in rows.column_names]
-    if missing:
-        raise ValueError(f"{path}: missing field(s) {missing}; the file has {rows.column_names}")
-    out = []
-    for i, row in enumerate(rows):
-        where = f"{path.name} row {i}"
-        opts = _choices(row, choices, where)
-        out.append(
-            MCQARecord(
-                _text(row[question], "question", where),
-                opts,
-                _answer(row[answer], len(opts), where),
-                source or path.stem,
-                str(i),
-                str(row[context] or "") if context else "",
-            )
-        )
-    return out
+    columns = list(rows.column_names)
+    layout = layout_of(path, columns, question, choices, answer)
+    if context == AUTO:
+        context = context_column(columns)
+    elif context and context not in columns:
+        raise ValueError(f"{path}: missing field(s) [{context!r}]; the file has {columns}")
+    log.info("%s: layout %s %s, passage %s", path.name, layout.name, layout.columns(), context)
+    src = source or path.stem
+    return [
+        _record(row, layout, context, src, i, f"{path.name} row {i}") for i, row in enumerate(rows)
+    ]

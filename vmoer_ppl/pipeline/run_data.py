@@ -57,7 +57,9 @@ def id_data(cfg: FitConfig) -> tuple[Splits, bool, str]:
     if Path(d.name).suffix in FORMATS:
         if not Path(d.name).exists():
             raise FileNotFoundError(f"--data {d.name}: no such file")
-        return _file_splits(d.name, cfg), False, Path(d.name).stem
+        splits = _file_splits(d.name, cfg)
+        passages = any(r.context for part in (splits.train, splits.val, splits.test) for r in part)
+        return splits, passages, Path(d.name).stem  # a passage column is shown in the prompt
     raise ValueError(
         f"--data {d.name!r}: use a packaged set ({', '.join(ID_CANDIDATES)}), hub:<name> "
         f"({', '.join(HUB)}), or a {'/'.join(FORMATS)} file"
