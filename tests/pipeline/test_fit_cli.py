@@ -75,6 +75,10 @@ def test_fit_then_evaluate_on_a_local_file(setup, tmp_path, capsys):
     assert metrics["meta"]["machine"]["cpu_capability"] == here["cpu_capability"]
     assert json.loads((run / "fit.json").read_text())["machine"]["cpu"] == here["cpu"]
     assert f"Computed on: {machine_label(metrics['meta'])}." in (run / "report.md").read_text()
+    regime = metrics["meta"]["regime"]  # the deterministic router on validation
+    assert regime["questions"] == 4 and 0 <= regime["acc"] <= 1
+    assert regime["temperature"] == metrics["results"]["temperature-scaling"]["temperature"]
+    assert "Regime (deterministic router on the 4 validation" in (run / "report.md").read_text()
     st = metrics["results"]["swag"]["stability"]  # a baseline routes by MC: probed both ways
     assert st["draws"] is True and 0 < st["self_agreement"]["overall"] <= 1
     assert len(st["fresh"]["overall"]) == len(st["gamma"])

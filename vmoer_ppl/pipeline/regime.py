@@ -8,6 +8,8 @@ and the post-hoc temperature T that minimises NLL (T > 1: over-confident).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from vmoer_ppl.evaluation.metrics import accuracy, calibration_errors, nll
@@ -15,8 +17,19 @@ from vmoer_ppl.evaluation.temperature_scaling import fit_temperature
 from vmoer_ppl.pipeline.evaluate import deterministic_outputs
 
 
-def regime_of(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+def regime_of(
+    probs: torch.Tensor, labels: torch.Tensor, temperature: float | None = None
+) -> dict[str, float]:
     """Accuracy, mean confidence, NLL, ECE and post-hoc temperature of answers `(N, C)`.
+
+    Parameters
+    ----------
+    probs : torch.Tensor
+        `(N, C)` answer probabilities.
+    labels : torch.Tensor
+        `(N,)` correct options.
+    temperature : float, optional
+        The post-hoc temperature when already fitted on these answers (else fitted here).
 
     Returns
     -------
@@ -24,7 +37,7 @@ def regime_of(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         ``acc``, ``mean_confidence``, ``nll``, ``ece``, ``temperature`` (T > 1: the model is
         over-confident), ``overconfident`` (T > 1).
     """
-    t = fit_temperature(probs, labels)
+    t = fit_temperature(probs, labels) if temperature is None else temperature
     return {
         "acc": accuracy(probs, labels),
         "mean_confidence": probs.max(-1).values.mean().item(),
@@ -40,3 +53,66 @@ def measure_regime(head, data: dict, desc: str = "regime") -> dict[str, float]:
     inputs = {k: v for k, v in data.items() if k != "num_options"}  # labels: dropped there
     probs = deterministic_outputs(head, inputs, desc=desc)["probs"]
     return regime_of(probs, data["labels"])
+
+
+#: |log T| below which one temperature is said to barely change the answers (T within ~5 % of 1).
+NEAR_ONE = 0.05
+
+
+def regime_text(regime: dict | None) -> str:
+    """The report's sentences on the deterministic router's validation regime.
+
+    Parameters
+    ----------
+    regime : dict, optional
+        :func:`regime_of`'s result with ``questions`` (the validation size); None for a run
+        evaluated before the regime was recorded.
+
+    Returns
+    -------
+    str
+    """
+    if not regime:
+        return "Regime: not recorded (evaluated before metrics.json held it)."
+    t, acc, conf = regime["temperature"], regime["acc"], regime["mean_confidence"]
+    side = "below" if conf < acc else "above"
+    if abs(math.log(t)) < NEAR_ONE:
+        scaled = "≈ 1: one temperature barely changes these answers"
+    elif t > 1:
+        scaled = "> 1: over-confident"
+    else:
+        scaled = "< 1: under-confident"
+    return (
+        f"Regime (deterministic router on the {regime.get('questions', '?')} validation "
+        f"questions): accuracy {acc:.3f}, mean confidence {conf:.3f} ({side} accuracy), ECE "
+        f"{regime['ece']:.3f}, post-hoc temperature T = {t:.2f} ({scaled}). Bayesian routing "
+        "averages answers over routings, which lowers confidence: it is meant for routers whose "
+        "confidence is above their accuracy (T > 1)."
+    )
+
+
+def regime_seeds_text(metas: list[dict]) -> str:
+    """One line on the deterministic router's validation regime over seeds (``vmoer compare``).
+
+    Parameters
+    ----------
+    metas : list of dict
+        Each run's ``metrics.json`` ``meta``, in seed order.
+
+    Returns
+    -------
+    str
+        Per seed, T and accuracy − mean confidence; ``""`` when no run records its regime.
+    """
+    regimes = [m.get("regime") for m in metas]
+    if not any(regimes):
+        return ""
+    t = ", ".join("–" if r is None else f"{r['temperature']:.2f}" for r in regimes)
+    gap = ", ".join(
+        "–" if r is None else f"{r['acc'] - r['mean_confidence']:+.3f}" for r in regimes
+    )
+    return (
+        f"Regime of the deterministic router on validation, per seed: post-hoc T = {t}; "
+        f"accuracy − mean confidence = {gap} (T > 1, a negative gap: over-confident, the regime "
+        "Bayesian routing is meant for)."
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 from vmoer_ppl.pipeline.confound_report import length_table
 from vmoer_ppl.pipeline.evaluate import mean_over_ood
 from vmoer_ppl.pipeline.machine import machine_label
+from vmoer_ppl.pipeline.regime import regime_text
 from vmoer_ppl.pipeline.stability_report import (
     SELF_AGREEMENT,
     jaccard_column,
@@ -166,6 +167,8 @@ def write_run(out: Path, meta: dict, results: dict) -> None:
         f"Sizes: {meta['sizes']}",
         "",
         f"Computed on: {machine_label(meta) or 'not recorded'}.",
+        "",
+        regime_text(meta.get("regime")),
         "",
         "## Summary",
         "",

@@ -18,6 +18,7 @@ from vmoer_ppl.evaluation.stability_prefix import StabilityInputs, stability_inp
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.evaluate import bayesian_outputs, deterministic_outputs
 from vmoer_ppl.pipeline.open_run import OpenedRun, open_run
+from vmoer_ppl.pipeline.regime import regime_of
 from vmoer_ppl.pipeline.run_dir import strip
 from vmoer_ppl.pipeline.scaled_rows import scale_row
 from vmoer_ppl.pipeline.workers import WORKER_MEMO, to_numpy, to_torch
@@ -35,8 +36,13 @@ def vmoer_prediction(cfg: FitConfig) -> dict:
     return {"num_samples": ev.num_samples, "mode": ev.predict_mode, "link": ev.link}
 
 
-def deterministic_routers(opened: OpenedRun, timings: dict) -> tuple[dict, float]:
-    """Outputs of the deterministic router and of post-hoc temperature scaling; the temperature."""
+def deterministic_routers(opened: OpenedRun, timings: dict) -> tuple[dict, dict]:
+    """Outputs of the deterministic router and of post-hoc temperature scaling; the regime.
+
+    The regime (:func:`~vmoer_ppl.pipeline.regime.regime_of` of the deterministic answers on
+    the validation split, its ``temperature`` the one temperature scaling applies) comes from
+    the validation pass temperature scaling needs anyway.
+    """
     t = time.perf_counter()
     data, head = opened.data, next(iter(opened.guides.values()))[0].net
     det = {
@@ -44,8 +50,9 @@ def deterministic_routers(opened: OpenedRun, timings: dict) -> tuple[dict, float
     }
     val = deterministic_outputs(head, data["val"])["probs"]
     scaled, temp = scale_row(det, data, val, data["val"]["labels"])
+    regime = regime_of(val, data["val"]["labels"], temperature=temp)
     timings["deterministic_s"] = time.perf_counter() - t
-    return {DETERMINISTIC: det, "temperature-scaling": scaled}, temp
+    return {DETERMINISTIC: det, "temperature-scaling": scaled}, regime
 
 
 def vmoer_router(opened: OpenedRun, cfg: FitConfig, family: str, timings: dict) -> dict:
@@ -123,15 +130,23 @@ def router_part(opened: OpenedRun, cfg: FitConfig, router: str) -> dict:
     -------
     dict
         ``outs`` (row -> set -> outputs), ``temperature`` (the deterministic router's post-hoc
-        T, else None), ``stability`` (None: left to the caller) and ``timings``.
+        T, else None), ``regime`` (the deterministic router's validation regime, else None),
+        ``stability`` (None: left to the caller) and ``timings``.
     """
     timings: dict = {}
-    temp = None
+    regime = None
     if router == DETERMINISTIC:
-        outs, temp = deterministic_routers(opened, timings)
+        outs, regime = deterministic_routers(opened, timings)
     else:
         outs = vmoer_router(opened, cfg, router, timings)
-    return {"outs": outs, "temperature": temp, "stability": None, "timings": timings}
+    temp = None if regime is None else regime["temperature"]
+    return {
+        "outs": outs,
+        "temperature": temp,
+        "regime": regime,
+        "stability": None,
+        "timings": timings,
+    }
 
 
 def router_task(out: str, run: dict, cfg: FitConfig, router: str, probe: dict | None) -> dict:

@@ -198,6 +198,7 @@ def evaluate_locked(out: Path, how: EvalSettings) -> dict:
         "predict_mode": cfg.evaluation.predict_mode,
         "link": cfg.evaluation.link,
         "sizes": opened.sizes,
+        "regime": {**parts[0]["regime"], "questions": opened.sizes["val"]},
         "option_counts": {k: {str(c): n for c, n in h.items()} for k, h in option_hist.items()},
         "plots": plots,
         "timings": timings,

@@ -20,6 +20,7 @@ from vmoer_ppl.pipeline.controls import controls_table
 from vmoer_ppl.pipeline.goals import goals_table
 from vmoer_ppl.pipeline.intervals import mean_sd, t_interval
 from vmoer_ppl.pipeline.machine import fit_machine, machine_label, machine_mismatch
+from vmoer_ppl.pipeline.regime import regime_seeds_text
 from vmoer_ppl.pipeline.report import SUMMARY_COLUMNS, summary_row
 from vmoer_ppl.pipeline.stability_report import jaccard_columns, stability_table
 from vmoer_ppl.settings import flat_values
@@ -200,6 +201,8 @@ def compare_runs(run_dirs, out: str | Path | None = None) -> str:
     runs = load_runs(run_dirs)
     agg = aggregate(runs)
     table = seeds_table(agg, len(runs)) + "\n\n" + goals_table(agg)
+    if regime := regime_seeds_text([r["meta"] for r in runs]):
+        table += "\n\n" + regime
     if stab := stability_table(agg, len(runs)):
         table += "\n\n" + stab
     if controls := controls_table(agg, len(runs)):
