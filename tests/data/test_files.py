@@ -138,3 +138,11 @@ def test_a_file_with_passages_shows_them_in_the_prompt(tmp_path):
     assert run_records(FitConfig().replace(data=str(plain), **kw))[1] is False
     sets, shown, _ = run_records(FitConfig().replace(data=str(passages), **kw))
     assert shown is True and all(r.context == "text" for r in sets["train"])
+
+
+def test_a_json_object_holding_the_questions_in_one_field_is_read(tmp_path):
+    p = tmp_path / "nested.json"
+    p.write_text(json.dumps({"version": "1.0", "data": ROWS}))
+    recs = load_mcqa_file(p)
+    assert [r.question for r in recs] == [r["question"] for r in ROWS]
+    assert [r.answer for r in recs] == [0, 1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,6 +84,41 @@ def check_utf8(path: Path) -> None:
         ) from None
 
 
+def unwrapped(path: Path, tmp: Path) -> Path:
+    """The file to read: ``path``, or the questions of a JSON object written to ``tmp``.
+
+    A JSON object whose one list-of-objects field holds the questions (``{"version": ...,
+    "data": [...]}``) is unwrapped into a top-level list in ``tmp``: ``datasets`` reads such a
+    field only when each column has one type, a top-level list also when an answer column mixes
+    indices and letters.
+
+    Parameters
+    ----------
+    path : Path
+        The user's file.
+    tmp : Path
+        A scratch directory.
+
+    Returns
+    -------
+    Path
+    """
+    if path.suffix != ".json" or not path.read_text(encoding="utf-8").lstrip().startswith("{"):
+        return path
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return path  # read_rows' own error names the file
+    lists = [
+        v for v in obj.values() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+    ]
+    if len(lists) != 1:
+        return path
+    inner = tmp / path.name
+    inner.write_text(json.dumps(lists[0]), encoding="utf-8")
+    return inner
+
+
 def read_rows(path: Path):
     """The rows of a local ``.jsonl``, ``.json``, ``.csv`` or ``.parquet`` file (a ``Dataset``).
 
@@ -105,7 +141,9 @@ def read_rows(path: Path):
     if path.suffix != ".parquet":
         check_utf8(path)
     try:
-        rows = load_dataset(FORMATS[path.suffix], data_files=str(path), split="train")
+        with tempfile.TemporaryDirectory() as tmp:
+            source = unwrapped(path, Path(tmp))  # {"version": ..., "data": [{...}, ...]}
+            rows = load_dataset(FORMATS[path.suffix], data_files=str(source), split="train")
     except Exception as err:  # datasets' own errors name neither the file nor the fix
         cause = err.__cause__ or err
         raise ValueError(
