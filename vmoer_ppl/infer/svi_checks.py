@@ -79,7 +79,8 @@ def check_init_overlap(record: dict, threshold: float, model=None) -> None:
         LOW_OVERLAP
         + "the prior%s is wide against these routers' logit spread, and training starts from "
         "swapped experts; a smaller prior scale keeps more (--prior-scale relative:C, C the "
-        "multiple of each router's logit spread%s, or absolute:S)",
+        "multiple of each router's logit spread%s, or absolute:S; in Python, "
+        "bayesianize(prior=S) with a smaller S)",
         threshold,
         low,
         f" ({now})" if now else "",
