@@ -83,3 +83,14 @@ def test_questions_repeated_across_official_splits_stay_in_test_only(hub_copy, c
     s = paper_splits("sciq", path=hub_copy, n_test=25, n_val=5, n_train=30)
     assert all(r.question != "s3 of test" for r in s.train + s.val)
     assert "dropped 3 duplicate questions" in caplog.text
+
+
+def test_an_unreachable_hub_names_the_local_copy_flag(monkeypatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'allenai/sciq' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(ValueError, match=r"allenai/sciq: the hub cannot be reached.*--hub-path"):
+        read_split("sciq", "test")

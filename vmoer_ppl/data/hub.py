@@ -75,6 +75,29 @@ HUB: dict[str, HubSet] = {
 }
 
 
+def load_hub_split(hs: HubSet, split: str, path: str | Path | None = None):
+    """One split of a hub set through ``datasets``: from the hub, or from a local copy ``path``.
+
+    Raises
+    ------
+    ValueError
+        When the hub cannot be reached (no network, ``HF_HUB_OFFLINE``), naming ``--hub-path``.
+    """
+    from datasets import load_dataset
+
+    if path is not None:
+        return load_dataset(str(path), data_dir=hs.data_dir, split=split)
+    try:
+        return load_dataset(hs.repo, hs.config, split=split)
+    except ConnectionError as err:
+        raise ValueError(
+            f"{hs.repo}: the hub cannot be reached from this machine ({type(err).__name__}); "
+            f"pass --hub-path DIR, a local copy in the hub layout "
+            f"(DIR/{hs.data_dir}/{split}-00000-of-00001.parquet), or use a packaged set or a "
+            "local file"
+        ) from None
+
+
 def read_split(name: str, split: str, *, path: str | Path | None = None) -> list[MCQARecord]:
     """One split of a hub set as records.
 
@@ -91,15 +114,10 @@ def read_split(name: str, split: str, *, path: str | Path | None = None) -> list
     -------
     list of MCQARecord
     """
-    from datasets import load_dataset
-
     if name not in HUB:
         raise ValueError(f"unknown hub set {name!r}; known: {', '.join(HUB)}")
     hs = HUB[name]
-    if path is None:
-        ds = load_dataset(hs.repo, hs.config, split=split)
-    else:
-        ds = load_dataset(str(path), data_dir=hs.data_dir, split=split)
+    ds = load_hub_split(hs, split, path)
     # ids qualified by split: several sets number rows per split (SciQ, MMLU)
     records = [hs.convert(i, row) for i, row in enumerate(ds)]
     return [replace(r, id=f"{split}/{r.id}") for r in records]
@@ -119,13 +137,7 @@ def _test_and_pool(name: str, path, rng: random.Random, n_test: int):
         rng.shuffle(rows)
         return rows[:n_test], rows[n_test:]
     hs = HUB[name]  # medmcqa: the "Medicine" single-choice questions of the labelled train split
-    from datasets import load_dataset
-
-    ds = (
-        load_dataset(hs.repo, split="train")
-        if path is None
-        else load_dataset(str(path), data_dir=hs.data_dir, split="train")
-    )
+    ds = load_hub_split(hs, "train", path)
     rows = [
         medmcqa_row(i, r)
         for i, r in enumerate(ds)
