@@ -43,11 +43,17 @@ def test_a_bad_setting_is_refused_before_anything_is_written(
 
 @pytest.mark.parametrize(
     "argv, message",
-    [(["--n-boot", "0"], "--n-boot 0"), (["--stability-questions", "-1"], "stability")],
+    [
+        (["--n-boot", "0"], "--n-boot 0: must be an integer >= 1"),
+        (["--stability-questions", "-1"], "--stability-questions -1: must be an integer >= 0"),
+        (["--num-samples", "0"], "--num-samples 0: must be an integer >= 1"),
+        (["--workers", "0"], "--workers 0: must be an integer >= 1"),
+    ],
 )
 def test_bad_evaluation_settings_are_refused_before_loading(tmp_path, capsys, argv, message):
     assert main(["evaluate", str(tmp_path / "nowhere"), *argv]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "None" not in err  # only the flag at fault
 
 
 def test_the_defaults_and_the_demo_recipe_validate():

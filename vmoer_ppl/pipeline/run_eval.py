@@ -105,12 +105,12 @@ class EvalSettings:
 
     def check(self) -> None:
         """Refuse values that cannot be evaluated, naming the flags."""
-        n, q, s, w = self.n_boot, self.stability_questions, self.num_samples, self.workers
-        if n < 1 or q < 0 or (s is not None and s < 1) or (w is not None and w < 1):
-            raise ValueError(
-                f"--n-boot {n} / --stability-questions {q} / --num-samples {s} / --workers {w}: "
-                "need n-boot >= 1, stability-questions >= 0, num-samples >= 1 and workers >= 1"
-            )
+        least = {"n_boot": 1, "stability_questions": 0, "num_samples": 1, "workers": 1}
+        for name, low in least.items():
+            value = getattr(self, name)
+            if value is not None and value < low:  # None: the run's own setting
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} {value}: must be an integer >= {low}")
         check_prediction(self.predict_mode or "mc", self.link or "second-order")
 
     def applied(self, cfg: FitConfig) -> FitConfig:
