@@ -75,6 +75,8 @@ def test_fit_then_evaluate_on_a_local_file(setup, tmp_path, capsys):
     assert metrics["meta"]["machine"]["cpu_capability"] == here["cpu_capability"]
     assert json.loads((run / "fit.json").read_text())["machine"]["cpu"] == here["cpu"]
     assert f"Computed on: {machine_label(metrics['meta'])}." in (run / "report.md").read_text()
+    fitted = json.loads((run / "fit.json").read_text())["regime"]  # before SVI, no stage 1
+    assert fitted["source"] == "measured" and fitted["questions"] == 4
     regime = metrics["meta"]["regime"]  # the deterministic router on validation
     assert regime["questions"] == 4 and 0 <= regime["acc"] <= 1
     assert regime["temperature"] == metrics["results"]["temperature-scaling"]["temperature"]
@@ -199,6 +201,9 @@ def test_stage1_lora_adapts_attention_and_experts_not_routers(setup, tmp_path):
     run = tmp_path / "lora"
     assert main(fit_args(model, data, run, "--lora-steps", "3", "--lora-lr", "1e-2")) == 0
     assert (run / "stage1" / "adapter_config.json").exists()
+    stage1 = json.loads((run / "stage1" / "regime.json").read_text())["val_after"]
+    fitted = json.loads((run / "fit.json").read_text())["regime"]  # stage 1's, not measured again
+    assert fitted == {**stage1, "source": "stage 1", "questions": 4}
     lora = json.loads((run / "stage1" / "adapter_config.json").read_text())
     assert set(lora["target_modules"]) == {"q_proj", "k_proj", "v_proj"}
     assert "experts.gate_up_proj" in lora["target_parameters"]

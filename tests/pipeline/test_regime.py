@@ -47,3 +47,21 @@ def test_compare_lists_the_regime_of_each_seed():
     text = regime_seeds_text(metas)
     assert "T = 1.30, –, 0.90" in text and "-0.100, –, -0.100" in text
     assert regime_seeds_text([{}, {}]) == ""  # runs evaluated before the regime was kept
+
+
+@pytest.mark.parametrize(("temperature", "warned"), [(0.6, True), (1.3, False), (0.98, False)])
+def test_the_fit_reads_stage_1s_regime_and_warns_when_under_confident(
+    tmp_path, caplog, temperature, warned
+):
+    import json
+
+    from vmoer_ppl.pipeline.regime import fit_regime
+
+    after = {"acc": 0.7, "mean_confidence": 0.5, "nll": 0.8, "ece": 0.2}
+    after.update(temperature=temperature, overconfident=temperature > 1)
+    (tmp_path / "stage1").mkdir()
+    (tmp_path / "stage1" / "regime.json").write_text(json.dumps({"val_after": after}))
+    val = {"labels": torch.zeros(5, dtype=torch.long)}
+    regime = fit_regime(tmp_path, None, val)  # no forward: stage 1 measured it
+    assert regime == {**after, "source": "stage 1", "questions": 5}
+    assert ("under-confident on validation" in caplog.text) is warned

@@ -30,6 +30,7 @@ from vmoer_ppl.pipeline.fit_family import fit_family, shared_spread
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
 from vmoer_ppl.pipeline.machine import machine
 from vmoer_ppl.pipeline.plots import plot_fit_diagnostics
+from vmoer_ppl.pipeline.regime import fit_regime
 from vmoer_ppl.pipeline.run_data import encode_sets
 from vmoer_ppl.pipeline.run_dir import FIT_FILE, RUN_FILE, prepare_run_dir, scorer_kwargs, strip
 from vmoer_ppl.pipeline.validate import validate_config
@@ -82,10 +83,11 @@ def fit_families(cfg: FitConfig, rank: int, size: int, t0: float, timings: dict)
     if rank == 0:
         write_text(out / RUN_FILE, json.dumps(run, indent=2))
     ids = {"model": fp, "data": f"{hashes['train']}:{hashes['val']}"}  # checked on resume
-    families = fit_each(cfg, model, enc, kwargs, ids, (rank, size), timings)
+    families, regime = fit_each(cfg, model, enc, kwargs, ids, (rank, size), timings)
     timings["total_s"] = time.perf_counter() - t0
     result = {
         "run": run,
+        "regime": regime,
         "families": families,
         "timings": timings,
         "machine": machine(family_workers(cfg)),
@@ -96,8 +98,14 @@ def fit_families(cfg: FitConfig, rank: int, size: int, t0: float, timings: dict)
     return result
 
 
-def fit_each(cfg: FitConfig, model, enc: dict, kwargs: dict, ids: dict, world, timings) -> dict:
+def fit_each(
+    cfg: FitConfig, model, enc: dict, kwargs: dict, ids: dict, world, timings
+) -> tuple[dict, dict | None]:
     """Fit every family of ``cfg`` on the frozen-prefix inputs (computed once); their records.
+
+    Before the first family, the deterministic model's validation regime is read from stage 1's
+    measurement or measured (:func:`~vmoer_ppl.pipeline.regime.fit_regime`, rank 0 only) and
+    logged, with a warning when it is under-confident.
 
     With ``cfg.placement.workers > 1`` (one process, no ``torchrun``) the families are fitted
     side by side in worker processes (:mod:`vmoer_ppl.pipeline.workers`), each reloading the
@@ -122,13 +130,16 @@ def fit_each(cfg: FitConfig, model, enc: dict, kwargs: dict, ids: dict, world, t
 
     Returns
     -------
-    dict
-        Family -> its ``fit.json`` record.
+    tuple
+        Family -> its ``fit.json`` record; the regime (None on ranks other than 0).
     """
     rank, size = world
     t = time.perf_counter()
     build, data, bm = svi_inputs(cfg, model, enc, kwargs)
     timings["frozen_prefix_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    regime = fit_regime(Path(cfg.out), bm.net, data["val"]) if rank == 0 else None
+    timings["regime_s"] = time.perf_counter() - t
     shards = size * -(-cfg.svi.shards // size)  # a multiple of the process count
     memo: dict = {}
     workers = family_workers(cfg)
@@ -139,14 +150,14 @@ def fit_each(cfg: FitConfig, model, enc: dict, kwargs: dict, ids: dict, world, t
         done = run_tasks(fit_family_task, tasks, workers, what="family fit")
         for family, (_, took) in zip(cfg.families, done, strict=True):
             timings[f"fit_{family}_s"] = took
-        return {f: record for f, (record, _) in zip(cfg.families, done, strict=True)}
+        return {f: record for f, (record, _) in zip(cfg.families, done, strict=True)}, regime
     families = {}
     for family in cfg.families:
         t = time.perf_counter()
         inputs = (model, build, data)
         families[family] = fit_and_plot(cfg, family, inputs, shards, ids, memo, is_main=rank == 0)
         timings[f"fit_{family}_s"] = time.perf_counter() - t
-    return families
+    return families, regime
 
 
 def family_workers(cfg: FitConfig) -> int:

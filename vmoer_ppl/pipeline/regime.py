@@ -8,13 +8,21 @@ and the post-hoc temperature T that minimises NLL (T > 1: over-confident).
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+from pathlib import Path
 
 import torch
 
 from vmoer_ppl.evaluation.metrics import accuracy, calibration_errors, nll
 from vmoer_ppl.evaluation.temperature_scaling import fit_temperature
 from vmoer_ppl.pipeline.evaluate import deterministic_outputs
+
+log = logging.getLogger(__name__)
+
+#: |log T| below which one temperature is said to barely change the answers (T within ~5 % of 1).
+NEAR_ONE = 0.05
 
 
 def regime_of(
@@ -48,15 +56,57 @@ def regime_of(
     }
 
 
+def fit_regime(out: Path, head, val: dict) -> dict:
+    """The deterministic model's validation regime before SVI, logged; warns when under-confident.
+
+    Stage 1 measures it after training (``stage1/regime.json``'s ``val_after``, on the same
+    validation split): reused. Otherwise one deterministic pass over the validation split.
+
+    Parameters
+    ----------
+    out : Path
+        The run directory.
+    head : nn.Module
+        The answer network, routed deterministically when called directly.
+    val : dict
+        The encoded validation split, with ``labels``.
+
+    Returns
+    -------
+    dict
+        :func:`regime_of`'s result, ``questions`` and ``source`` (``"stage 1"`` or ``"measured"``).
+    """
+    regime = None
+    saved = out / "stage1" / "regime.json"
+    if saved.is_file():
+        try:
+            regime = {**json.loads(saved.read_text())["val_after"], "source": "stage 1"}
+        except (ValueError, KeyError, TypeError):
+            regime = None  # unreadable: measured again
+    if regime is None:
+        regime = {**measure_regime(head, val, desc="regime"), "source": "measured"}
+    regime["questions"] = len(val["labels"])
+    t = regime["temperature"]
+    if t < 1 and abs(math.log(t)) >= NEAR_ONE:
+        log.warning(
+            "the deterministic model is under-confident on validation (post-hoc T = %.2f, "
+            "accuracy %.3f against mean confidence %.3f): Bayesian routing averages answers over "
+            "routings, which lowers confidence further, so expect no calibration gain from it "
+            "(a backbone fitted to the task, e.g. --lora-steps, is the regime the method is for)",
+            t,
+            regime["acc"],
+            regime["mean_confidence"],
+        )
+    else:
+        log.info("validation regime of the deterministic model: %s", regime)
+    return regime
+
+
 def measure_regime(head, data: dict, desc: str = "regime") -> dict[str, float]:
     """:func:`regime_of` the deterministic ``head`` on an encoded set with ``labels``."""
     inputs = {k: v for k, v in data.items() if k != "num_options"}  # labels: dropped there
     probs = deterministic_outputs(head, inputs, desc=desc)["probs"]
     return regime_of(probs, data["labels"])
-
-
-#: |log T| below which one temperature is said to barely change the answers (T within ~5 % of 1).
-NEAR_ONE = 0.05
 
 
 def regime_text(regime: dict | None) -> str:
