@@ -194,6 +194,11 @@ def test_an_unfinished_run_resumes_and_other_settings_are_refused(setup, tmp_pat
     assert fit["families"]["logit-mf"]["resumed_from"] == 4  # the finished checkpoint
     assert main(fit_args(model, data, run, "--lr", "0.5")) == 2
     assert "other settings" in capsys.readouterr().err
+    refused = tmp_path / "refused"  # a fit stopped before any output: its settings are replaced
+    assert main(fit_args(model, write_jsonl(tmp_path / "bad.jsonl", bad="range"), refused)) == 2
+    assert sorted(p.name for p in refused.iterdir() if p.name != ".vmoer.lock") == ["config.json"]
+    assert main(fit_args(model, data, refused, "--lr", "0.5")) == 0
+    assert FitConfig.load(refused).svi.lr == 0.5
 
 
 def test_stage1_lora_adapts_attention_and_experts_not_routers(setup, tmp_path):

@@ -33,9 +33,16 @@ def scorer_kwargs(cfg: FitConfig, tokenizer, data: dict) -> dict:
 
 
 def prepare_run_dir(cfg: FitConfig) -> Path:
-    """Create or reuse the run directory: same settings resume; other settings need --overwrite."""
+    """Create or reuse the run directory: same settings resume; other settings need --overwrite.
+
+    A directory holding only the settings of a fit refused before any output (a bad data file,
+    say) takes the new settings: nothing of it is lost.
+    """
     out = Path(cfg.out)  # run_lock has refused links in it
-    if (out / CONFIG_FILE).exists() and not cfg.overwrite:
+    started = any((out / name).exists() for name in (*OUTPUTS, RUN_FILE))
+    if (out / CONFIG_FILE).exists() and not cfg.overwrite and not started:
+        log.info("%s: replacing the settings of a fit that stopped before any output", out)
+    elif (out / CONFIG_FILE).exists() and not cfg.overwrite:
         saved = FitConfig.load(out)
         mine = {**to_dict(cfg), "overwrite": False}
         if {**to_dict(saved), "overwrite": False} != mine:
