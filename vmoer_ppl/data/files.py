@@ -8,13 +8,12 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from vmoer_ppl.data.layouts import Layout, context_column, detect_layout, known_layouts
+from vmoer_ppl.data.layouts import LETTERS, Layout, context_column, detect_layout, known_layouts
 from vmoer_ppl.data.records import MCQARecord, shuffle_choices
 
 log = logging.getLogger(__name__)
 
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-LETTERS = "ABCDEFGHIJ"
 
 
 def _answer(value, n: int, where: str) -> int:
@@ -103,10 +102,13 @@ def unwrapped(path: Path, tmp: Path) -> Path:
     -------
     Path
     """
-    if path.suffix != ".json" or not path.read_text(encoding="utf-8").lstrip().startswith("{"):
+    if path.suffix != ".json":
+        return path
+    text = path.read_text(encoding="utf-8")
+    if not text.lstrip().startswith("{"):
         return path
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(text)
     except ValueError:
         return path  # read_rows' own error names the file
     lists = [

@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-#: Option columns named by letter, in order (the ``letters`` layout).
-LETTER_COLUMNS = tuple("ABCDEFGHIJ")
+#: Option letters, in order: answers given as a letter, the ``letters`` layout's option columns,
+#: and the letter scorer's labels.
+LETTERS = "ABCDEFGHIJ"
 #: Columns read as a supporting passage, first present wins.
 CONTEXT_COLUMNS = ("context", "support", "passage")
 
@@ -77,7 +78,7 @@ LAYOUTS: tuple[Layout, ...] = (
 def letter_layout(columns: Sequence[str]) -> Layout | None:
     """``question``, option columns ``A``, ``B``, ... (at least two, consecutive), ``answer``."""
     opts = []
-    for c in LETTER_COLUMNS:
+    for c in LETTERS:
         if c not in columns:
             break
         opts.append(c)
@@ -113,4 +114,4 @@ def known_layouts() -> str:
     """One line naming each layout's columns, for error messages."""
     parts = [f"{lay.name}: {', '.join(lay.columns())}" for lay in LAYOUTS]
     parts.append("letters: question, A, B, ..., answer")
-    return "; ".join(dict.fromkeys(parts))
+    return "; ".join(parts)

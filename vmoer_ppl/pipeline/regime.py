@@ -56,6 +56,13 @@ def regime_of(
     }
 
 
+def confidence_side(temperature: float) -> str:
+    """``"over"`` (T > 1), ``"under"`` (T < 1) or ``"near"`` (|log T| < :data:`NEAR_ONE`)."""
+    if abs(math.log(temperature)) < NEAR_ONE:
+        return "near"
+    return "over" if temperature > 1 else "under"
+
+
 def fit_regime(out: Path, head, val: dict) -> dict:
     """The deterministic model's validation regime before SVI, logged; warns when under-confident.
 
@@ -81,13 +88,14 @@ def fit_regime(out: Path, head, val: dict) -> dict:
     if saved.is_file():
         try:
             regime = {**json.loads(saved.read_text())["val_after"], "source": "stage 1"}
+            confidence_side(float(regime["temperature"]))  # a number > 0
         except (ValueError, KeyError, TypeError):
             regime = None  # unreadable: measured again
     if regime is None:
         regime = {**measure_regime(head, val, desc="regime"), "source": "measured"}
     regime["questions"] = len(val["labels"])
     t = regime["temperature"]
-    if t < 1 and abs(math.log(t)) >= NEAR_ONE:
+    if confidence_side(t) == "under":
         log.warning(
             "the deterministic model is under-confident on validation (post-hoc T = %.2f, "
             "accuracy %.3f against mean confidence %.3f): Bayesian routing averages answers over "
@@ -126,12 +134,11 @@ def regime_text(regime: dict | None) -> str:
         return "Regime: not recorded (evaluated before metrics.json held it)."
     t, acc, conf = regime["temperature"], regime["acc"], regime["mean_confidence"]
     side = "below" if conf < acc else "above"
-    if abs(math.log(t)) < NEAR_ONE:
-        scaled = "≈ 1: one temperature barely changes these answers"
-    elif t > 1:
-        scaled = "> 1: over-confident"
-    else:
-        scaled = "< 1: under-confident"
+    scaled = {
+        "near": "≈ 1: one temperature barely changes these answers",
+        "over": "> 1: over-confident",
+        "under": "< 1: under-confident",
+    }[confidence_side(t)]
     return (
         f"Regime (deterministic router on the {regime.get('questions', '?')} validation "
         f"questions): accuracy {acc:.3f}, mean confidence {conf:.3f} ({side} accuracy), ECE "

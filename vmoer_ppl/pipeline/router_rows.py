@@ -129,9 +129,9 @@ def router_part(opened: OpenedRun, cfg: FitConfig, router: str) -> dict:
     Returns
     -------
     dict
-        ``outs`` (row -> set -> outputs), ``temperature`` (the deterministic router's post-hoc
-        T, else None), ``regime`` (the deterministic router's validation regime, else None),
-        ``stability`` (None: left to the caller) and ``timings``.
+        ``outs`` (row -> set -> outputs), ``regime`` (the deterministic router's validation
+        regime, its ``temperature`` the post-hoc T; else None), ``stability`` (None: left to the
+        caller) and ``timings``.
     """
     timings: dict = {}
     regime = None
@@ -139,18 +139,11 @@ def router_part(opened: OpenedRun, cfg: FitConfig, router: str) -> dict:
         outs, regime = deterministic_routers(opened, timings)
     else:
         outs = vmoer_router(opened, cfg, router, timings)
-    temp = None if regime is None else regime["temperature"]
-    return {
-        "outs": outs,
-        "temperature": temp,
-        "regime": regime,
-        "stability": None,
-        "timings": timings,
-    }
+    return {"outs": outs, "regime": regime, "stability": None, "timings": timings}
 
 
 def router_task(out: str, run: dict, cfg: FitConfig, router: str, probe: dict | None) -> dict:
-    """One router's outputs, temperature and stability in a worker process (``--workers``).
+    """One router's outputs, regime and stability in a worker process (``--workers``).
 
     The run is opened once per worker (:func:`~vmoer_ppl.pipeline.open_run.open_run`, its
     checks included) and kept for the worker's next router.

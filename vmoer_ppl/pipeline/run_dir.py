@@ -39,10 +39,10 @@ def prepare_run_dir(cfg: FitConfig) -> Path:
     say) takes the new settings: nothing of it is lost.
     """
     out = Path(cfg.out)  # run_lock has refused links in it
-    started = any((out / name).exists() for name in (*OUTPUTS, RUN_FILE))
-    if (out / CONFIG_FILE).exists() and not cfg.overwrite and not started:
+    settled = (out / CONFIG_FILE).exists() and not cfg.overwrite
+    if settled and not any((out / name).exists() for name in (*OUTPUTS, RUN_FILE)):
         log.info("%s: replacing the settings of a fit that stopped before any output", out)
-    elif (out / CONFIG_FILE).exists() and not cfg.overwrite:
+    elif settled:
         saved = FitConfig.load(out)
         mine = {**to_dict(cfg), "overwrite": False}
         if {**to_dict(saved), "overwrite": False} != mine:

@@ -41,7 +41,7 @@ from vmoer_ppl.pipeline.router_rows import (
 )
 from vmoer_ppl.pipeline.run_dir import read_finished, scorer_kwargs
 from vmoer_ppl.pipeline.scaled_rows import TEMPERATURE_SCALED, scaled_routers
-from vmoer_ppl.pipeline.validate import POSTERIOR_MEAN, check_prediction
+from vmoer_ppl.pipeline.validate import POSTERIOR_MEAN, check_int, check_prediction
 from vmoer_ppl.pipeline.workers import run_tasks, to_torch
 from vmoer_ppl.safe_files import run_lock
 
@@ -107,10 +107,8 @@ class EvalSettings:
         """Refuse values that cannot be evaluated, naming the flags."""
         least = {"n_boot": 1, "stability_questions": 0, "num_samples": 1, "workers": 1}
         for name, low in least.items():
-            value = getattr(self, name)
-            if value is not None and value < low:  # None: the run's own setting
-                flag = "--" + name.replace("_", "-")
-                raise ValueError(f"{flag} {value}: must be an integer >= {low}")
+            if getattr(self, name) is not None:  # None: the run's own setting
+                check_int(name, getattr(self, name), low)
         check_prediction(self.predict_mode or "mc", self.link or "second-order")
 
     def applied(self, cfg: FitConfig) -> FitConfig:
@@ -168,7 +166,8 @@ def evaluate_locked(out: Path, how: EvalSettings) -> dict:
     parts = router_parts(opened, (out, run), routers, probe, workers, timings)
     outs = {row: o for p in parts for row, o in p["outs"].items()}
     outs.update(baseline_routers(opened, cfg, timings))
-    temps = {"temperature-scaling": parts[0]["temperature"]}
+    regime = parts[0]["regime"]  # the deterministic router's; its T is temperature scaling's
+    temps = {"temperature-scaling": regime["temperature"]}
     if TEMPERATURE_SCALED in cfg.evaluation.baselines:
         scaled, fitted = scaled_routers(opened, predictors(opened, cfg), outs, cfg.seed, timings)
         outs.update(scaled)
@@ -198,7 +197,7 @@ def evaluate_locked(out: Path, how: EvalSettings) -> dict:
         "predict_mode": cfg.evaluation.predict_mode,
         "link": cfg.evaluation.link,
         "sizes": opened.sizes,
-        "regime": {**parts[0]["regime"], "questions": opened.sizes["val"]},
+        "regime": {**regime, "questions": opened.sizes["val"]},
         "option_counts": {k: {str(c): n for c, n in h.items()} for k, h in option_hist.items()},
         "plots": plots,
         "timings": timings,

@@ -82,7 +82,8 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _check_int(name: str, value, least: int) -> None:
+def check_int(name: str, value, least: int) -> None:
+    """Refuse a value that is not an integer >= ``least``, naming the flag (None where allowed)."""
     if value is None and name in NONE_OK:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -115,7 +116,7 @@ def validate_config(cfg: FitConfig) -> FitConfig:
     """
     value = flat_values(cfg)
     for name, least in MIN_INT.items():
-        _check_int(name, value[name], least)
+        check_int(name, value[name], least)
     for name, (least, inclusive) in MIN_FLOAT.items():
         _check_float(name, value[name], least, inclusive)
     for name in AT_MOST_ONE:

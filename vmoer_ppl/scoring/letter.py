@@ -11,13 +11,13 @@ from collections.abc import Sequence
 
 import torch
 
+from vmoer_ppl.data.layouts import LETTERS
 from vmoer_ppl.data.records import MCQARecord
 
 SYSTEM = (
     "You are a multiple-choice quiz answer generator. Respond with ONLY the letter of the "
     "correct option, for example, 'A', 'B', 'C', or 'D'."
 )
-LETTERS = "ABCDEFGHIJ"
 
 
 def letter_prompt(record: MCQARecord) -> str:
