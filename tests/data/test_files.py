@@ -84,6 +84,16 @@ def write_rows(path, rows):
             1,
         ),
         ({"question": "q", "A": "a", "B": "b", "C": "c", "answer": "C"}, ("a", "b", "c"), 2),
+        ({"Question": "q", "A": "a", "B": "b", "Answer": "B"}, ("a", "b"), 1),  # case aside
+        ({"goal": "q", "sol1": "a", "sol2": "b", "label": 0}, ("a", "b"), 0),  # PIQA
+        (  # SWAG: the ending0..3 run wins over sent1, sent2
+            {"startphrase": "q", "sent1": "s", "sent2": "t"}
+            | {f"ending{j}": x for j, x in enumerate("abcd")}
+            | {"label": 2},
+            ("a", "b", "c", "d"),
+            2,
+        ),
+        ({"question": "q", "choices": ["a", "b", "c"], "answer": "c"}, ("a", "b", "c"), 2),
     ],
 )
 def test_the_common_published_layouts_are_recognised(tmp_path, row, choices, answer):
@@ -146,3 +156,41 @@ def test_a_json_object_holding_the_questions_in_one_field_is_read(tmp_path):
     recs = load_mcqa_file(p)
     assert [r.question for r in recs] == [r["question"] for r in ROWS]
     assert [r.answer for r in recs] == [0, 1]
+
+
+def test_numbered_columns_count_answers_from_0_or_1_as_the_file_says(tmp_path):
+    wino = [  # WinoGrande: option1, option2 and answers "1" / "2"
+        {"sentence": f"s{i} _", "option1": "a", "option2": "b", "answer": str(1 + i % 2)}
+        for i in range(4)
+    ]
+    recs = load_mcqa_file(write_rows(tmp_path / "wino.jsonl", wino))
+    assert [r.answer for r in recs] == [0, 1, 0, 1] and recs[0].question == "s0 _"
+    copa = [  # COPA: choice1, choice2, labels 0 / 1, the premise read as the passage
+        {"premise": f"p{i}", "choice1": "a", "choice2": "b", "question": "cause", "label": i % 2}
+        for i in range(4)
+    ]
+    recs = load_mcqa_file(write_rows(tmp_path / "copa.jsonl", copa))
+    assert [(r.question, r.context, r.answer) for r in recs[:2]] == [
+        ("cause", "p0", 0),
+        ("cause", "p1", 1),
+    ]
+    cosmos = [  # CosmosQA: answer0..3 beside the context and the label
+        {"context": "c", "question": "q", "label": 3}
+        | {f"answer{j}": x for j, x in enumerate("abcd")}
+    ]
+    rec = load_mcqa_file(write_rows(tmp_path / "cosmos.jsonl", cosmos))[0]
+    assert (rec.choices, rec.answer, rec.context) == (("a", "b", "c", "d"), 3, "c")
+    one = [{**wino[0], "answer": "1"}, {**wino[1], "answer": "1"}]  # "1" fits both readings
+    with pytest.raises(ValueError, match=r"lies in 1..1, so whether it counts.*letters or 0-based"):
+        load_mcqa_file(write_rows(tmp_path / "one.jsonl", one))
+
+
+def test_a_race_article_is_the_passage_and_unknown_columns_are_named(tmp_path):
+    race = {"article": "A text.", "question": "q", "options": ["a", "b"], "answer": "B"}
+    rec = load_mcqa_file(write_rows(tmp_path / "race.jsonl", [race]))[0]
+    assert (rec.context, rec.answer) == ("A text.", 1)
+    odd = {"q": "q", "alts": ["a", "b"], "key": 0}
+    with pytest.raises(ValueError, match=r"a question column \(question, question_stem, goal"):
+        load_mcqa_file(write_rows(tmp_path / "odd.jsonl", [odd]))
+    with pytest.raises(ValueError, match="neither a 0-based index, a letter A-B nor one option"):
+        load_mcqa_file(write_rows(tmp_path / "t.jsonl", [{**race, "answer": "c"}]))

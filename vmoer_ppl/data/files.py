@@ -16,25 +16,75 @@ log = logging.getLogger(__name__)
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
-def _answer(value, n: int, where: str) -> int:
+def _as_int(value) -> int | None:
+    """An integer answer (an int, an integral float, or digits in a string), else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # an integer column read as float (a missing value elsewhere)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _answer(value, opts: tuple[str, ...], where: str, offset: int = 0) -> int:
+    n = len(opts)
     letters = LETTERS[: min(n, len(LETTERS))]
     if isinstance(value, str) and value.strip().upper() in letters:
         return LETTERS.index(value.strip().upper())
-    idx = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        idx = value
-    elif isinstance(value, float) and value.is_integer():
-        idx = int(value)  # an integer column read as float (a missing value elsewhere)
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        idx = int(value)
+    idx = _as_int(value)
     if idx is None:
+        if isinstance(value, str) and [o.strip() for o in opts].count(value.strip()) == 1:
+            return [o.strip() for o in opts].index(value.strip())  # the option's text
         raise ValueError(
-            f"{where}: answer {value!r} is neither a 0-based index nor a letter "
-            f"A-{letters[-1]}; fix the row"
+            f"{where}: answer {value!r} is neither a 0-based index, a letter "
+            f"A-{letters[-1]} nor one option's text; fix the row"
         )
-    if not 0 <= idx < n:
+    if not 0 <= idx - offset < n:
         raise ValueError(f"{where}: answer index {idx} out of range for {n} choices")
-    return idx
+    return idx - offset
+
+
+def answer_offset(path: Path, values: Sequence, layout: Layout) -> int:
+    """1 when a numbered layout's answers count its options from 1 (WinoGrande), else 0.
+
+    Columns numbered from 1 (``option1``, ``option2``) come with answers counted from 0 (PIQA's
+    ``sol1``, COPA's ``choice1``) or from 1 (WinoGrande's ``answer``): the file's answers tell
+    which, a 0 meaning from 0 and the option count meaning from 1.
+
+    Parameters
+    ----------
+    path : Path
+        The file (for the error message).
+    values : sequence
+        The answer column, `N` values.
+    layout : Layout
+        The file's layout.
+
+    Returns
+    -------
+    int
+        0 or 1, subtracted from every integer answer.
+
+    Raises
+    ------
+    ValueError
+        If every answer lies in 1 .. C - 1, which both readings allow.
+    """
+    if layout.first_number != 1:
+        return 0
+    ints = {_as_int(v) for v in values}
+    if None in ints or 0 in ints:
+        return 0  # letters or texts (read row by row), or counted from 0
+    n = len(layout.choices)
+    if n in ints:
+        log.info("%s: answers count the options from 1 (%s)", path.name, layout.choices[0])
+        return 1
+    raise ValueError(
+        f"{path}: every answer in {layout.answer!r} lies in 1..{n - 1}, so whether it counts "
+        f"the options {', '.join(layout.choices)} from 0 or from 1 cannot be told; write the "
+        "answers as letters or 0-based indices"
+    )
 
 
 def _text(value, what: str, where: str) -> str:
@@ -180,7 +230,9 @@ def layout_of(path: Path, columns: list[str], question, choices, answer) -> Layo
     return layout
 
 
-def _record(row: dict, layout: Layout, context: str | None, source: str, i: int, where: str):
+def _record(
+    row: dict, layout: Layout, context: str | None, source: str, i: int, where: str, offset: int
+):
     opts, labels = _choices(row, layout.choices, where)
     raw = row[layout.answer]
     if layout.answer_is_text:  # SciQ: the distractors, then the answer's text
@@ -188,7 +240,7 @@ def _record(row: dict, layout: Layout, context: str | None, source: str, i: int,
     elif labels is not None and str(raw).strip() in labels:  # ARC: "answerKey" is a label
         idx = labels.index(str(raw).strip())
     else:
-        idx = _answer(raw, len(opts), where)
+        idx = _answer(raw, opts, where, offset)
     rec = MCQARecord(
         _text(row[layout.question], "question", where),
         opts,
@@ -211,23 +263,25 @@ def load_mcqa_file(
 ) -> list[MCQARecord]:
     """Read MCQA records from a local file.
 
-    With no column named, the file is read in the first :mod:`~vmoer_ppl.data.layouts` layout
-    its columns fit (``question`` / ``choices`` / ``answer``, ARC's ``choices: {text, label}`` and
-    ``answerKey``, ``options``, HellaSwag's ``endings``, option columns ``A``, ``B``, ...,
-    MedMCQA, SciQ); named columns replace the default ``question`` / ``choices`` / ``answer``.
+    With no column named, the file is read in the layout :func:`~vmoer_ppl.data.layouts.
+    detect_layout` finds from its column names (MMLU, ARC, OpenBookQA, CommonsenseQA, HellaSwag,
+    SWAG, PIQA, WinoGrande, COPA, CosmosQA, RACE, MedMCQA, SciQ as published, and files like
+    them); named columns replace the default ``question`` / ``choices`` / ``answer``.
 
     Parameters
     ----------
     path : str or Path
         ``.jsonl``, ``.json``, ``.csv`` or ``.parquet``.
     question, answer : str, optional
-        Column names; the answer is a 0-based index, a letter, or one of the choices' labels.
+        Column names; the answer is a 0-based index (1-based when a numbered layout's answers
+        say so: :func:`answer_offset`), a letter, one of the choices' labels, or an option's
+        text.
     choices : str or sequence of str, optional
         A list-valued column (a JSON list in a csv cell, or ``{"text": [...], "label": [...]}``),
         or the names of one column per option.
     context : str, optional
-        Column of a supporting passage; ``"auto"`` (default): ``context``, ``support`` or
-        ``passage`` when the file has one; None: none.
+        Column of a supporting passage; ``"auto"`` (default): the first of
+        :data:`~vmoer_ppl.data.layouts.CONTEXT_COLUMNS` the file has; None: none.
     source : str, optional
         Source name of the records (default: the file stem).
 
@@ -247,6 +301,8 @@ def load_mcqa_file(
         raise ValueError(f"{path}: missing field(s) [{context!r}]; the file has {columns}")
     log.info("%s: layout %s %s, passage %s", path.name, layout.name, layout.columns(), context)
     src = source or path.stem
+    offset = answer_offset(path, rows[layout.answer], layout)
     return [
-        _record(row, layout, context, src, i, f"{path.name} row {i}") for i, row in enumerate(rows)
+        _record(row, layout, context, src, i, f"{path.name} row {i}", offset)
+        for i, row in enumerate(rows)
     ]

@@ -1,31 +1,61 @@
 """Column layouts of MCQA files: which columns hold the question, the options and the answer.
 
 A local file is read in the first layout its columns fit, unless the caller names the columns.
-The layouts are the ones the common MCQA sets are published in:
+Two published sets have layouts of their own:
 
-- ``choices``: question, choices (a list, or a JSON list in a csv cell), answer (index or
-  letter): MMLU on the hub, and this library's own files;
-- ``labelled``: question or question_stem, choices ``{text, label}``, answerKey (one of the
-  labels, or a letter / index): ARC, OpenBookQA, CommonsenseQA;
-- ``options``: question, options (a list), answer or label;
-- ``endings``: ctx, endings (a list), label: HellaSwag;
-- ``letters``: question, one column per option A, B, C, ..., answer: MMLU's csv with a header;
 - ``medmcqa``: question, opa .. opd, cop (0-based): MedMCQA;
 - ``sciq``: question, distractor1..3, correct_answer (the option's text): SciQ.
 
-A ``context``, ``support`` or ``passage`` column is read as the question's supporting passage.
+Every other file is read from three parts, each found by its column names (case aside:
+``Question``, ``Answer`` too):
+
+- the question: the first of :data:`QUESTION_COLUMNS` (``question``, ``question_stem``,
+  ``goal``, ``startphrase``, ``sentence``, ``ctx``, ...);
+- the options: a list-valued column (:data:`LIST_COLUMNS`: ``choices``, ``options``,
+  ``endings``; a list, a JSON list in a csv cell, or ``{"text", "label"}``), else numbered
+  columns (``option1``, ``option2``; ``sol1``, ``sol2``; ``ending0`` .. ``ending3``;
+  ``answer0`` .. ``answer3``), else letter columns ``A``, ``B``, ...;
+- the answer: the first of :data:`ANSWER_COLUMNS` (``answer``, ``answerKey``, ``label``, ...)
+  that is not an option column: an index, a letter, one of the choices' labels, or an
+  option's text.
+
+That covers MMLU, ARC, OpenBookQA, CommonsenseQA, HellaSwag, SWAG, PIQA, WinoGrande, COPA,
+CosmosQA and RACE as published. A ``context``, ``support``, ``passage``, ``article``,
+``paragraph``, ``story`` or ``premise`` column is read as the question's supporting passage.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-#: Option letters, in order: answers given as a letter, the ``letters`` layout's option columns,
-#: and the letter scorer's labels.
+#: Option letters, in order: answers given as a letter, the letter option columns, and the
+#: letter scorer's labels.
 LETTERS = "ABCDEFGHIJ"
 #: Columns read as a supporting passage, first present wins.
-CONTEXT_COLUMNS = ("context", "support", "passage")
+CONTEXT_COLUMNS = ("context", "support", "passage", "article", "paragraph", "story", "premise")
+#: Columns read as the question, first present wins.
+QUESTION_COLUMNS = (
+    "question",
+    "question_stem",
+    "goal",
+    "startphrase",
+    "sentence",
+    "ctx",
+    "prompt",
+    "query",
+    "stem",
+)
+#: Columns read as the answer, first present wins.
+ANSWER_COLUMNS = ("answer", "answerKey", "label", "correct", "gold", "target", "correct_answer")
+#: List-valued option columns, first present wins.
+LIST_COLUMNS = ("choices", "options", "endings")
+#: Stems of numbered option columns preferred when a file has several numbered runs
+#: (SWAG: ``sent1``, ``sent2`` beside ``ending0`` .. ``ending3``).
+OPTION_STEMS = ("option", "choice", "ending", "answer", "sol", "opt", "candidate")
+
+_NUMBERED = re.compile(r"^(.*\D)(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -43,6 +73,9 @@ class Layout:
         column per option.
     answer_is_text : bool
         The answer column holds the correct option's text (SciQ), not its index or letter.
+    first_number : int or None
+        The number of the first option column of a numbered layout (``option1``: 1): an answer
+        column counting from 1 is read as such (:func:`~vmoer_ppl.data.files.answer_offset`).
     """
 
     name: str
@@ -50,6 +83,7 @@ class Layout:
     choices: str | tuple[str, ...]
     answer: str
     answer_is_text: bool = False
+    first_number: int | None = None
 
     def columns(self) -> list[str]:
         """Every column this layout reads (context excluded)."""
@@ -58,12 +92,6 @@ class Layout:
 
 
 LAYOUTS: tuple[Layout, ...] = (
-    Layout("choices", "question", "choices", "answer"),
-    Layout("labelled", "question", "choices", "answerKey"),
-    Layout("labelled", "question_stem", "choices", "answerKey"),
-    Layout("options", "question", "options", "answer"),
-    Layout("options", "question", "options", "label"),
-    Layout("endings", "ctx", "endings", "label"),
     Layout("medmcqa", "question", ("opa", "opb", "opc", "opd"), "cop"),
     Layout(
         "sciq",
@@ -75,20 +103,79 @@ LAYOUTS: tuple[Layout, ...] = (
 )
 
 
-def letter_layout(columns: Sequence[str]) -> Layout | None:
-    """``question``, option columns ``A``, ``B``, ... (at least two, consecutive), ``answer``."""
+def pick(columns: Sequence[str], names: Sequence[str], skip=()) -> str | None:
+    """The file's column for the first of ``names`` it has, case aside (``Question``), or None."""
+    by_lower = {c.lower(): c for c in reversed(columns) if c not in skip}
+    return next((by_lower[n.lower()] for n in names if n.lower() in by_lower), None)
+
+
+def letter_columns(columns: Sequence[str]) -> tuple[str, ...] | None:
+    """Option columns ``A``, ``B``, ... (at least two, consecutive), or None."""
     opts = []
     for c in LETTERS:
-        if c not in columns:
+        if (col := pick(columns, [c])) is None:
             break
-        opts.append(c)
-    if len(opts) < 2 or "question" not in columns or "answer" not in columns:
+        opts.append(col)
+    return tuple(opts) if len(opts) >= 2 else None
+
+
+def numbered_columns(columns: Sequence[str]) -> tuple[tuple[str, ...], int] | None:
+    """The option columns of a numbered layout and the first one's number, or None.
+
+    A run is a stem followed by consecutive numbers from 0 or 1 (``ending0`` .. ``ending3``,
+    ``option1``, ``option2``), at least two long. Of several runs, the first whose stem is in
+    :data:`OPTION_STEMS` wins, else the only longest one.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        The file's column names.
+
+    Returns
+    -------
+    (tuple of str, int) or None
+        The `C` option columns in order and the first one's number (0 or 1).
+    """
+    by_stem: dict[str, dict[int, str]] = {}
+    for c in columns:
+        m = _NUMBERED.match(c)
+        if m:
+            by_stem.setdefault(m.group(1), {})[int(m.group(2))] = c
+    runs = {}
+    for stem, numbered in by_stem.items():
+        start = min(numbered)
+        run = []
+        while start in (0, 1) and start + len(run) in numbered:
+            run.append(numbered[start + len(run)])
+        if len(run) >= 2:
+            runs[stem] = (tuple(run), start)
+    for preferred in OPTION_STEMS:
+        for stem, run in runs.items():
+            if stem.lower().rstrip("_-") == preferred:
+                return run
+    longest = max((len(r[0]) for r in runs.values()), default=0)
+    best = [r for r in runs.values() if len(r[0]) == longest]
+    return best[0] if len(best) == 1 else None
+
+
+def generic_layout(columns: Sequence[str]) -> Layout | None:
+    """A question column, option columns and an answer column found by name, or None."""
+    question = pick(columns, QUESTION_COLUMNS)
+    first = None
+    name, choices = "list", pick(columns, LIST_COLUMNS)
+    if choices is None and (numbered := numbered_columns(columns)) is not None:
+        name, (choices, first) = "numbered", numbered
+    if choices is None:
+        name, choices = "letters", letter_columns(columns)
+    opts = {choices} if isinstance(choices, str) else set(choices or ())
+    answer = pick(columns, ANSWER_COLUMNS, skip=opts)
+    if question is None or choices is None or answer is None:
         return None
-    return Layout("letters", "question", tuple(opts), "answer")
+    return Layout(name, question, choices, answer, first_number=first)
 
 
 def detect_layout(columns: Sequence[str]) -> Layout | None:
-    """The first layout whose columns the file has, or None.
+    """The layout of a file's columns: a published set's own, else :func:`generic_layout`.
 
     Parameters
     ----------
@@ -98,20 +185,25 @@ def detect_layout(columns: Sequence[str]) -> Layout | None:
     Returns
     -------
     Layout or None
+        None when no question, option or answer column is found.
     """
     for layout in LAYOUTS:
         if all(c in columns for c in layout.columns()):
             return layout
-    return letter_layout(columns)
+    return generic_layout(columns)
 
 
 def context_column(columns: Sequence[str]) -> str | None:
     """The supporting-passage column of a file, if it has one of :data:`CONTEXT_COLUMNS`."""
-    return next((c for c in CONTEXT_COLUMNS if c in columns), None)
+    return pick(columns, CONTEXT_COLUMNS)
 
 
 def known_layouts() -> str:
-    """One line naming each layout's columns, for error messages."""
-    parts = [f"{lay.name}: {', '.join(lay.columns())}" for lay in LAYOUTS]
-    parts.append("letters: question, A, B, ..., answer")
-    return "; ".join(parts)
+    """What the detection looks for, for error messages."""
+    own = "; ".join(f"{lay.name}: {', '.join(lay.columns())}" for lay in LAYOUTS)
+    return (
+        f"a question column ({', '.join(QUESTION_COLUMNS)}), options as a list column "
+        f"({', '.join(LIST_COLUMNS)}), numbered columns (option1, option2, ...; ending0, ...) "
+        f"or letter columns (A, B, ...), and an answer column ({', '.join(ANSWER_COLUMNS)}); "
+        f"or {own}"
+    )

@@ -49,10 +49,12 @@ def fit_temperature(probs: torch.Tensor, labels: torch.Tensor, *, max_iter: int 
         return t
     best = min(T_RANGE, key=lambda b: torch.nn.functional.cross_entropy(logits / b, labels).item())
     log.warning(
-        "post-hoc temperature: validation NLL is lowest outside T in [%g, %g] (the model is %s "
-        "on almost every validation question); T = %g kept, which keeps every answer's ranking",
+        "post-hoc temperature: validation NLL is lowest outside T in [%g, %g] (%s); T = %g kept, "
+        "which keeps every answer's ranking",
         *T_RANGE,
-        "wrong" if best == T_RANGE[1] else "right",
+        "the answers' ranking carries no information on validation: near-uniform answers score best"
+        if best == T_RANGE[1]
+        else "the model is right on every validation question: the sharper the better",
         best,
     )
     return best
