@@ -134,3 +134,41 @@ def test_epochs_set_the_step_count_and_adamw_is_the_default():
     assert type(make_optimizer(SVIConfig(optimizer="adam"), params)) is torch.optim.Adam
     with pytest.raises(ValueError, match="adamw"):
         make_optimizer(SVIConfig(optimizer="sgd"), params)
+
+
+@pytest.mark.parametrize(
+    ("k", "rule", "blind"),
+    [
+        (1, "softmax-topk-norm", True),  # Mixtral with one expert: its weight is always 1
+        (1, "sigmoid-topk-norm", True),
+        (1, "softmax-topk", False),  # Qwen2-MoE unnormalised: the weight is p_i
+        (2, "softmax-topk-norm", False),
+    ],
+)
+def test_routers_whose_weights_ignore_the_logits_are_found_and_named(caplog, k, rule, blind):
+    from vmoer_ppl.infer.svi_checks import logit_blind_routers
+
+    model, guide = bayesianize(
+        toy_net(num_experts_per_tok=k, gate_rule=rule), family="logit-mf", prior=0.5
+    )
+    names = [s.name for s in model.sites]
+    assert logit_blind_routers(model.sites) == (names if blind else [])
+    # what the check predicts: the likelihood's pathwise gradient is zero exactly then
+    nll_only = bayesianize(
+        toy_net(num_experts_per_tok=k, gate_rule=rule), family="logit-mf", prior=0.5, beta=1e-12
+    )
+    torch.manual_seed(0)
+    fused_loss(*nll_only, **_data()).backward()
+    grad = sum(p.grad.abs().sum() for p in nll_only[1].parameters() if p.grad is not None)
+    assert (float(grad) < 1e-6) == blind
+    with caplog.at_level(logging.WARNING, logger="vmoer_ppl.infer.svi"):
+        fit_svi(model, guide, _data(), SVIConfig(num_steps=1, progress=False))
+    assert ("--estimator score-function" in caplog.text) == blind
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vmoer_ppl.infer.svi"):
+        fit_svi(
+            *bayesianize(toy_net(num_experts_per_tok=k, gate_rule=rule), family="logit-mf"),
+            _data(),
+            SVIConfig(num_steps=1, progress=False, estimator="score-function"),
+        )
+    assert "do not depend on the routing logits" not in caplog.text

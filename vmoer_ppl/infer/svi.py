@@ -42,7 +42,13 @@ from vmoer_ppl.infer.sharding import (
     shard_rows,
     world,
 )
-from vmoer_ppl.infer.svi_checks import check_finite, check_init_overlap, diverged, step_record
+from vmoer_ppl.infer.svi_checks import (
+    check_finite,
+    check_gate_gradient,
+    check_init_overlap,
+    diverged,
+    step_record,
+)
 from vmoer_ppl.infer.svi_config import (
     ELBOPath,
     SVIConfig,
@@ -165,6 +171,7 @@ class SVI:
         self.path = ELBOPath(cfg.path)
         self.loss, self.params = objective(model, guide, cfg)
         check_only_guide_trains(model.net, guide, self.params)
+        check_gate_gradient(model, cfg.estimator)
         check_no_active_checkpointing(model.net)
         self.sharded = cfg.shards > 1 or world()[1] > 1
         if self.sharded and self.path is not ELBOPath.FUSED:

@@ -108,3 +108,75 @@ def diverged(what: str, step: int, lr: float) -> str:
         f"{what} at step {step}; lower the learning rate (--lr, now {lr:g}) or the prior "
         "scale, or check the data for empty questions"
     )
+
+
+#: Largest |d weights / d logits| still read as zero (float32 rounding of ``w / w`` is ~1e-7).
+BLIND_GRADIENT = 1e-4
+
+
+def logit_blind_routers(sites) -> list[str]:
+    """Routers whose gate weights do not depend on their logits (top-1, renormalised).
+
+    A draw's logits reach the likelihood through the selected experts' gate weights; where
+    those are constant (one expert per token whose weight is renormalised to 1), the pathwise
+    gradient of the likelihood is zero whatever the draw. Measured, not looked up: the gate
+    rule's weights of 64 random logit rows are differentiated against a random projection, and
+    a Jacobian below :data:`BLIND_GRADIENT` (rounding of ``w / w``; a gate that depends on its
+    logits gives ~1e-1) counts as zero.
+
+    Parameters
+    ----------
+    sites : sequence of RouterSite
+        The Bayesian routers.
+
+    Returns
+    -------
+    list of str
+        The names of the routers whose weights have a zero Jacobian.
+    """
+    from vmoer_ppl.nn.gates import route
+
+    blind = []
+    gen = torch.Generator().manual_seed(0)
+    for site in sites:
+        logits = torch.randn(64, site.num_experts, generator=gen, dtype=site.dtype)
+        logits = logits.to(site.weight.device).requires_grad_()
+        with torch.enable_grad():
+            weights = route(logits, site.top_k, site.gate_rule).weights
+            probe = torch.randn(weights.shape, generator=gen, dtype=weights.dtype)
+            (weights * probe.to(weights.device)).sum().backward()
+        if logits.grad is None or not bool(logits.grad.abs().max() > BLIND_GRADIENT):
+            blind.append(site.name)
+    return blind
+
+
+def check_gate_gradient(model, estimator: str) -> None:
+    """Warn when the pathwise estimator cannot see the likelihood through any Bayesian router.
+
+    Parameters
+    ----------
+    model : RouterModel
+        Its ``sites`` are probed with :func:`logit_blind_routers`.
+    estimator : str
+        ``"pathwise"`` is checked; the score-function estimator differentiates through the
+        selection itself.
+    """
+    if estimator != "pathwise":
+        return
+    blind = logit_blind_routers(getattr(model, "sites", ()))
+    if not blind:
+        return
+    if getattr(model, "selection_latents", None):
+        advice = (
+            f"the {getattr(model, 'family', 'temperature')} family's temperature then learns "
+            "nothing from the data; fit a logit family with --estimator score-function"
+        )
+    else:
+        advice = "use --estimator score-function, which differentiates through the selection"
+    log.warning(
+        "the gate weights of %s do not depend on the routing logits (one expert per token, "
+        "its weight renormalised to 1), so the pathwise gradient of the likelihood is zero and "
+        "SVI fits only the KL; %s",
+        blind,
+        advice,
+    )
