@@ -98,3 +98,16 @@ def test_ood_metrics_and_the_reports_carry_the_length_figures():
     runs = [{"results": results}, {"results": results}]
     assert "± 0.000" in length_seeds_table(runs)
     assert length_table({"vmoer-x": {"id": {}, "near:b": {"auroc_ilv": 0.7}}}) == ""
+
+
+def test_an_ood_set_outside_the_id_length_range_is_left_out_and_named():
+    def ood(adj, cov):
+        return {"auroc_ilv": 0.9, "adjusted_auroc_ilv": adj, "length_coverage": cov}
+
+    base = {"id": {}, "near:b": ood(0.6, 0.8), "far:c": ood(float("nan"), 0.0)}
+    base["near:b"]["auroc_prompt_tokens"] = 0.7
+    table = length_table({"vmoer-x": base})
+    assert "| vmoer-x | – | – | 0.900 / 0.600 |" in table  # far:c is not averaged in
+    assert "Left out: far:c: every prompt of it lies outside the ID prompts' length" in table
+    only = length_table({"vmoer-x": {"id": {}, "far:c": ood(float("nan"), 0.0)}})
+    assert only.startswith("Left out: far:c")

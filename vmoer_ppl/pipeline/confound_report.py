@@ -11,8 +11,24 @@ from vmoer_ppl.pipeline.evaluate import SCORES, mean_over_ood
 CONFOUND_SCORES = ("answer_entropy", "mutual_information", "ilv")
 
 
+def unmatched_sets(results: dict) -> list[str]:
+    """OOD sets none of whose prompts has an ID prompt of similar length (coverage 0).
+
+    Their AUROC at equal prompt length does not exist; :func:`length_rows` leaves them out.
+    """
+    first = next(iter(results.values()), {})
+    return [k for k, v in first.items() if ":" in k and v.get("length_coverage", 1.0) == 0.0]
+
+
+def _mean_over(result: dict, key: str, skip: list[str]) -> float:
+    return mean_over_ood({k: v for k, v in result.items() if k not in skip}, key)
+
+
 def length_rows(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
     """Per router and score: mean over OOD sets of (AUROC, AUROC at equal prompt length).
+
+    Both means are over the same sets: those with prompts of ID-like length
+    (:func:`unmatched_sets` left out).
 
     Parameters
     ----------
@@ -24,14 +40,12 @@ def length_rows(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
     dict
         ``{router: {score: (auroc, adjusted_auroc)}}`` for the scores a router has both of.
     """
-    out = {}
+    out, skip = {}, unmatched_sets(results)
     for name, r in results.items():
         row = {}
         for score in SCORES:
-            raw, adj = (
-                mean_over_ood(r, f"auroc_{score}"),
-                mean_over_ood(r, f"adjusted_auroc_{score}"),
-            )
+            raw = _mean_over(r, f"auroc_{score}", skip)
+            adj = _mean_over(r, f"adjusted_auroc_{score}", skip)
             if not (math.isnan(raw) or math.isnan(adj)):
                 row[score] = (raw, adj)
         if row:
@@ -44,6 +58,18 @@ def length_alone(results: dict) -> float:
     return mean_over_ood(next(iter(results.values()), {}), "auroc_prompt_tokens")
 
 
+def unmatched_text(results: dict) -> str:
+    """A sentence naming the OOD sets whose prompt lengths the ID set's do not overlap, or ``""``."""
+    skip = unmatched_sets(results)
+    if not skip:
+        return ""
+    return (
+        f"Left out: {', '.join(skip)}: every prompt of it lies outside the ID prompts' length "
+        "range, so length alone separates it from the ID set and no AUROC at equal length "
+        "exists."
+    )
+
+
 def length_table(results: dict) -> str:
     """Markdown: AUROC and AUROC at equal prompt length of :data:`CONFOUND_SCORES`, per router.
 
@@ -52,7 +78,7 @@ def length_table(results: dict) -> str:
     """
     rows = length_rows(results)
     if not rows:
-        return ""
+        return unmatched_text(results)
     lines = [
         f"Prompt length alone detects the OOD sets with mean AUROC {length_alone(results):.3f}. "
         "A score's AUROC at equal prompt length compares each OOD question only with ID "
@@ -65,6 +91,8 @@ def length_table(results: dict) -> str:
     for name, row in rows.items():
         cells = [f"{row[s][0]:.3f} / {row[s][1]:.3f}" if s in row else "–" for s in CONFOUND_SCORES]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if note := unmatched_text(results):
+        lines += ["", note]
     return "\n".join(lines)
 
 

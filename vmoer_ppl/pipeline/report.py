@@ -189,7 +189,7 @@ def write_run(out: Path, meta: dict, results: dict) -> None:
         "",
         "## OOD AUROC at equal prompt length",
         "",
-        length_table(results) or "Not measured (no prompt masks in the data).",
+        length_table(results) or "Not measured (no prompt lengths in the data).",
         "",
         "## Routing stability (mean Jaccard of top-K sets, clean vs noisy input)",
         "",
