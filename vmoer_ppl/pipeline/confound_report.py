@@ -59,7 +59,7 @@ def length_alone(results: dict) -> float:
 
 
 def unmatched_text(results: dict) -> str:
-    """A sentence naming the OOD sets whose prompt lengths the ID set's do not overlap, or ``""``."""
+    """The OOD sets whose prompt lengths miss the ID range, in a sentence; ``""`` if none."""
     skip = unmatched_sets(results)
     if not skip:
         return ""
