@@ -203,3 +203,18 @@ def test_cli_prints_the_table_and_names_bad_input(tmp_path, capsys):
     assert "| vmoer-logit-mf | 0.450 ± 0.000 |" in capsys.readouterr().out
     assert main(["compare", dirs[0], str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_a_goal_met_on_the_mean_but_not_by_its_interval_says_so(tmp_path):
+    from vmoer_ppl.pipeline.goals import ON_MEAN
+
+    nll = [0.95, 1.02, 0.99]  # Δ to deterministic's 1.0: -0.05, +0.02, -0.01
+    acc = [0.52, 0.48, 0.505]  # Δ +0.02, -0.02, +0.005: mean within 1 point, CI past -0.01
+    dirs = [fake_run(tmp_path, s, 0.5, acc[s], nll[s]) for s in range(3)]
+    table = compare_runs(dirs)
+    assert f"| NLL below deterministic | {ON_MEAN}: ΔNLL -0.013 [" in table
+    assert f"| accuracy within 1 point | {ON_MEAN}: Δacc +0.002 [" in table
+    sure = [fake_run(tmp_path / "b", s, 0.5, 0.5 + s / 1000, 0.9 - s / 100) for s in range(3)]
+    table = compare_runs(sure)
+    assert "| NLL below deterministic | met: ΔNLL -0.110 [" in table
+    assert "| accuracy within 1 point | met: Δacc +0.001 [" in table
