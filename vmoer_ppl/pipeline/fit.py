@@ -29,6 +29,7 @@ from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.fit_family import fit_family, shared_spread
 from vmoer_ppl.pipeline.loading import load_model, model_fingerprint
 from vmoer_ppl.pipeline.machine import machine
+from vmoer_ppl.pipeline.paths import absolute_paths
 from vmoer_ppl.pipeline.plots import plot_fit_diagnostics
 from vmoer_ppl.pipeline.regime import fit_regime
 from vmoer_ppl.pipeline.run_data import encode_sets
@@ -55,6 +56,7 @@ def run_fit(cfg: FitConfig) -> dict:
     """
     t0, timings = time.perf_counter(), {}
     validate_config(cfg)
+    cfg = absolute_paths(cfg)  # config.json is read again from other directories
     rank, size = init_from_env()
     check_workers(cfg.placement.workers, size)
     with run_lock(cfg.out, "fit", create=True) if rank == 0 else contextlib.nullcontext():

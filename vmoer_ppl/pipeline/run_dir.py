@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from vmoer_ppl.pipeline.config import CONFIG_FILE, FitConfig
+from vmoer_ppl.pipeline.paths import absolute_paths
 from vmoer_ppl.scoring.letter import letter_token_ids
 from vmoer_ppl.scoring.names import ScorerKind, parse_scorer
 from vmoer_ppl.settings import to_dict
@@ -43,7 +44,7 @@ def prepare_run_dir(cfg: FitConfig) -> Path:
     if settled and not any((out / name).exists() for name in (*OUTPUTS, RUN_FILE)):
         log.info("%s: replacing the settings of a fit that stopped before any output", out)
     elif settled:
-        saved = FitConfig.load(out)
+        saved = absolute_paths(FitConfig.load(out))  # a run saved before paths were absolute
         mine = {**to_dict(cfg), "overwrite": False}
         if {**to_dict(saved), "overwrite": False} != mine:
             raise FileExistsError(

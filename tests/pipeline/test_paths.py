@@ -1,0 +1,33 @@
+"""Local paths in a run's settings are stored absolute: the run is found from any directory."""
+
+from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.pipeline.paths import absolute_paths
+
+
+def test_data_ood_hub_and_model_paths_become_absolute_and_names_stay(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model").mkdir()
+    cfg = FitConfig().replace(
+        model="model",
+        data="sets/mine.jsonl",
+        ood=("other.csv", "arc_easy:test"),
+        hub_path="hub",
+    )
+    out = absolute_paths(cfg)
+    assert out.model == str(tmp_path / "model")
+    assert out.dataset.name == str(tmp_path / "sets" / "mine.jsonl")
+    assert out.dataset.ood == (str(tmp_path / "other.csv"), "arc_easy:test")
+    assert out.dataset.hub_path == str(tmp_path / "hub")
+    hub_id = FitConfig().replace(model="org/not-here", data="openbookqa", ood=None)
+    assert absolute_paths(hub_id) == hub_id  # a hub id and a packaged set are names
+    assert absolute_paths(out) == out
+
+
+def test_a_run_started_with_relative_paths_resumes_from_the_same_directory(tmp_path, monkeypatch):
+    from vmoer_ppl.pipeline.run_dir import prepare_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    old = FitConfig().replace(data="mine.jsonl", out=str(tmp_path / "run"))
+    old.save(tmp_path / "run")  # as a run of an earlier version stored it
+    (tmp_path / "run" / "run.json").write_text("{}")  # it had started
+    prepare_run_dir(absolute_paths(old))  # the same command again: resumed, not refused

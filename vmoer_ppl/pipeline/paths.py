@@ -1,0 +1,44 @@
+"""Local paths in a run's settings, made absolute when the run starts.
+
+``config.json`` is read again by ``vmoer evaluate``, ``inspect`` and a resumed ``fit``, which may
+run from another directory: a data file, OOD file, hub copy or model directory given relative to
+the directory of the first command is stored absolute, so the run finds it from anywhere.
+Hub ids, packaged set names and ``hub:<name>`` stay as given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vmoer_ppl.data.files import FORMATS
+from vmoer_ppl.pipeline.config import FitConfig
+
+
+def _file(name: str) -> str:
+    """``name`` made absolute when it names a data file (by suffix), else as given."""
+    return str(Path(name).resolve()) if Path(name).suffix in FORMATS else name
+
+
+def absolute_paths(cfg: FitConfig) -> FitConfig:
+    """``cfg`` with its local data files, hub copy and model directory as absolute paths.
+
+    Parameters
+    ----------
+    cfg : FitConfig
+        Settings as the user gave them (paths relative to the current directory).
+
+    Returns
+    -------
+    FitConfig
+        A copy; a ``model`` that is not an existing directory (a hub id) is kept as given.
+    """
+    d = cfg.dataset
+    model = cfg.model
+    if model is not None and Path(model).is_dir():
+        model = str(Path(model).resolve())
+    return cfg.replace(
+        model=model,
+        data=_file(d.name),
+        hub_path=None if d.hub_path is None else str(Path(d.hub_path).resolve()),
+        ood=None if d.ood is None else tuple(_file(n) for n in d.ood),
+    )
