@@ -194,3 +194,27 @@ def test_a_race_article_is_the_passage_and_unknown_columns_are_named(tmp_path):
         load_mcqa_file(write_rows(tmp_path / "odd.jsonl", [odd]))
     with pytest.raises(ValueError, match="neither a 0-based index, a letter A-B nor one option"):
         load_mcqa_file(write_rows(tmp_path / "t.jsonl", [{**race, "answer": "c"}]))
+
+
+def test_prompts_cut_at_the_prefix_limit_are_counted_in_a_warning(tmp_path, caplog):
+    import logging
+
+    from tests.scoring.tiny_tokenizer import tiny_tokenizer
+    from vmoer_ppl.pipeline.config import FitConfig
+    from vmoer_ppl.pipeline.run_data import encode_sets
+    from vmoer_ppl.scoring.batches import MAX_PREFIX_TOKENS, cut_prompts, encode_cloze
+
+    long = " ".join(["very"] * MAX_PREFIX_TOKENS)
+    rows = [
+        {"question": f"what is {i} ?", "choices": ["blue", "red"], "answer": 0, "context": c}
+        for i, c in enumerate([long, "sky"] * 6)
+    ]
+    path = write_rows(tmp_path / "ctx.jsonl", rows)
+    enc = encode_cloze(load_mcqa_file(path), tiny_tokenizer(), with_context=True)
+    assert enc["prompt_mask"].shape[1] == MAX_PREFIX_TOKENS and cut_prompts(enc) == 6
+    cfg = FitConfig().replace(data=str(path), n_train=6, n_val=2, n_test=4, ood=())
+    with caplog.at_level(logging.WARNING, logger="vmoer_ppl.pipeline.run_data"):
+        enc, _, _ = encode_sets(cfg, tiny_tokenizer())
+    n = {k: cut_prompts(v) for k, v in enc.items()}
+    assert sum(n.values()) == 6 and f"{MAX_PREFIX_TOKENS} tokens or more were cut" in caplog.text
+    assert all(f"{k} {v} of" in caplog.text for k, v in n.items() if v)

@@ -17,7 +17,7 @@ from vmoer_ppl.data.packaged import PACKAGED
 from vmoer_ppl.data.records import MCQARecord, Splits, check_disjoint, dedupe, question_key
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.sets import ID_CANDIDATES, OOD_FOR, SetSpec, id_splits, ood_records
-from vmoer_ppl.scoring.batches import encode_cloze
+from vmoer_ppl.scoring.batches import MAX_PREFIX_TOKENS, cut_prompts, encode_cloze
 from vmoer_ppl.scoring.letter import LETTERS, encode_letter
 from vmoer_ppl.scoring.names import ScorerKind, parse_scorer
 
@@ -142,6 +142,14 @@ def encode_sets(
         hashes.update({k: record_hash(v) for k, v in sets.items()})
     if parse_scorer(cfg.dataset.scorer)[0] is ScorerKind.CLOZE:
         enc = {k: encode_cloze(v, tokenizer, with_context=with_context) for k, v in sets.items()}
+        cut = {k: f"{n} of {len(sets[k])}" for k, v in enc.items() if (n := cut_prompts(v))}
+        if cut:
+            log.warning(
+                "prompts of %d tokens or more were cut from the left (a passage loses its "
+                "beginning, the question is kept): %s",
+                MAX_PREFIX_TOKENS,
+                ", ".join(f"{k} {v}" for k, v in cut.items()),
+            )
     else:
         width = Counter(len(r.choices) for r in sets[f"id:{label}"]).most_common(1)[0][0]
         if width > len(LETTERS):

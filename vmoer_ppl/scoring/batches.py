@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 
 #: Longest answer option scored, in tokens (longer ones are cut; see :func:`encode_cloze`).
 MAX_OPTION_TOKENS = 256
+#: Prompt tokens kept by :func:`encode_cloze` (the end: the question and ``Answer:``).
+MAX_PREFIX_TOKENS = 256
 
 
 def cloze_context(record: MCQARecord, *, with_context: bool = False) -> str:
@@ -26,7 +28,7 @@ def encode_cloze(
     tokenizer,
     *,
     with_context: bool = False,
-    max_prefix: int = 256,
+    max_prefix: int = MAX_PREFIX_TOKENS,
     max_option: int = MAX_OPTION_TOKENS,
 ) -> dict[str, torch.Tensor]:
     """Tokenise questions for cloze scoring.
@@ -43,7 +45,8 @@ def encode_cloze(
     with_context : bool
         Prepend the supporting passage (SciQ's ``support``).
     max_prefix : int
-        Prefixes longer than this are cut from the left.
+        Prefixes longer than this are cut from the left: a long passage loses its beginning,
+        the question is kept (:func:`cut_prompts` counts them).
     max_option : int
         Options longer than this many tokens are cut from the right (a warning counts them) and
         scored on the kept text: the batch tensors are `(B, C, Tc)` with Tc the longest option,
@@ -123,3 +126,22 @@ def padded_batch(
             out["option_ids"][b, c, : len(o)] = torch.tensor(o)
             out["option_mask"][b, c, : len(o)] = 1
     return out
+
+
+def cut_prompts(batch: dict, max_prefix: int = MAX_PREFIX_TOKENS) -> int:
+    """Questions of an :func:`encode_cloze` batch whose prompt reached ``max_prefix`` tokens.
+
+    Such a prompt was cut from the left (or is exactly that long).
+
+    Parameters
+    ----------
+    batch : dict
+        With ``prompt_mask`` `(B, Tp)`.
+    max_prefix : int
+        The limit the batch was encoded with.
+
+    Returns
+    -------
+    int
+    """
+    return int((batch["prompt_mask"].sum(-1) >= max_prefix).sum())
