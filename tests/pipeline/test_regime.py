@@ -29,7 +29,12 @@ def test_over_and_under_confidence_are_told_apart_by_the_post_hoc_temperature():
 
 @pytest.mark.parametrize(
     ("temperature", "words"),
-    [(2.0, "> 1: over-confident"), (0.6, "< 1: under-confident"), (1.02, "≈ 1: one temperature")],
+    [
+        (2.0, "> 1: over-confident"),
+        (0.6, "< 1: under-confident"),
+        (1.02, "≈ 1: one temperature"),
+        (100.0, "its upper bound: near-uniform answers score best"),  # a model at chance
+    ],
 )
 def test_the_report_names_the_regime(temperature, words):
     regime = {"acc": 0.7, "mean_confidence": 0.6, "ece": 0.1, "temperature": temperature}

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from vmoer_ppl.evaluation.metrics import accuracy, calibration_errors, nll
-from vmoer_ppl.evaluation.temperature_scaling import fit_temperature
+from vmoer_ppl.evaluation.temperature_scaling import T_RANGE, fit_temperature
 from vmoer_ppl.pipeline.evaluate import deterministic_outputs
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,11 @@ def regime_text(regime: dict | None) -> str:
         "over": "> 1: over-confident",
         "under": "< 1: under-confident",
     }[confidence_side(t)]
+    if t >= T_RANGE[1]:  # the fit ran into its upper bound
+        scaled = (
+            "its upper bound: near-uniform answers score best on validation, as for a model at "
+            "chance on this set"
+        )
     return (
         f"Regime (deterministic router on the {regime.get('questions', '?')} validation "
         f"questions): accuracy {acc:.3f}, mean confidence {conf:.3f} ({side} accuracy), ECE "
