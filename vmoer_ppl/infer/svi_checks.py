@@ -80,7 +80,8 @@ def check_init_overlap(record: dict, threshold: float, model=None) -> None:
         + "the prior%s is wide against these routers' logit spread, and training starts from "
         "swapped experts; a smaller prior scale keeps more (--prior-scale relative:C, C the "
         "multiple of each router's logit spread%s, or absolute:S; in Python, "
-        "bayesianize(prior=S) with a smaller S)",
+        "bayesianize(prior=relative_prior(logit_spread(model, train), C)) from "
+        "vmoer_ppl.priors, or prior=S, with a smaller C or S)",
         threshold,
         low,
         f" ({now})" if now else "",

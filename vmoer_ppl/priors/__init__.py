@@ -3,6 +3,7 @@
 from vmoer_ppl.priors.base import PRIOR_TYPES, Prior, check_scale, prior_from_config
 from vmoer_ppl.priors.gaussian import GaussianPrior
 from vmoer_ppl.priors.hierarchical import HierarchicalGaussianPrior
+from vmoer_ppl.priors.relative import logit_spread, relative_prior
 from vmoer_ppl.priors.shorthands import CallablePrior, PerSitePrior, as_prior, gaussian_scale
 
 __all__ = [
@@ -15,5 +16,7 @@ __all__ = [
     "as_prior",
     "check_scale",
     "gaussian_scale",
+    "logit_spread",
     "prior_from_config",
+    "relative_prior",
 ]
