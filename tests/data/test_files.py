@@ -218,3 +218,15 @@ def test_prompts_cut_at_the_prefix_limit_are_counted_in_a_warning(tmp_path, capl
     n = {k: cut_prompts(v) for k, v in enc.items()}
     assert sum(n.values()) == 6 and f"{MAX_PREFIX_TOKENS} tokens or more were cut" in caplog.text
     assert all(f"{k} {v} of" in caplog.text for k, v in n.items() if v)
+
+
+def test_answers_given_as_option_text_are_read_as_text_in_the_whole_file(tmp_path):
+    rows = [  # numbers among numbers: "12" cannot be an index, so "2" is the option "2" too
+        {"question": "q1", "choices": ["10", "11", "12", "13"], "answer": "12"},
+        {"question": "q2", "choices": ["1", "2", "3", "4"], "answer": "2"},
+    ]
+    recs = load_mcqa_file(write_rows(tmp_path / "num.jsonl", rows))
+    assert [r.choices[r.answer] for r in recs] == ["12", "2"]
+    idx = [{**rows[1], "answer": "2"}, {**rows[1], "question": "q3", "answer": "0"}]
+    recs = load_mcqa_file(write_rows(tmp_path / "idx.jsonl", idx))  # all read as indices
+    assert [r.answer for r in recs] == [2, 0]

@@ -230,13 +230,67 @@ def layout_of(path: Path, columns: list[str], question, choices, answer) -> Layo
     return layout
 
 
+def _is_index(value, n: int) -> bool:
+    """Whether ``value`` reads as a letter or an index of ``n`` options."""
+    if isinstance(value, str) and value.strip().upper() in LETTERS[:n]:
+        return True
+    idx = _as_int(value)
+    return idx is not None and 0 <= idx < n
+
+
+def answers_are_text(rows, layout: Layout) -> bool:
+    """Whether a file's answers are its options' texts, read as such in every row.
+
+    True when every answer is exactly one of its row's option texts and at least one cannot be
+    an index or a letter (``"12"`` among the options ``"10"`` .. ``"13"``): then a ``"2"``
+    elsewhere in the file is the option ``"2"``, not the third option. Files whose answers all
+    read as indices or letters keep that reading.
+
+    Parameters
+    ----------
+    rows : datasets.Dataset
+        The file's rows.
+    layout : Layout
+        Its layout.
+
+    Returns
+    -------
+    bool
+    """
+    if layout.answer_is_text:
+        return False  # SciQ: the answer is an extra option (read by _record)
+    beyond_index = False
+    for row in rows:
+        try:
+            opts, labels = _choices(row, layout.choices, "")
+        except ValueError:
+            return False  # the row-by-row pass names the problem
+        raw = row[layout.answer]
+        texts = [o.strip() for o in opts]
+        if not isinstance(raw, str) or texts.count(raw.strip()) != 1:
+            return False
+        if labels is not None and raw.strip() in labels:
+            return False  # ARC: a label
+        beyond_index |= not _is_index(raw, len(opts))
+    return beyond_index
+
+
 def _record(
-    row: dict, layout: Layout, context: str | None, source: str, i: int, where: str, offset: int
+    row: dict,
+    layout: Layout,
+    context: str | None,
+    source: str,
+    i: int,
+    where: str,
+    offset: int,
+    by_text: bool,
 ):
     opts, labels = _choices(row, layout.choices, where)
     raw = row[layout.answer]
     if layout.answer_is_text:  # SciQ: the distractors, then the answer's text
         opts, idx = (*opts, _text(raw, "answer", where)), len(opts)
+    elif by_text:  # every answer is an option's text (numbers among numbers too)
+        idx = [o.strip() for o in opts].index(raw.strip())
     elif labels is not None and str(raw).strip() in labels:  # ARC: "answerKey" is a label
         idx = labels.index(str(raw).strip())
     else:
@@ -302,7 +356,10 @@ def load_mcqa_file(
     log.info("%s: layout %s %s, passage %s", path.name, layout.name, layout.columns(), context)
     src = source or path.stem
     offset = answer_offset(path, rows[layout.answer], layout)
+    by_text = answers_are_text(rows, layout)
+    if by_text:
+        log.info("%s: the answers are the options' texts", path.name)
     return [
-        _record(row, layout, context, src, i, f"{path.name} row {i}", offset)
+        _record(row, layout, context, src, i, f"{path.name} row {i}", offset, by_text)
         for i, row in enumerate(rows)
     ]
