@@ -27,6 +27,8 @@ References
 
 from __future__ import annotations
 
+import math
+
 import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import ExpTransform
@@ -43,6 +45,13 @@ from vmoer_ppl.nn.link import (
 from vmoer_ppl.nn.mc import entropy
 from vmoer_ppl.nn.outputs import RoutingOutput
 from vmoer_ppl.nn.selection import gumbel_topk
+
+
+#: ``|log T|`` kept within this in routing arithmetic (T in [e^-40, e^40]): ``l / T`` and
+#: ``(1 / T)²`` stay finite in float32, where a wide posterior's outer quadrature nodes or draws
+#: would overflow (log T = −92 at σ = 6 made ``0 · inf`` a NaN in a demo's validation); beyond
+#: the bound ``softmax(l / T)`` is already one-hot or uniform, so nothing else changes.
+LOG_T_BOUND = 40.0
 
 
 def log_space(base: dist.Distribution) -> dist.Distribution:
@@ -88,6 +97,7 @@ class TemperatureRouterModel(RouterModel):
 
     def _scores(self, l_det: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
         t = temperature if self.per_expert else temperature.unsqueeze(-1)
+        t = t.clamp(math.exp(-LOG_T_BOUND), math.exp(LOG_T_BOUND))  # identity in any real fit
         return l_det / t  # (..., B, T, E)
 
     def route_latents(self, site, u, l_det, values) -> RoutingOutput:
@@ -122,7 +132,8 @@ class TemperatureRouterModel(RouterModel):
         x, w = hermite_rule(nodes or quadrature_nodes(base.scale), l_det.dtype)
         x, w = (v.to(l_det.device).reshape(-1, *([1] * base.loc.dim())) for v in (x, w))
         wn = w.unsqueeze(-1)  # (n, 1, …, 1): the weights against (n, B, T, ·)
-        inv_t = (-(base.loc + base.scale * x)).exp().unsqueeze(-1)  # (n, B, T, 1) 1 / T_n
+        log_t = (base.loc + base.scale * x).clamp(-LOG_T_BOUND, LOG_T_BOUND)  # (n, B, T)
+        inv_t = (-log_t).exp().unsqueeze(-1)  # (n, B, T, 1) 1 / T_n
         # T > 0: max_e (l_e / T) = (max_e l_e) / T, so one shift serves every node
         shifted = (l_det - l_det.amax(-1, keepdim=True)) * inv_t  # (n, B, T, E) log p + log Z
         e = shifted.exp()

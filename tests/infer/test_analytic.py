@@ -1,5 +1,7 @@
 """``predict(mode="analytic")``: deterministic answers equal to the Monte Carlo integral."""
 
+import math
+
 import pytest
 import torch
 
@@ -94,3 +96,24 @@ def test_temperature_quadrature_picks_enough_nodes_for_the_widest_posterior(sigm
     tv = (auto.probs - exact.probs).abs().sum(-1).max() / 2
     assert tv < 5e-3, float(tv)  # Monte Carlo at S = 35 errs by ~2e-2
     torch.testing.assert_close(auto.ilv, exact.ilv, rtol=1e-4, atol=0)  # a moment of 1/T
+
+
+def test_a_very_wide_temperature_posterior_routes_finite_numbers():
+    # a demo's amortised guide gave log T a σ of 6 on one validation token: its outer Gauss-Hermite
+    # node reached log T = -92, where 1 / T overflows float32 and 0 · inf made the gate NaN
+    import pyro.distributions as dist
+    from vmoer_ppl.models.temperature_router import LOG_T_BOUND, log_space
+
+    model, _ = toy_pair("temperature")
+    site = model.sites[0]
+    f32 = {"dtype": torch.float32}
+    l_det = 4.0 * torch.randn(2, 5, site.num_experts, generator=torch.Generator().manual_seed(0))
+    l_det = l_det.float()
+    scale = torch.full((2, 5), 7.0, **f32)
+    q = {"temperature": log_space(dist.Normal(torch.zeros(2, 5, **f32), scale))}
+    out = model.analytic_routing(site, None, l_det, q, "second-order")
+    for t in (out.gate_logits, out.probs, out.mutual_information, out.ilv):
+        assert t.dtype == torch.float32 and torch.isfinite(t).all()
+    torch.testing.assert_close(out.probs.sum(-1), torch.ones(2, 5, **f32))
+    tiny = torch.full((2, 5), math.exp(-LOG_T_BOUND - 80), **f32)  # a draw that underflows to 0
+    assert (tiny == 0).all() and torch.isfinite(model._scores(l_det, tiny)).all()
