@@ -46,7 +46,6 @@ from vmoer_ppl.nn.mc import entropy
 from vmoer_ppl.nn.outputs import RoutingOutput
 from vmoer_ppl.nn.selection import gumbel_topk
 
-
 #: ``|log T|`` kept within this in routing arithmetic (T in [e^-40, e^40]): ``l / T`` and
 #: ``(1 / T)²`` stay finite in float32, where a wide posterior's outer quadrature nodes or draws
 #: would overflow (log T = −92 at σ = 6 made ``0 · inf`` a NaN in a demo's validation); beyond
