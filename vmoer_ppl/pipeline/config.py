@@ -103,7 +103,9 @@ class FitConfig:
     )
     beta: float = opt(0.01, "KL weight")
     prior_scale: str | None = opt(
-        None, "'relative:C', S, or 'auto[:C1,C2]' (best val NLL); None: 1"
+        "relative:0.5",
+        "'relative:C' (C × each router's logit spread; README: prior scale, measured), S "
+        "(absolute; the paper's 1), or 'auto[:C1,C2]' (best val NLL); None: the family's default",
     )
     trunk_dim: int | None = opt(
         None, "width of the guides' amortisation trunk (None: the family's, D/4; lowrank D/16)"
