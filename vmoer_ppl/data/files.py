@@ -7,6 +7,7 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from vmoer_ppl.data.layouts import LETTERS, Layout, context_column, detect_layout, known_layouts
 from vmoer_ppl.data.records import MCQARecord, shuffle_choices
@@ -27,18 +28,32 @@ def _as_int(value) -> int | None:
     return None
 
 
+def _letter(value, n: int) -> int | None:
+    """The option index of a letter answer (``"B"``: 1) among ``n`` options, else None."""
+    if isinstance(value, str) and value.strip().upper() in LETTERS[:n]:
+        return LETTERS.index(value.strip().upper())
+    return None
+
+
+def _text_index(value, opts: Sequence[str]) -> int | None:
+    """The index of the one option whose text is ``value`` (spaces aside), else None."""
+    if not isinstance(value, str):
+        return None
+    texts = [o.strip() for o in opts]
+    return texts.index(value.strip()) if texts.count(value.strip()) == 1 else None
+
+
 def _answer(value, opts: tuple[str, ...], where: str, offset: int = 0) -> int:
     n = len(opts)
-    letters = LETTERS[: min(n, len(LETTERS))]
-    if isinstance(value, str) and value.strip().upper() in letters:
-        return LETTERS.index(value.strip().upper())
+    if (letter := _letter(value, n)) is not None:
+        return letter
     idx = _as_int(value)
     if idx is None:
-        if isinstance(value, str) and [o.strip() for o in opts].count(value.strip()) == 1:
-            return [o.strip() for o in opts].index(value.strip())  # the option's text
+        if (by_text := _text_index(value, opts)) is not None:
+            return by_text  # the option's text
         raise ValueError(
             f"{where}: answer {value!r} is neither a 0-based index, a letter "
-            f"A-{letters[-1]} nor one option's text; fix the row"
+            f"A-{LETTERS[min(n, len(LETTERS)) - 1]} nor one option's text; fix the row"
         )
     if not 0 <= idx - offset < n:
         raise ValueError(f"{where}: answer index {idx} out of range for {n} choices")
@@ -230,15 +245,7 @@ def layout_of(path: Path, columns: list[str], question, choices, answer) -> Layo
     return layout
 
 
-def _is_index(value, n: int) -> bool:
-    """Whether ``value`` reads as a letter or an index of ``n`` options."""
-    if isinstance(value, str) and value.strip().upper() in LETTERS[:n]:
-        return True
-    idx = _as_int(value)
-    return idx is not None and 0 <= idx < n
-
-
-def answers_are_text(rows, layout: Layout) -> bool:
+def answers_are_text(answers: Sequence, parsed: Sequence[tuple], layout: Layout) -> bool:
     """Whether a file's answers are its options' texts, read as such in every row.
 
     True when every answer is exactly one of its row's option texts and at least one cannot be
@@ -248,10 +255,12 @@ def answers_are_text(rows, layout: Layout) -> bool:
 
     Parameters
     ----------
-    rows : datasets.Dataset
-        The file's rows.
+    answers : sequence
+        The answer column, `N` values.
+    parsed : sequence of tuple
+        Each row's ``(options, labels)`` (:func:`_choices`), `N` of them.
     layout : Layout
-        Its layout.
+        The file's layout.
 
     Returns
     -------
@@ -260,24 +269,22 @@ def answers_are_text(rows, layout: Layout) -> bool:
     if layout.answer_is_text:
         return False  # SciQ: the answer is an extra option (read by _record)
     beyond_index = False
-    for row in rows:
-        try:
-            opts, labels = _choices(row, layout.choices, "")
-        except ValueError:
-            return False  # the row-by-row pass names the problem
-        raw = row[layout.answer]
-        texts = [o.strip() for o in opts]
-        if not isinstance(raw, str) or texts.count(raw.strip()) != 1:
+    for raw, (opts, labels) in zip(answers, parsed, strict=True):
+        if _text_index(raw, opts) is None:
             return False
         if labels is not None and raw.strip() in labels:
             return False  # ARC: a label
-        beyond_index |= not _is_index(raw, len(opts))
+        idx = _as_int(raw)
+        beyond_index |= _letter(raw, len(opts)) is None and not (
+            idx is not None and 0 <= idx < len(opts)
+        )
     return beyond_index
 
 
 def _record(
     row: dict,
     layout: Layout,
+    parsed: tuple,
     context: str | None,
     source: str,
     i: int,
@@ -285,12 +292,12 @@ def _record(
     offset: int,
     by_text: bool,
 ):
-    opts, labels = _choices(row, layout.choices, where)
+    opts, labels = parsed  # _choices(row, layout.choices, where)
     raw = row[layout.answer]
     if layout.answer_is_text:  # SciQ: the distractors, then the answer's text
         opts, idx = (*opts, _text(raw, "answer", where)), len(opts)
     elif by_text:  # every answer is an option's text (numbers among numbers too)
-        idx = [o.strip() for o in opts].index(raw.strip())
+        idx = cast(int, _text_index(raw, opts))
     elif labels is not None and str(raw).strip() in labels:  # ARC: "answerKey" is a label
         idx = labels.index(str(raw).strip())
     else:
@@ -356,10 +363,13 @@ def load_mcqa_file(
     log.info("%s: layout %s %s, passage %s", path.name, layout.name, layout.columns(), context)
     src = source or path.stem
     offset = answer_offset(path, rows[layout.answer], layout)
-    by_text = answers_are_text(rows, layout)
+    table = list(rows)  # each row decoded once
+    where = [f"{path.name} row {i}" for i in range(len(table))]
+    parsed = [_choices(row, layout.choices, w) for row, w in zip(table, where, strict=True)]
+    by_text = answers_are_text([row[layout.answer] for row in table], parsed, layout)
     if by_text:
         log.info("%s: the answers are the options' texts", path.name)
     return [
-        _record(row, layout, context, src, i, f"{path.name} row {i}", offset, by_text)
-        for i, row in enumerate(rows)
+        _record(row, layout, parsed[i], context, src, i, where[i], offset, by_text)
+        for i, row in enumerate(table)
     ]
