@@ -122,6 +122,20 @@ def test_sciq_layout_keeps_the_answer_text_and_shuffles_its_place(tmp_path):
     assert [r.context for r in recs] == [f"passage {i}" for i in range(20)]  # support: passage
     assert recs == load_mcqa_file(tmp_path / "sciq.jsonl")  # the same order every time
     assert load_mcqa_file(tmp_path / "sciq.jsonl", context=None)[0].context == ""
+    upper = [{k.upper(): v for k, v in r.items()} for r in rows]  # a spreadsheet's export
+    as_sciq = load_mcqa_file(write_rows(tmp_path / "SCIQ.jsonl", upper), source="sciq")
+    assert as_sciq == recs
+
+
+def test_medmcqa_layout_reads_its_columns_case_aside(tmp_path):
+    csv = tmp_path / "med.csv"
+    csv.write_text("Question,OPA,OPB,OPC,OPD,COP\nWhich bone?,femur,skull,rib,ulna,2\n")
+    rec = load_mcqa_file(csv)[0]
+    assert (rec.question, rec.choices, rec.answer) == (
+        "Which bone?",
+        ("femur", "skull", "rib", "ulna"),
+        2,
+    )
 
 
 def test_a_passage_column_is_read_and_a_named_one_must_exist(tmp_path):

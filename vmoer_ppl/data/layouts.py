@@ -1,7 +1,7 @@
 """Column layouts of MCQA files: which columns hold the question, the options and the answer.
 
 A local file is read in the first layout its columns fit, unless the caller names the columns.
-Two published sets have layouts of their own:
+Two published sets have layouts of their own (their column names, case aside):
 
 - ``medmcqa``: question, opa .. opd, cop (0-based): MedMCQA;
 - ``sciq``: question, distractor1..3, correct_answer (the option's text): SciQ.
@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import cast
 
 #: Option letters, in order: answers given as a letter, the letter option columns, and the
 #: letter scorer's labels.
@@ -188,8 +189,10 @@ def detect_layout(columns: Sequence[str]) -> Layout | None:
         None when no question, option or answer column is found.
     """
     for layout in LAYOUTS:
-        if all(c in columns for c in layout.columns()):
-            return layout
+        found = [pick(columns, (c,)) for c in layout.columns()]
+        if all(found):  # case aside, as the generic parts: ``Question``, ``OPA``
+            q, *opts, a = cast(list[str], found)
+            return replace(layout, question=q, choices=tuple(opts), answer=a)
     return generic_layout(columns)
 
 
