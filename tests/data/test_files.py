@@ -232,6 +232,11 @@ def test_prompts_cut_at_the_prefix_limit_are_counted_in_a_warning(tmp_path, capl
     n = {k: cut_prompts(v) for k, v in enc.items()}
     assert sum(n.values()) == 6 and f"{MAX_PREFIX_TOKENS} tokens or more were cut" in caplog.text
     assert all(f"{k} {v} of" in caplog.text for k, v in n.items() if v)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vmoer_ppl.pipeline.run_data"):
+        whole, _, _ = encode_sets(cfg.replace(max_prompt_tokens=512), tiny_tokenizer())
+    assert "were cut" not in caplog.text  # --max-prompt-tokens 512 keeps every passage whole
+    assert whole["train"]["prompt_mask"].sum(-1).max() > MAX_PREFIX_TOKENS
 
 
 def test_answers_given_as_option_text_are_read_as_text_in_the_whole_file(tmp_path):

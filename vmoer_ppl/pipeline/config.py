@@ -47,6 +47,9 @@ class DataSettings:
     n_val: int = opt(50, "ID questions for early stopping")
     n_test: int = opt(500, "ID test questions")
     n_ood: int = opt(100, "questions per OOD set")
+    max_prompt_tokens: int = opt(
+        256, "cloze prompts keep their last N tokens (a longer passage loses its beginning)"
+    )
 
 
 @dataclass

@@ -18,7 +18,7 @@ from vmoer_ppl.data.packaged import PACKAGED
 from vmoer_ppl.data.records import MCQARecord, Splits, check_disjoint, dedupe, question_key
 from vmoer_ppl.pipeline.config import FitConfig
 from vmoer_ppl.pipeline.sets import ID_CANDIDATES, OOD_FOR, SetSpec, id_splits, ood_records
-from vmoer_ppl.scoring.batches import MAX_PREFIX_TOKENS, cut_prompts, encode_cloze
+from vmoer_ppl.scoring.batches import cut_prompts, encode_cloze
 from vmoer_ppl.scoring.letter import LETTERS, encode_letter
 from vmoer_ppl.scoring.names import ScorerKind, parse_scorer
 
@@ -144,13 +144,17 @@ def encode_sets(
     if hashes is not None:
         hashes.update({k: record_hash(v) for k, v in sets.items()})
     if parse_scorer(cfg.dataset.scorer)[0] is ScorerKind.CLOZE:
-        enc = {k: encode_cloze(v, tokenizer, with_context=with_context) for k, v in sets.items()}
-        cut = {k: f"{n} of {len(sets[k])}" for k, v in enc.items() if (n := cut_prompts(v))}
+        most = cfg.dataset.max_prompt_tokens
+        enc = {
+            k: encode_cloze(v, tokenizer, with_context=with_context, max_prefix=most)
+            for k, v in sets.items()
+        }
+        cut = {k: f"{n} of {len(sets[k])}" for k, v in enc.items() if (n := cut_prompts(v, most))}
         if cut:
             log.warning(
                 "prompts of %d tokens or more were cut from the left (a passage loses its "
-                "beginning, the question is kept): %s",
-                MAX_PREFIX_TOKENS,
+                "beginning, the question is kept; --max-prompt-tokens keeps more): %s",
+                most,
                 ", ".join(f"{k} {v}" for k, v in cut.items()),
             )
     else:

@@ -32,6 +32,7 @@ MIN_INT = {
     "n_val": 1,
     "n_test": 1,
     "n_ood": 1,
+    "max_prompt_tokens": 1,
     "svi_steps": 1,
     "batch_size": 1,
     "shards": 1,
