@@ -20,7 +20,7 @@ import json
 import logging
 from pathlib import Path
 
-from vmoer_ppl.data.reading import FORMATS, read_rows
+from vmoer_ppl.data.reading import FORMATS, read_rows, why
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,7 @@ def _from_disk(folder: Path, label: str):
     try:
         return load_from_disk(str(folder))
     except Exception as err:  # datasets names neither the folder's role nor the fix
-        raise ValueError(
-            f"{label}: not a readable datasets save_to_disk folder ({type(err).__name__}: "
-            f"{str(err)[:300]})"
-        ) from err
+        raise ValueError(f"{label}: not a datasets save_to_disk folder {why(err)}") from err
 
 
 def _parts(folder: Path) -> list[tuple[str, object]]:
@@ -139,10 +136,8 @@ def read_folder(folder: Path):
     try:
         rows = concatenate_datasets([p for _, p in parts]) if len(parts) > 1 else first
     except Exception as err:  # a column typed differently in two shards
-        raise ValueError(
-            f"{folder}: its {', '.join(lbl for lbl, _ in parts)} cannot be joined "
-            f"({type(err).__name__}: {str(err)[:300]}); pass one of them"
-        ) from err
+        joined = ", ".join(lbl for lbl, _ in parts)
+        raise ValueError(f"{folder}: its {joined} cannot be joined {why(err)}; pass one") from err
     if len(rows) == 0:
         raise ValueError(f"{folder} has no questions")
     if len(parts) > 1:

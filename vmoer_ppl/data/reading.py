@@ -18,6 +18,12 @@ FORMATS = {
 BINARY = {".parquet", ".arrow"}
 
 
+def why(err: BaseException) -> str:
+    """``"(<type>: <message>)"`` of what ``datasets`` raised, cut to 300 characters."""
+    cause = err.__cause__ or err
+    return f"({type(cause).__name__}: {str(cause)[:300]})"
+
+
 def check_utf8(path: Path) -> None:
     """Refuse a text file that is not UTF-8, naming its line (``datasets`` names neither)."""
     raw = path.read_bytes()
@@ -105,10 +111,9 @@ def read_rows(path: Path):
             source = unwrapped(path, Path(tmp))  # {"version": ..., "data": [{...}, ...]}
             rows = load_dataset(FORMATS[path.suffix], data_files=str(source), split="train")
     except Exception as err:  # datasets' own errors name neither the file nor the fix
-        cause = err.__cause__ or err
         raise ValueError(
-            f"{path}: cannot be read as {FORMATS[path.suffix]} ({type(cause).__name__}: "
-            f"{str(cause)[:300]}); check that it is a valid {path.suffix} file in UTF-8"
+            f"{path}: cannot be read as {FORMATS[path.suffix]} {why(err)}; check that it is a "
+            f"valid {path.suffix} file in UTF-8"
         ) from err
     if len(rows) == 0:
         raise ValueError(f"{path} has no questions")
