@@ -91,6 +91,12 @@ def test_folders_that_cannot_be_read_as_one_set_say_what_to_pass(tmp_path):
     (apart / "b.jsonl").write_text(json.dumps({**ROWS[1], "extra": "x"}))
     with pytest.raises(ValueError, match=r"b.jsonl has the columns .*'extra'.*pass one of them"):
         load_mcqa_file(apart)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("state.json", "dataset_info.json"):
+        (broken / name).write_text("{}")
+    with pytest.raises(ValueError, match="broken: not a datasets save_to_disk folder"):
+        load_mcqa_file(broken)
 
 
 def test_what_counts_as_local_data_and_its_label(tmp_path, monkeypatch):
