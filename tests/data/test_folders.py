@@ -5,7 +5,7 @@ import json
 import pytest
 
 from vmoer_ppl.data import load_mcqa_file
-from vmoer_ppl.data.folders import data_label, is_data_path
+from vmoer_ppl.data.folders import data_exists, data_label, is_data_path
 
 ROWS = [
     {"question": f"Which is {i}?", "choices": [str(i), str(i + 1), str(i + 2)], "answer": i % 3}
@@ -70,6 +70,22 @@ def test_parquet_shards_and_an_arrow_file_read_in_name_order(tmp_path):
     assert same(load_mcqa_file(arrow), ROWS)
 
 
+def test_a_glob_pattern_reads_one_split_of_a_snapshot_folder(tmp_path):
+    snapshot = tmp_path / "data"
+    snapshot.mkdir()
+    dataset(ROWS[2:4]).to_parquet(str(snapshot / "train-00001-of-00002.parquet"))
+    dataset(ROWS[:2]).to_parquet(str(snapshot / "train-00000-of-00002.parquet"))
+    unlabelled = [{**r, "answer": -1} for r in ROWS[4:]]  # a hub test split without answers
+    dataset(unlabelled).to_parquet(str(snapshot / "test-00000-of-00001.parquet"))
+    recs = load_mcqa_file(snapshot / "train-*.parquet")
+    assert same(recs, ROWS[:4]) and {r.source for r in recs} == {"train"}
+    with pytest.raises(ValueError, match="test-00000-of-00001.parquet row 0: answer index -1"):
+        load_mcqa_file(snapshot)  # the whole folder: the unlabelled split is named
+    with pytest.raises(FileNotFoundError, match="matches no data file"):
+        load_mcqa_file(snapshot / "validation-*.parquet")
+    assert data_label(snapshot / "*.parquet") == "data"
+
+
 def test_folders_that_cannot_be_read_as_one_set_say_what_to_pass(tmp_path):
     mixed = tmp_path / "mixed"
     mixed.mkdir()
@@ -105,6 +121,7 @@ def test_what_counts_as_local_data_and_its_label(tmp_path, monkeypatch):
     assert is_data_path("x.parquet") and is_data_path("folder.v2") and not is_data_path("arc_easy")
     assert data_label(tmp_path / "folder.v2") == "folder.v2"
     assert data_label(tmp_path / "x.v2.jsonl") == "x.v2"
+    assert is_data_path("data/train-*") and not data_exists("data/train-*")
 
 
 def test_a_run_reads_its_id_and_ood_sets_from_folders(tmp_path):
@@ -122,5 +139,9 @@ def test_a_run_reads_its_id_and_ood_sets_from_folders(tmp_path):
     assert label == "mine" and shown is False
     assert [len(sets[k]) for k in ("train", "val", "id:mine", "ood:other")] == [6, 2, 2, 6]
     missing = FitConfig().replace(data=str(tmp_path / "gone"), ood=())
-    with pytest.raises(ValueError, match="or a folder of them"):
+    with pytest.raises(ValueError, match="a folder or glob pattern of them"):
         run_records(missing)
+    one_split = cfg.replace(data=str(tmp_path / "other" / "part-*.parquet"), ood=(), n_test=1)
+    assert run_records(one_split)[2] == "part"
+    with pytest.raises(FileNotFoundError, match="no file matches"):
+        run_records(cfg.replace(data=str(tmp_path / "other" / "test-*.parquet")))

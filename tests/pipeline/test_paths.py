@@ -41,5 +41,7 @@ def test_a_data_folder_becomes_absolute_and_a_set_name_stays_a_name(tmp_path, mo
     out = absolute_paths(cfg)
     assert out.dataset.name == str(tmp_path / "shards")
     assert out.dataset.ood == (str(tmp_path / "shards"), "arc_easy:test")
+    pattern = absolute_paths(cfg.replace(data="snap/train-*.parquet")).dataset.name
+    assert pattern == str(tmp_path / "snap" / "train-*.parquet")
     named = FitConfig().replace(data="sciq+support", ood=("hub:sciq",))
     assert absolute_paths(named) == named

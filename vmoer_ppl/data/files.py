@@ -248,7 +248,8 @@ def load_mcqa_file(
     path : str or Path
         ``.jsonl``, ``.json``, ``.csv``, ``.parquet`` or ``.arrow``; or a folder: a ``datasets``
         ``save_to_disk`` folder (every split of a ``DatasetDict``) or files of one of those
-        types (:func:`~vmoer_ppl.data.folders.read_folder`).
+        types (:func:`~vmoer_ppl.data.folders.read_folder`); or a glob pattern of such files
+        (``data/train-*.parquet``).
     question, answer : str, optional
         Column names; the answer is a 0-based index (1-based when a numbered layout's answers
         say so: :func:`answer_offset`), a letter, one of the choices' labels, or an option's

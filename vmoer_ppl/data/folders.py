@@ -10,14 +10,19 @@ Three kinds of folder hold a set's questions:
 - a folder of files of one type (:data:`~vmoer_ppl.data.reading.FORMATS`), e.g. a hub snapshot's
   ``data/train-00000-of-00002.parquet`` shards, read in name order.
 
+A glob pattern (``data/train-*.parquet``, as ``datasets``' ``data_files`` takes) reads the files it
+matches, in name order: one split of a snapshot whose splits share a folder.
+
 Nothing in a folder executes: arrow, parquet and JSON are data. Each row keeps the name of the
 file or split it came from, so an error names ``<split> row <i>`` rather than a row of the whole.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
+import re
 from pathlib import Path
 
 from vmoer_ppl.data.reading import FORMATS, read_rows, why
@@ -37,11 +42,48 @@ def data_label(path: Path) -> str:
     -------
     str
     """
+    if is_pattern(str(path)):  # data/train-*.parquet: "train"
+        return re.split(r"[*?\[]", path.stem)[0].strip("-_. ") or path.parent.name
     return path.name if path.is_dir() else path.stem
 
 
+def is_pattern(name: str) -> bool:
+    """Whether ``name`` is a glob pattern (``*``, ``?`` or ``[``).
+
+    Parameters
+    ----------
+    name : str
+        A path as the user gave it.
+
+    Returns
+    -------
+    bool
+    """
+    return re.search(r"[*?\[]", name) is not None
+
+
+def data_exists(name: str) -> bool:
+    """Whether local data ``name`` is there: the file or folder, or a file the pattern matches.
+
+    Parameters
+    ----------
+    name : str
+        A path or glob pattern.
+
+    Returns
+    -------
+    bool
+    """
+    return bool(_matches(name)) if is_pattern(name) else Path(name).exists()
+
+
+def _matches(pattern: str) -> list[Path]:
+    found = (Path(p) for p in glob.glob(pattern))
+    return sorted(p for p in found if p.is_file() and p.suffix in FORMATS)
+
+
 def is_data_path(name: str) -> bool:
-    """Whether ``name`` reads as local data: a data file's suffix, or an existing folder.
+    """Whether ``name`` reads as local data: a data file's suffix, a folder, or a glob pattern.
 
     Parameters
     ----------
@@ -52,7 +94,7 @@ def is_data_path(name: str) -> bool:
     -------
     bool
     """
-    return Path(name).suffix in FORMATS or Path(name).is_dir()
+    return Path(name).suffix in FORMATS or Path(name).is_dir() or is_pattern(name)
 
 
 def _data_files(folder: Path) -> list[Path]:
@@ -92,11 +134,15 @@ def _parts(folder: Path) -> list[tuple[str, object]]:
         raise ValueError(
             f"{folder}: no data file ({'/'.join(FORMATS)}) and no save_to_disk set in it{hint}"
         )
+    return _shards(folder, files)
+
+
+def _shards(where: Path, files: list[Path]) -> list[tuple[str, object]]:
     kinds = sorted({p.suffix for p in files})
     if len(kinds) > 1:
         raise ValueError(
-            f"{folder}: files of {len(kinds)} types ({', '.join(kinds)}); a folder is read as "
-            "shards of one type: move the others out or pass one file"
+            f"{where}: files of {len(kinds)} types ({', '.join(kinds)}); several files are read "
+            "as shards of one type: move the others out, or pass one file or a pattern"
         )
     return [(p.name, read_rows(p)) for p in files]
 
@@ -123,9 +169,40 @@ def read_folder(folder: Path):
         For a folder with no data, files of several types, splits or files with different
         columns, or no rows (each message names the folder and the fix).
     """
+    return _joined(folder, _parts(folder))
+
+
+def read_pattern(pattern: Path):
+    """The questions of the data files a glob pattern matches, and where each row came from.
+
+    Parameters
+    ----------
+    pattern : Path
+        ``data/train-*.parquet``: files of one type (:data:`~vmoer_ppl.data.reading.FORMATS`),
+        read in name order.
+
+    Returns
+    -------
+    rows : datasets.Dataset
+        `N` rows.
+    where : list of str
+        `N` labels ``"<file> row <i>"``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If it matches no data file.
+    """
+    files = _matches(str(pattern))
+    if not files:
+        raise FileNotFoundError(f"{pattern} matches no data file ({'/'.join(FORMATS)})")
+    return _joined(pattern, _shards(pattern, files))
+
+
+def _joined(folder: Path, parts: list[tuple[str, object]]):
+    """Rows of every part, concatenated; each row's ``"<part> row <i>"``."""
     from datasets import concatenate_datasets
 
-    parts = _parts(folder)
     first_label, first = parts[0]
     for label, part in parts[1:]:
         if list(part.column_names) != list(first.column_names):
@@ -152,7 +229,8 @@ def read_table(path: Path):
     Parameters
     ----------
     path : Path
-        A file (:data:`~vmoer_ppl.data.reading.FORMATS`) or a folder (:func:`read_folder`).
+        A file (:data:`~vmoer_ppl.data.reading.FORMATS`), a folder (:func:`read_folder`) or a
+        glob pattern (:func:`read_pattern`).
 
     Returns
     -------
@@ -161,6 +239,8 @@ def read_table(path: Path):
     where : list of str
         `N` labels ``"<file> row <i>"``.
     """
+    if is_pattern(str(path)):
+        return read_pattern(path)
     if path.is_dir():
         return read_folder(path)
     rows = read_rows(path)

