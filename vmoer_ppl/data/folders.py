@@ -29,37 +29,31 @@ from vmoer_ppl.data.reading import FORMATS, read_rows, why
 
 log = logging.getLogger(__name__)
 
+#: Characters that make a path a glob pattern.
+GLOB = re.compile(r"[*?\[]")
+
 
 def data_label(path: Path) -> str:
-    """A set's name from its path: a file's stem, a folder's name.
+    """A set's name: a file's stem, a folder's name, a pattern's stem before its first wildcard.
 
     Parameters
     ----------
     path : Path
-        A data file or folder.
+        A data file, folder or glob pattern (``data/train-*.parquet``: ``train``; ``data/*``:
+        ``data``).
 
     Returns
     -------
     str
     """
-    if is_pattern(str(path)):  # data/train-*.parquet: "train"
-        return re.split(r"[*?\[]", path.stem)[0].strip("-_. ") or path.parent.name
+    if is_pattern(str(path)):
+        return GLOB.split(path.stem)[0].strip("-_. ") or path.parent.name
     return path.name if path.is_dir() else path.stem
 
 
 def is_pattern(name: str) -> bool:
-    """Whether ``name`` is a glob pattern (``*``, ``?`` or ``[``).
-
-    Parameters
-    ----------
-    name : str
-        A path as the user gave it.
-
-    Returns
-    -------
-    bool
-    """
-    return re.search(r"[*?\[]", name) is not None
+    """Whether the path ``name`` (as the user gave it) holds ``*``, ``?`` or ``[``."""
+    return GLOB.search(name) is not None
 
 
 def data_exists(name: str) -> bool:
