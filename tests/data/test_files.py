@@ -249,3 +249,32 @@ def test_answers_given_as_option_text_are_read_as_text_in_the_whole_file(tmp_pat
     idx = [{**rows[1], "answer": "2"}, {**rows[1], "question": "q3", "answer": "0"}]
     recs = load_mcqa_file(write_rows(tmp_path / "idx.jsonl", idx))  # all read as indices
     assert [r.answer for r in recs] == [2, 0]
+
+
+def test_ai2_jsonl_with_the_options_nested_in_the_question_is_read(tmp_path):
+    rows = [  # ARC / OpenBookQA / CommonsenseQA / QASC as AI2 distributes them
+        {
+            "id": "arc1",
+            "question": {
+                "stem": "Which is a mammal?",
+                "choices": [{"text": "whale", "label": "1"}, {"text": "shark", "label": "2"}],
+            },
+            "answerKey": "1",
+        },
+        {
+            "answerKey": "C",
+            "id": "csqa1",
+            "question": {
+                "question_concept": "door",
+                "choices": [{"label": c, "text": t} for c, t in zip("ABC", "xyz", strict=True)],
+                "stem": "A door is at a what?",
+            },
+        },
+    ]
+    recs = load_mcqa_file(write_rows(tmp_path / "ARC-Easy-Test.jsonl", rows))
+    assert [(r.question, r.choices, r.answer) for r in recs] == [
+        ("Which is a mammal?", ("whale", "shark"), 0),
+        ("A door is at a what?", ("x", "y", "z"), 2),
+    ]
+    flat = [{"question": "q", "choices": ["a", "b"], "answer": 1}]  # a plain question: as before
+    assert load_mcqa_file(write_rows(tmp_path / "flat.jsonl", flat))[0].answer == 1

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import cast
 
 from vmoer_ppl.data.folders import data_label, read_table
-from vmoer_ppl.data.layouts import LETTERS, Layout, context_column, detect_layout, known_layouts
+from vmoer_ppl.data.layouts import (
+    LETTERS,
+    Layout,
+    context_column,
+    detect_layout,
+    known_layouts,
+    unnested,
+)
 from vmoer_ppl.data.reading import FORMATS
 from vmoer_ppl.data.records import MCQARecord, shuffle_choices
 
@@ -271,7 +278,7 @@ def load_mcqa_file(
     """
     path = Path(path)
     rows, where = read_table(path)
-    columns = list(rows.column_names)
+    table, columns = unnested(list(rows), list(rows.column_names))  # each row decoded once
     layout = layout_of(path, columns, question, choices, answer)
     if context == AUTO:
         context = context_column(columns)
@@ -279,8 +286,7 @@ def load_mcqa_file(
         raise ValueError(f"{path}: missing field(s) [{context!r}]; the file has {columns}")
     log.info("%s: layout %s %s, passage %s", path.name, layout.name, layout.columns(), context)
     src = source or data_label(path)
-    offset = answer_offset(path, rows[layout.answer], layout)
-    table = list(rows)  # each row decoded once
+    offset = answer_offset(path, [row[layout.answer] for row in table], layout)
     parsed = [_choices(row, layout.choices, w) for row, w in zip(table, where, strict=True)]
     by_text = answers_are_text([row[layout.answer] for row in table], parsed, layout)
     if by_text:

@@ -20,8 +20,11 @@ Every other file is read from three parts, each found by its column names (case 
   option's text.
 
 That covers MMLU, ARC, OpenBookQA, CommonsenseQA, HellaSwag, SWAG, PIQA, WinoGrande, COPA,
-CosmosQA and RACE as published. A ``context``, ``support``, ``passage``, ``article``,
-``paragraph``, ``story`` or ``premise`` column is read as the question's supporting passage.
+CosmosQA and RACE as published on the hub. AI2's own files of ARC, OpenBookQA, CommonsenseQA and
+QASC nest the options in the question (``{"question": {"stem": ..., "choices": [{"text", "label"},
+...]}, "answerKey": ...}``): :func:`unnested` lifts them out first. A ``context``, ``support``,
+``passage``, ``article``, ``paragraph``, ``story`` or ``premise`` column is read as the
+question's supporting passage.
 """
 
 from __future__ import annotations
@@ -210,3 +213,47 @@ def known_layouts() -> str:
         f"or letter columns (A, B, ...), and an answer column ({', '.join(ANSWER_COLUMNS)}); "
         f"or {own}"
     )
+
+
+def unnested(table: list[dict], columns: list[str]) -> tuple[list[dict], list[str]]:
+    """Rows whose question nests its options (AI2's jsonl) with the options lifted out.
+
+    ARC, OpenBookQA, CommonsenseQA and QASC as AI2 distributes them hold ``{"stem": ...,
+    "choices": [{"text": ..., "label": ...}, ...]}`` in the question column; each such row becomes
+    the question's stem and a ``choices`` column ``{"text": [...], "label": [...]}`` (the hub's
+    ARC layout), so ``answerKey`` reads as a label. Other tables come back unchanged.
+
+    Parameters
+    ----------
+    table : list of dict
+        The file's `N` rows.
+    columns : list of str
+        Its column names.
+
+    Returns
+    -------
+    table : list of dict
+        `N` rows.
+    columns : list of str
+        With ``choices`` added when the options were lifted out.
+    """
+    q = pick(columns, ("question",))
+    if q is None or pick(columns, LIST_COLUMNS) is not None or not table:
+        return table, columns
+    if not all(isinstance(row[q], dict) and "stem" in row[q] for row in table):
+        return table, columns
+    lifted = []
+    for row in table:
+        options = row[q].get("choices") or []
+        if isinstance(options, dict):  # already columns: {"text": [...], "label": [...]}
+            choices = options
+        else:
+            pairs = [o if isinstance(o, dict) else {"text": o} for o in options]
+            choices = {
+                "text": [o.get("text") for o in pairs],
+                "label": [o.get("label") for o in pairs],
+            }
+        if any(label is None for label in choices.get("label") or [None]):
+            choices = {"text": choices.get("text")}  # no labels: answers are indices or letters
+        lifted.append({**row, q: row[q]["stem"], "choices": choices})
+    return lifted, [*columns, "choices"]
