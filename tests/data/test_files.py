@@ -278,3 +278,33 @@ def test_ai2_jsonl_with_the_options_nested_in_the_question_is_read(tmp_path):
     ]
     flat = [{"question": "q", "choices": ["a", "b"], "answer": 1}]  # a plain question: as before
     assert load_mcqa_file(write_rows(tmp_path / "flat.jsonl", flat))[0].answer == 1
+
+
+MMLU_CSV = (  # MMLU's own data/test/<subject>_test.csv: no header, the answer's letter last
+    '"Find the degree of Q(sqrt(2)) over Q.",0,4,2,6,C\n'
+    '"Statement 1 | x. Statement 2 | y.","True, True","False, False","True, False",007,D\n'
+)
+
+
+def test_mmlu_csv_without_a_header_keeps_its_first_question_and_reads_cells_as_text(tmp_path):
+    subjects = tmp_path / "test"
+    subjects.mkdir()
+    (subjects / "abstract_algebra_test.csv").write_text(MMLU_CSV)
+    (subjects / "anatomy_test.csv").write_text('"Which bone?",femur,skull,rib,ulna,A\n')
+    recs = load_mcqa_file(subjects / "abstract_algebra_test.csv")
+    assert [(r.question, r.choices, r.answer) for r in recs] == [
+        ("Find the degree of Q(sqrt(2)) over Q.", ("0", "4", "2", "6"), 2),
+        (
+            "Statement 1 | x. Statement 2 | y.",
+            ("True, True", "False, False", "True, False", "007"),
+            3,
+        ),
+    ]  # every row kept, "007" as written
+    assert len(load_mcqa_file(subjects)) == 3  # every subject of the folder
+    headed = tmp_path / "headed.csv"  # a header naming the parts is a header
+    headed.write_text("question,A,B,C,D,answer\n" + MMLU_CSV)
+    assert [r.choices[0] for r in load_mcqa_file(headed)] == ["0", "True, True"]
+    trailing = tmp_path / "trailing.csv"  # an empty last header cell is not an answer letter
+    trailing.write_text("q,A,B,\nWhat is blue?,sky,grass,\n")
+    with pytest.raises(ValueError, match="missing field"):
+        load_mcqa_file(trailing)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import tempfile
 from pathlib import Path
+
+from vmoer_ppl.data.layouts import ANSWER_COLUMNS, LETTERS, QUESTION_COLUMNS
+
+log = logging.getLogger(__name__)
 
 #: Suffix of each file type read, and the ``datasets`` builder that reads it.
 FORMATS = {
@@ -75,6 +81,47 @@ def unwrapped(path: Path, tmp: Path) -> Path:
     return inner
 
 
+def csv_columns(path: Path) -> tuple[list[str], bool]:
+    """A csv file's column names, and whether its first row is a question rather than a header.
+
+    MMLU's own csv files (``data/test/<subject>_test.csv``) have no header: each row is the
+    question, its options and the answer's letter. A first row of four or more cells whose last
+    is one of its options' letters, and with no question or answer column name, is read so.
+
+    Parameters
+    ----------
+    path : Path
+        A ``.csv`` file in UTF-8.
+
+    Returns
+    -------
+    names : list of str
+        The header's cells, or ``question``, ``A`` .. and ``answer`` for a file without one.
+    headerless : bool
+    """
+    with path.open(encoding="utf-8", newline="") as f:
+        first = next(csv.reader(f), [])
+    letters = LETTERS[: len(first) - 2]
+    named = {c.lower() for c in (*QUESTION_COLUMNS, *ANSWER_COLUMNS)} & {c.lower() for c in first}
+    if len(first) >= 4 and first[-1].strip() in list(letters) and not named:  # one letter
+        log.info("%s: no header row (MMLU's csv): question, %s, answer", path.name, letters)
+        return ["question", *letters, "answer"], True
+    return first, False
+
+
+def _csv_kwargs(path: Path) -> dict:
+    """``load_dataset("csv")`` arguments: every cell read as text, MMLU's csv given its names."""
+    from datasets import Features, Value
+
+    names, headerless = csv_columns(path)
+    if len(set(names)) < len(names) or not all(names):  # pandas renames them; types guessed
+        return {}
+    kwargs: dict = {"features": Features({c: Value("string") for c in names})}
+    if headerless:
+        kwargs.update(column_names=names, header=None)
+    return kwargs
+
+
 def read_rows(path: Path):
     """The rows of a local ``.jsonl``, ``.json``, ``.csv``, ``.parquet`` or ``.arrow`` file.
 
@@ -109,7 +156,10 @@ def read_rows(path: Path):
     try:
         with tempfile.TemporaryDirectory() as tmp:
             source = unwrapped(path, Path(tmp))  # {"version": ..., "data": [{...}, ...]}
-            rows = load_dataset(FORMATS[path.suffix], data_files=str(source), split="train")
+            kwargs = _csv_kwargs(path) if path.suffix == ".csv" else {}  # cells are text
+            rows = load_dataset(
+                FORMATS[path.suffix], data_files=str(source), split="train", **kwargs
+            )
     except Exception as err:  # datasets' own errors name neither the file nor the fix
         raise ValueError(
             f"{path}: cannot be read as {FORMATS[path.suffix]} {why(err)}; check that it is a "
