@@ -94,6 +94,19 @@ def write_rows(path, rows):
             2,
         ),
         ({"question": "q", "choices": ["a", "b", "c"], "answer": "c"}, ("a", "b", "c"), 2),
+        (  # Social IQa: answerA..C, labels counted from 1 ("3": the option count)
+            {"question": "q", "answerA": "a", "answerB": "b", "answerC": "c", "label": "3"},
+            ("a", "b", "c"),
+            2,
+        ),
+        ({"question": "q", "option_a": "a", "option_b": "b", "answer": "B"}, ("a", "b"), 1),
+        ({"question": "q", "answers": ["a", "b", "c"], "label": 1}, ("a", "b", "c"), 1),  # ReClor
+        ({"query": "q", "options": ["a", "b"], "correct_option": 1}, ("a", "b"), 1),  # LogiQA
+        (  # MMLU-Pro: up to 10 options, the letter in "answer"
+            {"question": "q", "options": list("abcdefghij"), "answer": "I", "answer_index": 8},
+            tuple("abcdefghij"),
+            8,
+        ),
     ],
 )
 def test_the_common_published_layouts_are_recognised(tmp_path, row, choices, answer):
@@ -308,3 +321,21 @@ def test_mmlu_csv_without_a_header_keeps_its_first_question_and_reads_cells_as_t
     trailing.write_text("q,A,B,\nWhat is blue?,sky,grass,\n")
     with pytest.raises(ValueError, match="missing field"):
         load_mcqa_file(trailing)
+
+
+def test_truthfulqa_targets_become_options_shuffled_off_their_fixed_position(tmp_path):
+    rows = [  # TruthfulQA's multiple-choice form: the correct option first in every row
+        {
+            "question": f"q{i}?",
+            "mc1_targets": {"choices": [f"right{i}", "x", "y", "z"], "labels": [1, 0, 0, 0]},
+            "mc2_targets": {"choices": [f"right{i}", "w", "x"], "labels": [1, 1, 0]},
+        }
+        for i in range(12)
+    ]
+    recs = load_mcqa_file(write_rows(tmp_path / "truthful_qa.jsonl", rows))
+    assert all(r.choices[r.answer] == f"right{i}" for i, r in enumerate(recs))
+    assert len({r.answer for r in recs}) > 1  # no longer always first
+    assert recs == load_mcqa_file(tmp_path / "truthful_qa.jsonl")  # the same order every time
+    two = [{**rows[0], "mc1_targets": {"choices": ["a", "b"], "labels": [1, 1]}}]
+    with pytest.raises(ValueError, match="missing field"):  # two marked: not single choice
+        load_mcqa_file(write_rows(tmp_path / "two.jsonl", two + rows[1:]))

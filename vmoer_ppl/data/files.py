@@ -9,14 +9,8 @@ from pathlib import Path
 from typing import cast
 
 from vmoer_ppl.data.folders import data_label, read_table
-from vmoer_ppl.data.layouts import (
-    LETTERS,
-    Layout,
-    context_column,
-    detect_layout,
-    known_layouts,
-    unnested,
-)
+from vmoer_ppl.data.layouts import LETTERS, Layout, context_column, detect_layout, known_layouts
+from vmoer_ppl.data.nested import unnested
 from vmoer_ppl.data.reading import FORMATS
 from vmoer_ppl.data.records import MCQARecord, shuffle_choices
 
@@ -274,11 +268,12 @@ def load_mcqa_file(
     -------
     list of MCQARecord
         `N` records, in the file's order; SciQ-layout options shuffled with a fixed seed (the
-        file keeps the answer last).
+        file keeps the answer last), and lifted targets' options likewise when every answer
+        sits at one position (:func:`~vmoer_ppl.data.nested.unnested`).
     """
     path = Path(path)
     rows, where = read_table(path)
-    table, columns = unnested(list(rows), list(rows.column_names))  # each row decoded once
+    table, columns, shuffle = unnested(list(rows), list(rows.column_names))  # decoded once
     layout = layout_of(path, columns, question, choices, answer)
     if context == AUTO:
         context = context_column(columns)
@@ -291,7 +286,11 @@ def load_mcqa_file(
     by_text = answers_are_text([row[layout.answer] for row in table], parsed, layout)
     if by_text:
         log.info("%s: the answers are the options' texts", path.name)
-    return [
+    records = [
         _record(row, layout, parsed[i], context, src, i, where[i], offset, by_text)
         for i, row in enumerate(table)
     ]
+    if shuffle:  # TruthfulQA: the correct option first in every row
+        log.info("%s: every answer at one position; options shuffled (fixed seed)", path.name)
+        return shuffle_choices(records)
+    return records

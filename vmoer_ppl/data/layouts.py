@@ -14,21 +14,24 @@ Every other file is read from three parts, each found by its column names (case 
 - the options: a list-valued column (:data:`LIST_COLUMNS`: ``choices``, ``options``,
   ``endings``; a list, a JSON list in a csv cell, or ``{"text", "label"}``), else numbered
   columns (``option1``, ``option2``; ``sol1``, ``sol2``; ``ending0`` .. ``ending3``;
-  ``answer0`` .. ``answer3``), else letter columns ``A``, ``B``, ...;
+  ``answer0`` .. ``answer3``), else letter columns ``A``, ``B``, ..., else a stem and letters
+  (``answerA`` .. ``answerC``, ``option_a`` ..; integer answers counted from 1 when the file's
+  answers say so: Social IQa);
 - the answer: the first of :data:`ANSWER_COLUMNS` (``answer``, ``answerKey``, ``label``, ...)
   that is not an option column: an index, a letter, one of the choices' labels, or an
   option's text.
 
 That covers MMLU, ARC, OpenBookQA, CommonsenseQA, HellaSwag, SWAG, PIQA, WinoGrande, COPA,
 CosmosQA and RACE as published on the hub. AI2's own files of ARC, OpenBookQA, CommonsenseQA and
-QASC nest the options in the question (``{"question": {"stem": ..., "choices": [{"text", "label"},
-...]}, "answerKey": ...}``): :func:`unnested` lifts them out first. A ``context``, ``support``,
+QASC nest the options in the question, and TruthfulQA's ``mc1_targets`` holds them with one-hot
+labels: :func:`~vmoer_ppl.data.nested.unnested` lifts them out first. A ``context``, ``support``,
 ``passage``, ``article``, ``paragraph``, ``story`` or ``premise`` column is read as the
 question's supporting passage.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -52,14 +55,27 @@ QUESTION_COLUMNS = (
     "stem",
 )
 #: Columns read as the answer, first present wins.
-ANSWER_COLUMNS = ("answer", "answerKey", "label", "correct", "gold", "target", "correct_answer")
+ANSWER_COLUMNS = (
+    "answer",
+    "answerKey",
+    "label",
+    "correct",
+    "gold",
+    "target",
+    "correct_answer",
+    "correct_option",
+    "answer_index",
+    "answer_idx",
+    "gold_index",
+)
 #: List-valued option columns, first present wins.
-LIST_COLUMNS = ("choices", "options", "endings")
+LIST_COLUMNS = ("choices", "options", "endings", "answers")
 #: Stems of numbered option columns preferred when a file has several numbered runs
 #: (SWAG: ``sent1``, ``sent2`` beside ``ending0`` .. ``ending3``).
 OPTION_STEMS = ("option", "choice", "ending", "answer", "sol", "opt", "candidate")
 
 _NUMBERED = re.compile(r"^(.*\D)(\d+)$")
+_LETTERED = re.compile(r"^(.*[a-z0-9])([A-J])$|^(.+)[_-]([a-jA-J])$")
 
 
 @dataclass(frozen=True)
@@ -78,8 +94,9 @@ class Layout:
     answer_is_text : bool
         The answer column holds the correct option's text (SciQ), not its index or letter.
     first_number : int or None
-        The number of the first option column of a numbered layout (``option1``: 1): an answer
-        column counting from 1 is read as such (:func:`~vmoer_ppl.data.files.answer_offset`).
+        The number of the first option column of a numbered layout (``option1``: 1), and 1 for
+        letter-suffixed option columns (``answerA``): an answer column counting from 1 is read as
+        such (:func:`~vmoer_ppl.data.files.answer_offset`).
     """
 
     name: str
@@ -123,6 +140,47 @@ def letter_columns(columns: Sequence[str]) -> tuple[str, ...] | None:
     return tuple(opts) if len(opts) >= 2 else None
 
 
+def _preferred(runs: dict):
+    """The run of option columns whose stem comes first in :data:`OPTION_STEMS`, or None."""
+    for preferred in OPTION_STEMS:
+        for stem, run in runs.items():
+            if stem.lower().rstrip("_-") == preferred:
+                return run
+    return None
+
+
+def lettered_columns(columns: Sequence[str]) -> tuple[str, ...] | None:
+    """Option columns of a stem and a letter (Social IQa's ``answerA`` .. ``answerC``), or None.
+
+    A run is a stem followed by ``A``, ``B``, ... (or ``_a``, ``_b``, ...), at least two long;
+    of several runs, the first whose stem is in :data:`OPTION_STEMS` wins, else the only one.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        Column names of the file.
+
+    Returns
+    -------
+    tuple of str or None
+        The `C` option columns, in letter order.
+    """
+    by_stem: dict[str, dict[str, str]] = {}
+    for c in columns:
+        m = _LETTERED.match(c)
+        if m:
+            stem, letter = (m.group(1), m.group(2)) if m.group(2) else (m.group(3), m.group(4))
+            by_stem.setdefault(stem, {})[letter.upper()] = c
+    runs = {}
+    for stem, lettered in by_stem.items():
+        run = [lettered[c] for c in itertools.takewhile(lettered.__contains__, LETTERS)]
+        if len(run) >= 2:
+            runs[stem] = tuple(run)
+    if (run := _preferred(runs)) is not None:
+        return run
+    return next(iter(runs.values())) if len(runs) == 1 else None
+
+
 def numbered_columns(columns: Sequence[str]) -> tuple[tuple[str, ...], int] | None:
     """The option columns of a numbered layout and the first one's number, or None.
 
@@ -153,10 +211,8 @@ def numbered_columns(columns: Sequence[str]) -> tuple[tuple[str, ...], int] | No
             run.append(numbered[start + len(run)])
         if len(run) >= 2:
             runs[stem] = (tuple(run), start)
-    for preferred in OPTION_STEMS:
-        for stem, run in runs.items():
-            if stem.lower().rstrip("_-") == preferred:
-                return run
+    if (run := _preferred(runs)) is not None:
+        return run
     longest = max((len(r[0]) for r in runs.values()), default=0)
     best = [r for r in runs.values() if len(r[0]) == longest]
     return best[0] if len(best) == 1 else None
@@ -171,6 +227,8 @@ def generic_layout(columns: Sequence[str]) -> Layout | None:
         name, (choices, first) = "numbered", numbered
     if choices is None:
         name, choices = "letters", letter_columns(columns)
+    if choices is None and (lettered := lettered_columns(columns)) is not None:
+        name, choices, first = "lettered", lettered, 1  # integer answers may count from 1
     opts = {choices} if isinstance(choices, str) else set(choices or ())
     answer = pick(columns, ANSWER_COLUMNS, skip=opts)
     if question is None or choices is None or answer is None:
@@ -210,50 +268,6 @@ def known_layouts() -> str:
     return (
         f"a question column ({', '.join(QUESTION_COLUMNS)}), options as a list column "
         f"({', '.join(LIST_COLUMNS)}), numbered columns (option1, option2, ...; ending0, ...) "
-        f"or letter columns (A, B, ...), and an answer column ({', '.join(ANSWER_COLUMNS)}); "
-        f"or {own}"
+        "or letter columns (A, B, ...; answerA, answerB, ...), and an answer column "
+        f"({', '.join(ANSWER_COLUMNS)}); or {own}"
     )
-
-
-def unnested(table: list[dict], columns: list[str]) -> tuple[list[dict], list[str]]:
-    """Rows whose question nests its options (AI2's jsonl) with the options lifted out.
-
-    ARC, OpenBookQA, CommonsenseQA and QASC as AI2 distributes them hold ``{"stem": ...,
-    "choices": [{"text": ..., "label": ...}, ...]}`` in the question column; each such row becomes
-    the question's stem and a ``choices`` column ``{"text": [...], "label": [...]}`` (the hub's
-    ARC layout), so ``answerKey`` reads as a label. Other tables come back unchanged.
-
-    Parameters
-    ----------
-    table : list of dict
-        The file's `N` rows.
-    columns : list of str
-        Its column names.
-
-    Returns
-    -------
-    table : list of dict
-        `N` rows.
-    columns : list of str
-        With ``choices`` added when the options were lifted out.
-    """
-    q = pick(columns, ("question",))
-    if q is None or pick(columns, LIST_COLUMNS) is not None or not table:
-        return table, columns
-    if not all(isinstance(row[q], dict) and "stem" in row[q] for row in table):
-        return table, columns
-    lifted = []
-    for row in table:
-        options = row[q].get("choices") or []
-        if isinstance(options, dict):  # already columns: {"text": [...], "label": [...]}
-            choices = options
-        else:
-            pairs = [o if isinstance(o, dict) else {"text": o} for o in options]
-            choices = {
-                "text": [o.get("text") for o in pairs],
-                "label": [o.get("label") for o in pairs],
-            }
-        if any(label is None for label in choices.get("label") or [None]):
-            choices = {"text": choices.get("text")}  # no labels: answers are indices or letters
-        lifted.append({**row, q: row[q]["stem"], "choices": choices})
-    return lifted, [*columns, "choices"]
