@@ -145,3 +145,33 @@ def test_a_run_reads_its_id_and_ood_sets_from_folders(tmp_path):
     assert run_records(one_split)[2] == "part"
     with pytest.raises(FileNotFoundError, match="no file matches"):
         run_records(cfg.replace(data=str(tmp_path / "other" / "test-*.parquet")))
+
+
+def test_compressed_files_are_read_as_their_type_and_named_as_given(tmp_path):
+    import bz2
+    import gzip
+    import lzma
+
+    text = "\n".join(json.dumps(r) for r in ROWS).encode()
+    (tmp_path / "train.jsonl.gz").write_bytes(gzip.compress(text))
+    recs = load_mcqa_file(tmp_path / "train.jsonl.gz")
+    assert same(recs, ROWS) and {r.source for r in recs} == {"train"}
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "a.jsonl.bz2").write_bytes(
+        bz2.compress("\n".join(text.decode().split("\n")[:3]).encode())
+    )
+    (shards / "b.jsonl.xz").write_bytes(
+        lzma.compress("\n".join(text.decode().split("\n")[3:]).encode())
+    )
+    assert same(load_mcqa_file(shards), ROWS) and is_data_path("x.csv.gz")
+    (tmp_path / "latin1.jsonl.gz").write_bytes(
+        gzip.compress('{"question": "caf\xe9"}'.encode("latin-1"))
+    )
+    with pytest.raises(ValueError, match=r"latin1.jsonl.gz line 1: not UTF-8"):
+        load_mcqa_file(tmp_path / "latin1.jsonl.gz")
+    (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(text)[:20])
+    with pytest.raises(ValueError, match=r"cut.jsonl.gz: cannot be decompressed"):
+        load_mcqa_file(tmp_path / "cut.jsonl.gz")
+    with pytest.raises(ValueError, match=r"unsupported file type '.gz'.*optionally compressed"):
+        load_mcqa_file(tmp_path / "notes.gz")

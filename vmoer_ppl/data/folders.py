@@ -25,7 +25,7 @@ import logging
 import re
 from pathlib import Path
 
-from vmoer_ppl.data.reading import FORMATS, read_rows, why
+from vmoer_ppl.data.reading import FORMATS, file_stem, file_type, read_rows, why
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,8 @@ def data_label(path: Path) -> str:
     str
     """
     if is_pattern(str(path)):
-        return GLOB.split(path.stem)[0].strip("-_. ") or path.parent.name
-    return path.name if path.is_dir() else path.stem
+        return GLOB.split(file_stem(path))[0].strip("-_. ") or path.parent.name
+    return path.name if path.is_dir() else file_stem(path)
 
 
 def is_pattern(name: str) -> bool:
@@ -73,7 +73,7 @@ def data_exists(name: str) -> bool:
 
 def _matches(pattern: str) -> list[Path]:
     found = (Path(p) for p in glob.glob(pattern))
-    return sorted(p for p in found if p.is_file() and p.suffix in FORMATS)
+    return sorted(p for p in found if p.is_file() and file_type(p) in FORMATS)
 
 
 def is_data_path(name: str) -> bool:
@@ -88,14 +88,14 @@ def is_data_path(name: str) -> bool:
     -------
     bool
     """
-    return Path(name).suffix in FORMATS or Path(name).is_dir() or is_pattern(name)
+    return file_type(Path(name)) in FORMATS or Path(name).is_dir() or is_pattern(name)
 
 
 def _data_files(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and p.suffix in FORMATS and not p.name.startswith(".")
+        if p.is_file() and file_type(p) in FORMATS and not p.name.startswith(".")
     )
 
 
@@ -132,7 +132,7 @@ def _parts(folder: Path) -> list[tuple[str, object]]:
 
 
 def _shards(where: Path, files: list[Path]) -> list[tuple[str, object]]:
-    kinds = sorted({p.suffix for p in files})
+    kinds = sorted({file_type(p) for p in files})
     if len(kinds) > 1:
         raise ValueError(
             f"{where}: files of {len(kinds)} types ({', '.join(kinds)}); several files are read "

@@ -1,10 +1,18 @@
-"""One local data file (jsonl, json, csv, parquet or arrow) read as a ``datasets.Dataset``."""
+"""One local data file (jsonl, json, csv, parquet or arrow) read as a ``datasets.Dataset``.
+
+A file compressed with gzip, bzip2 or xz (``train.jsonl.gz``) is decompressed into a scratch
+folder first, so every check below sees its text.
+"""
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import json
 import logging
+import lzma
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,6 +30,62 @@ FORMATS = {
 }
 #: Binary formats: no UTF-8 check.
 BINARY = {".parquet", ".arrow"}
+#: Compression suffixes read, and how to open them.
+COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def file_type(path: Path) -> str:
+    """A data file's type suffix: ``.jsonl`` for ``train.jsonl`` and ``train.jsonl.gz``.
+
+    Parameters
+    ----------
+    path : Path
+        A file name.
+
+    Returns
+    -------
+    str
+        The suffix that names its format (empty when it has none).
+    """
+    suffixes = path.suffixes
+    if len(suffixes) >= 2 and suffixes[-1] in COMPRESSED:
+        return suffixes[-2]
+    return path.suffix
+
+
+def file_stem(path: Path) -> str:
+    """A data file's name without its type and compression suffixes (``train``)."""
+    name = path.name
+    for suffix in (path.suffix if path.suffix in COMPRESSED else "", file_type(path)):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def decompressed(path: Path, tmp: Path) -> Path:
+    """``path``, or its contents decompressed into ``tmp`` when it ends in a compression suffix.
+
+    Parameters
+    ----------
+    path : Path
+        The user's file.
+    tmp : Path
+        A scratch folder.
+
+    Returns
+    -------
+    Path
+        A file named ``<stem><type>`` (``train.jsonl``).
+    """
+    opener = COMPRESSED.get(path.suffix)
+    if opener is None or file_type(path) == path.suffix:
+        return path
+    plain = tmp / path.name.removesuffix(path.suffix)
+    try:
+        with opener(path, "rb") as src, plain.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+    except (OSError, EOFError, lzma.LZMAError) as err:
+        raise ValueError(f"{path}: cannot be decompressed ({err}); check the file") from None
+    return plain
 
 
 def why(err: BaseException) -> str:
@@ -30,16 +94,19 @@ def why(err: BaseException) -> str:
     return f"({type(cause).__name__}: {str(cause)[:300]})"
 
 
-def check_utf8(path: Path) -> None:
-    """Refuse a text file that is not UTF-8, naming its line (``datasets`` names neither)."""
+def check_utf8(path: Path, shown: Path | None = None) -> None:
+    """Refuse a text file that is not UTF-8, naming its line (``datasets`` names neither).
+
+    ``shown`` is the name the message gives (the user's compressed file), default ``path``.
+    """
     raw = path.read_bytes()
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise ValueError(
-            f"{path} line {line}: not UTF-8 (byte 0x{raw[err.start]:02x}); re-save the file "
-            "as UTF-8"
+            f"{shown or path} line {line}: not UTF-8 (byte 0x{raw[err.start]:02x}); re-save the "
+            "file as UTF-8"
         ) from None
 
 
@@ -128,7 +195,7 @@ def read_rows(path: Path):
     Parameters
     ----------
     path : Path
-        The file.
+        The file, optionally compressed (``.gz``, ``.bz2``, ``.xz``).
 
     Returns
     -------
@@ -145,26 +212,28 @@ def read_rows(path: Path):
     """
     from datasets import load_dataset
 
-    if path.suffix not in FORMATS:
+    kind = file_type(path)
+    if kind not in FORMATS:
         raise ValueError(
-            f"{path}: unsupported file type {path.suffix!r}; use one of {sorted(FORMATS)}"
+            f"{path}: unsupported file type {kind!r}; use one of {sorted(FORMATS)}, optionally "
+            f"compressed ({', '.join(COMPRESSED)})"
         )
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    if path.suffix not in BINARY:
-        check_utf8(path)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            source = unwrapped(path, Path(tmp))  # {"version": ..., "data": [{...}, ...]}
-            kwargs = _csv_kwargs(path) if path.suffix == ".csv" else {}  # cells are text
-            rows = load_dataset(
-                FORMATS[path.suffix], data_files=str(source), split="train", **kwargs
-            )
-    except Exception as err:  # datasets' own errors name neither the file nor the fix
-        raise ValueError(
-            f"{path}: cannot be read as {FORMATS[path.suffix]} {why(err)}; check that it is a "
-            f"valid {path.suffix} file in UTF-8"
-        ) from err
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = decompressed(path, Path(tmp))
+        if kind not in BINARY:
+            check_utf8(plain, shown=path)
+        try:
+            (Path(tmp) / "unwrapped").mkdir()
+            source = unwrapped(plain, Path(tmp) / "unwrapped")  # {"version": ..., "data": [..]}
+            kwargs = _csv_kwargs(plain) if kind == ".csv" else {}  # cells are text
+            rows = load_dataset(FORMATS[kind], data_files=str(source), split="train", **kwargs)
+        except Exception as err:  # datasets' own errors name neither the file nor the fix
+            raise ValueError(
+                f"{path}: cannot be read as {FORMATS[kind]} {why(err)}; check that it is a "
+                f"valid {kind} file in UTF-8"
+            ) from err
     if len(rows) == 0:
         raise ValueError(f"{path} has no questions")
     return rows
