@@ -45,3 +45,13 @@ def test_a_data_folder_becomes_absolute_and_a_set_name_stays_a_name(tmp_path, mo
     assert pattern == str(tmp_path / "snap" / "train-*.parquet")
     named = FitConfig().replace(data="sciq+support", ood=("hub:sciq",))
     assert absolute_paths(named) == named
+
+
+def test_a_home_relative_path_from_a_config_file_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "model").mkdir()
+    cfg = FitConfig().replace(model="~/model", data="~/sets/mine.jsonl", ood=("~/o.csv",))
+    out = absolute_paths(cfg)
+    assert out.model == str(tmp_path / "model")
+    assert out.dataset.name == str(tmp_path / "sets" / "mine.jsonl")
+    assert out.dataset.ood == (str(tmp_path / "o.csv"),)

@@ -23,9 +23,15 @@ def _file(name: str, named) -> str:
     A set's name (in ``named``) or ``hub:<name>`` stays as given, even where a folder of that
     name exists.
     """
-    if name in named or name.startswith("hub:") or not is_data_path(name):
+    if name in named or name.startswith("hub:"):
         return name
-    return str(Path(name).resolve())
+    home = _home(name)
+    return str(Path(home).resolve()) if is_data_path(home) else name
+
+
+def _home(name: str) -> str:
+    """``~/x`` (from a config file, where no shell expanded it) as the user's home's ``x``."""
+    return str(Path(name).expanduser()) if name.startswith("~") else name
 
 
 def absolute_paths(cfg: FitConfig) -> FitConfig:
@@ -43,11 +49,11 @@ def absolute_paths(cfg: FitConfig) -> FitConfig:
     """
     d = cfg.dataset
     model = cfg.model
-    if model is not None and Path(model).is_dir():
-        model = str(Path(model).resolve())
+    if model is not None and Path(_home(model)).is_dir():
+        model = str(Path(_home(model)).resolve())
     return cfg.replace(
         model=model,
         data=_file(d.name, ID_CANDIDATES),
-        hub_path=None if d.hub_path is None else str(Path(d.hub_path).resolve()),
+        hub_path=None if d.hub_path is None else str(Path(_home(d.hub_path)).resolve()),
         ood=None if d.ood is None else tuple(_file(n, PACKAGED) for n in d.ood),
     )
