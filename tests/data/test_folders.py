@@ -145,6 +145,8 @@ def test_a_run_reads_its_id_and_ood_sets_from_folders(tmp_path):
     assert run_records(one_split)[2] == "part"
     with pytest.raises(FileNotFoundError, match="no file matches"):
         run_records(cfg.replace(data=str(tmp_path / "other" / "test-*.parquet")))
+    with pytest.raises(FileNotFoundError, match="--ood .*no file matches"):
+        run_records(cfg.replace(ood=(str(tmp_path / "other" / "test-*.parquet"),)))
 
 
 def test_compressed_files_are_read_as_their_type_and_named_as_given(tmp_path):

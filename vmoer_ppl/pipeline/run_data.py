@@ -80,7 +80,9 @@ def ood_data(cfg: FitConfig) -> dict[str, list[MCQARecord]]:
             base = name.split(":")[0]
             spec = SetSpec(name, ROLES.get(base, "far"))
             out[f"{spec.role}:{spec.label}"] = ood_records(spec, cfg.dataset.n_ood, cfg.seed)
-        elif is_data_path(name) and data_exists(name):
+        elif is_data_path(name):
+            if not data_exists(name):
+                raise FileNotFoundError(f"--ood {name}: no such file (or no file matches)")
             recs = load_mcqa_file(name)
             random.Random(cfg.seed + 1).shuffle(recs)
             out[f"ood:{data_label(Path(name))}"] = recs[: cfg.dataset.n_ood]
