@@ -281,9 +281,10 @@ def load_mcqa_file(
         raise ValueError(f"{path}: missing field(s) [{context!r}]; the file has {columns}")
     log.info("%s: layout %s %s, passage %s", path.name, layout.name, layout.columns(), context)
     src = source or data_label(path)
-    offset = answer_offset(path, [row[layout.answer] for row in table], layout)
+    answers = [row[layout.answer] for row in table]
+    offset = answer_offset(path, answers, layout)
     parsed = [_choices(row, layout.choices, w) for row, w in zip(table, where, strict=True)]
-    by_text = answers_are_text([row[layout.answer] for row in table], parsed, layout)
+    by_text = answers_are_text(answers, parsed, layout)
     if by_text:
         log.info("%s: the answers are the options' texts", path.name)
     records = [

@@ -92,11 +92,8 @@ def is_data_path(name: str) -> bool:
 
 
 def _data_files(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and file_type(p) in FORMATS and not p.name.startswith(".")
-    )
+    """The data files directly in ``folder`` (hidden ones aside: ``*`` skips them), by name."""
+    return _matches(str(Path(glob.escape(str(folder))) / "*"))
 
 
 def _from_disk(folder: Path, label: str):
@@ -237,5 +234,4 @@ def read_table(path: Path):
         return read_pattern(path)
     if path.is_dir():
         return read_folder(path)
-    rows = read_rows(path)
-    return rows, [f"{path.name} row {i}" for i in range(len(rows))]
+    return _joined(path, [(path.name, read_rows(path))])

@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 ROLES = {"arc_easy": "near", "arc_challenge": "near", "openbookqa": "near"}
 
 
+def _existing(flag: str, name: str) -> str:
+    """``name``, a local data file, folder or pattern that is there (else the flag's error)."""
+    if not data_exists(name):
+        raise FileNotFoundError(f"{flag} {name}: no such file (or no file matches)")
+    return name
+
+
 def _file_splits(path: str, cfg: FitConfig) -> Splits:
     records, dropped = dedupe(load_mcqa_file(path))
     if dropped:
@@ -56,9 +63,7 @@ def id_data(cfg: FitConfig) -> tuple[Splits, bool, str]:
             raise ValueError(f"--data {d.name}: unknown hub set; known: hub:{', hub:'.join(HUB)}")
         return paper_splits(name, path=d.hub_path, seed=cfg.seed, **n), False, name
     if is_data_path(d.name):
-        if not data_exists(d.name):
-            raise FileNotFoundError(f"--data {d.name}: no such file (or no file matches)")
-        splits = _file_splits(d.name, cfg)
+        splits = _file_splits(_existing("--data", d.name), cfg)
         passages = any(r.context for part in (splits.train, splits.val, splits.test) for r in part)
         return splits, passages, data_label(Path(d.name))  # a passage column is shown
     raise ValueError(
@@ -81,9 +86,7 @@ def ood_data(cfg: FitConfig) -> dict[str, list[MCQARecord]]:
             spec = SetSpec(name, ROLES.get(base, "far"))
             out[f"{spec.role}:{spec.label}"] = ood_records(spec, cfg.dataset.n_ood, cfg.seed)
         elif is_data_path(name):
-            if not data_exists(name):
-                raise FileNotFoundError(f"--ood {name}: no such file (or no file matches)")
-            recs = load_mcqa_file(name)
+            recs = load_mcqa_file(_existing("--ood", name))
             random.Random(cfg.seed + 1).shuffle(recs)
             out[f"ood:{data_label(Path(name))}"] = recs[: cfg.dataset.n_ood]
         else:
