@@ -108,7 +108,8 @@ def test_bayesian_cloze_routes_prompt_and_options_as_two_grids():
     router = model.sites[0].name
     tr = poutine.trace(model).get_trace(**batch)
     assert tr.nodes[f"{router}.prompt.logits"]["value"].shape == (B, Tp, 4)
-    assert tr.nodes[f"{router}.option.logits"]["value"].shape == (B * C, Tc, 4)
+    L = int(batch["option_mask"].sum((1, 2)).max())  # a question's options side by side
+    assert tr.nodes[f"{router}.option.logits"]["value"].shape == (B, L, 4)
     assert tr.nodes["obs"]["value"].shape == (B, 1)
     # mean mode at the guide's initial point reproduces the deterministic scorer
     out = predict(model, guide, mode="mean", **batch)

@@ -93,7 +93,8 @@ def capture_input(model: nn.Module, layer: int, store: list) -> Iterator[None]:
 
 def data_key(model_id: str, first_layer: int, batch_fingerprint: str) -> str:
     """Cache key of one (model, first Bayesian layer, data) triple."""
-    raw = json.dumps({"model": model_id, "layer": first_layer, "data": batch_fingerprint, "v": 1})
+    # v2: option states from the packed option pass (zero past each option's last token)
+    raw = json.dumps({"model": model_id, "layer": first_layer, "data": batch_fingerprint, "v": 2})
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 

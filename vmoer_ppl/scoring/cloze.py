@@ -1,7 +1,9 @@
 """Cloze scoring: each option's text scored as a continuation of the question.
 
-The question prefix runs once per question; its key/value cache is repeated for the C options,
-which run together as one batch of ``B·C`` continuations. An option's score is the log-probability
+The question prefix runs once per question; its options then run in one more pass over its
+key/value cache: side by side in one row per question where the model's attention allows
+(:mod:`vmoer_ppl.scoring.packing`), else as ``B·C`` padded rows with the cache repeated for the C
+options. An option's score is the log-probability
 of its tokens, summed, or normalised per token or per character (OLMES ``acc_per_char``); the
 scores of a question are the logits of a distribution over its options (missing options −inf).
 
@@ -25,6 +27,7 @@ from vmoer_ppl.integrations.hf.kv_cache import cache_kwargs
 from vmoer_ppl.nn.masks import position_ids, real_span
 from vmoer_ppl.scoring.memory import check_batch_memory, cloze_batch_bytes
 from vmoer_ppl.scoring.names import ClozeNorm
+from vmoer_ppl.scoring.packing import OptionPacking, can_pack, mask_dtype, packed_logprobs
 from vmoer_ppl.sites import routing_grid
 
 
@@ -126,17 +129,39 @@ class ClozeHead(nn.Module):
         A transformers causal LM.
     norm : ClozeNorm or str
         Length normalisation.
+    first_layer : int
+        First decoder layer run on cached states (the frozen prefix), 0 without.
+    pack : bool
+        Run a question's options side by side in one row where the model allows
+        (:func:`~vmoer_ppl.scoring.packing.can_pack`); False: always ``B·C`` padded rows.
     """
 
     def __init__(
-        self, model: nn.Module, norm: ClozeNorm | str = ClozeNorm.CHAR, first_layer: int = 0
+        self,
+        model: nn.Module,
+        norm: ClozeNorm | str = ClozeNorm.CHAR,
+        first_layer: int = 0,
+        pack: bool = True,
     ) -> None:
         super().__init__()
         self.model, self.norm, self.first_layer = model, ClozeNorm(norm), first_layer
+        self.pack = pack
+
+    def packing(self, prompt_mask, option_mask) -> OptionPacking | None:
+        """The option pass's packing of a trimmed batch, or None for the padded pass."""
+        span = prompt_mask.shape[1] + option_mask.shape[-1]
+        if not self.pack or not can_pack(self.model.config, span):
+            return None
+        return OptionPacking.of(option_mask)
 
     def routing_grids(self, prompt_ids, prompt_mask, option_ids, option_mask, **_) -> dict:
-        """The two token grids routed per forward: prompts `(B, Tp)`, options `(B·C, Tc)`."""
+        """The two token grids routed per forward.
+
+        Prompts `(B, Tp)`; options `(B, L)` packed (:meth:`packing`), else `(B·C, Tc)`.
+        """
         prompt_mask, option_mask = trim(prompt_mask, option_mask)
+        if (packed := self.packing(prompt_mask, option_mask)) is not None:
+            return {"prompt": prompt_mask, "option": packed.real.long()}
         B, C, Tc = option_mask.shape
         return {"prompt": prompt_mask, "option": option_mask.reshape(B * C, Tc)}
 
@@ -163,6 +188,10 @@ class ClozeHead(nn.Module):
         self.check_memory(B, C, prompt_mask.shape[1], Tc, int(option_mask.sum()), first)
         cache = SuffixCache(first, config=self.model.config)  # filled in place by both passes
         first_lp = self._prompt_pass(first, cache, prompt_ids, prompt_mask, prompt_states)
+        if (packed := self.packing(prompt_mask, option_mask)) is not None:
+            return self._packed_pass(
+                packed, first, cache, first_lp, prompt_mask, option_ids, option_mask, option_states
+            )
         cache.batch_repeat_interleave(C)
         ids = option_ids.reshape(B * C, Tc)
         o_states = None if option_states is None else option_states.reshape(B * C, Tc, -1)
@@ -181,6 +210,25 @@ class ClozeHead(nn.Module):
                 **cache_kwargs(self.model, cache),
             ).logits  # (1, n, V): the n predicting positions only
         return token_logprobs(first_lp, rest, ids, o_mask, predicts).reshape(B, C, Tc)
+
+    def _packed_pass(
+        self, packed, first, cache, first_lp, prompt_mask, option_ids, option_mask, option_states
+    ):
+        """The option pass with each question's options in one row; `(B, C, Tc)` as padded."""
+        ids = packed.pack(option_ids)  # (B, L)
+        states = None if option_states is None else packed.pack(option_states)
+        predicts = packed.predicts()
+        with head_at(self.model, predicts):
+            rest = self._call(
+                "option",
+                first,
+                ids,
+                states,
+                attention_mask=packed.attention(prompt_mask, mask_dtype(self.model)),
+                position_ids=packed.positions(prompt_mask),
+                **cache_kwargs(self.model, cache),
+            ).logits  # (1, n, V)
+        return packed_logprobs(packed, first_lp, rest, ids, option_ids, option_mask, predicts)
 
     def _prompt_pass(self, first, cache, prompt_ids, prompt_mask, prompt_states):
         """The prompt pass filling ``cache``; log-probabilities `(B, V)` of the 1st option token."""
@@ -213,7 +261,8 @@ class ClozeHead(nn.Module):
     def states_entering(self, layer, prompt_ids, prompt_mask, option_ids, option_mask, **_):
         """States entering decoder ``layer``: prompts `(B, Tp, D)`, options `(B, C, Tc, D)`.
 
-        Only the columns with a real token in some row run; the others are zero.
+        Only the columns with a real token in some row run; the others are zero (and, with the
+        options packed, every option column past the option's last token).
         """
         Tp, Tc_in = prompt_ids.shape[1], option_ids.shape[-1]
         prompt_ids, prompt_mask, option_ids, option_mask, _, _ = trim_batch(
@@ -230,18 +279,27 @@ class ClozeHead(nn.Module):
                 use_cache=True,
                 **cache_kwargs(self.model, cache),
             )
-        cache.batch_repeat_interleave(C)
-        mask, pos = option_pass_inputs(prompt_mask, option_mask)
+        if (packed := self.packing(prompt_mask, option_mask)) is not None:
+            ids = packed.pack(option_ids)
+            mask = packed.attention(prompt_mask, mask_dtype(self.model))
+            pos = packed.positions(prompt_mask)
+        else:
+            cache.batch_repeat_interleave(C)
+            ids = option_ids.reshape(B * C, Tc)
+            mask, pos = option_pass_inputs(prompt_mask, option_mask)
         with capture_input(self.model, layer, got), cpu_gqa(self.model):
             self.model(
-                input_ids=option_ids.reshape(B * C, Tc),
+                input_ids=ids,
                 attention_mask=mask,
                 position_ids=pos,
                 **cache_kwargs(self.model, cache),
             )
         prompts = nn.functional.pad(got[0], (0, 0, Tp - got[0].shape[1], 0))  # left padding
-        options = nn.functional.pad(got[1].reshape(B, C, Tc, -1), (0, 0, 0, Tc_in - Tc))
-        return prompts, options
+        if packed is None:
+            options = got[1].reshape(B, C, Tc, -1)
+        else:  # real tokens only: padding stays zero
+            options = packed.unpack(got[1])
+        return prompts, nn.functional.pad(options, (0, 0, 0, Tc_in - Tc))
 
     def forward(
         self,
