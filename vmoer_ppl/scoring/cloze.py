@@ -148,7 +148,21 @@ class ClozeHead(nn.Module):
         self.pack = pack
 
     def packing(self, prompt_mask, option_mask) -> OptionPacking | None:
-        """The option pass's packing of a trimmed batch, or None for the padded pass."""
+        """The option pass's packing of a trimmed batch, or None for the padded pass.
+
+        Parameters
+        ----------
+        prompt_mask : torch.Tensor
+            `(B, Tp)` prompt mask, trimmed (:func:`trim`).
+        option_mask : torch.Tensor
+            `(B, C, Tc)` option mask, trimmed.
+
+        Returns
+        -------
+        OptionPacking or None
+            None when ``pack`` is off or the model's attention cannot take the packed mask
+            (:func:`~vmoer_ppl.scoring.packing.can_pack`).
+        """
         span = prompt_mask.shape[1] + option_mask.shape[-1]
         if not self.pack or not can_pack(self.model.config, span):
             return None
