@@ -31,7 +31,8 @@ DEMO = FitConfig().replace(
     n_ood=30,  # per OOD set (4 sets); 50 -> 30 for time: an MMLU-law prompt costs 6x a SciQ one
     # 2 epochs of 13 steps of 16 (the paper's batch) over the 200 SVI questions, validated once
     # per epoch: a fixed 26 steps and 3 validations per family keep the warm demo within 5 min
-    # (3 epochs validated every 10 steps ran to 30-39 steps: 5:46 warm; README "Time")
+    # (3 epochs validated every 10 steps ran to 30-39 steps, ≈ 5:50 warm; README "Time, and the
+    # packed option pass")
     svi_epochs=2,
     batch_size=16,
     lr=1e-2,  # AdamW; README: the learning-rate grid on validation
