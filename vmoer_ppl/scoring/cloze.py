@@ -202,47 +202,47 @@ class ClozeHead(nn.Module):
         self.check_memory(B, C, prompt_mask.shape[1], Tc, int(option_mask.sum()), first)
         cache = SuffixCache(first, config=self.model.config)  # filled in place by both passes
         first_lp = self._prompt_pass(first, cache, prompt_ids, prompt_mask, prompt_states)
-        if (packed := self.packing(prompt_mask, option_mask)) is not None:
-            return self._packed_pass(
-                packed, first, cache, first_lp, prompt_mask, option_ids, option_mask, option_states
-            )
-        cache.batch_repeat_interleave(C)
-        ids = option_ids.reshape(B * C, Tc)
-        o_states = None if option_states is None else option_states.reshape(B * C, Tc, -1)
-        o_mask = option_mask.reshape(B * C, Tc).bool()
-        # position j predicts option token j+1: the head runs where that token is real
-        predicts = torch.cat([o_mask[:, 1:], torch.zeros_like(o_mask[:, :1])], 1)  # (B*C, Tc)
-        mask, pos = option_pass_inputs(prompt_mask, option_mask)
-        with head_at(self.model, predicts):
-            rest = self._call(
-                "option",
-                first,
-                ids,
-                o_states,
-                attention_mask=mask,
-                position_ids=pos,
-                **cache_kwargs(self.model, cache),
-            ).logits  # (1, n, V): the n predicting positions only
-        return token_logprobs(first_lp, rest, ids, o_mask, predicts).reshape(B, C, Tc)
-
-    def _packed_pass(
-        self, packed, first, cache, first_lp, prompt_mask, option_ids, option_mask, option_states
-    ):
-        """The option pass with each question's options in one row; `(B, C, Tc)` as padded."""
-        ids = packed.pack(option_ids)  # (B, L)
-        states = None if option_states is None else packed.pack(option_states)
-        predicts = packed.predicts()
+        packed = self.packing(prompt_mask, option_mask)
+        ids, states, mask, pos = self._option_inputs(
+            packed, cache, prompt_mask, option_ids, option_mask, option_states
+        )
+        if packed is not None:
+            predicts = packed.predicts()
+        else:  # position j predicts option token j+1: the head runs where that token is real
+            o_mask = option_mask.reshape(B * C, Tc).bool()
+            predicts = torch.cat([o_mask[:, 1:], torch.zeros_like(o_mask[:, :1])], 1)
         with head_at(self.model, predicts):
             rest = self._call(
                 "option",
                 first,
                 ids,
                 states,
-                attention_mask=packed.attention(prompt_mask, mask_dtype(self.model)),
-                position_ids=packed.positions(prompt_mask),
+                attention_mask=mask,
+                position_ids=pos,
                 **cache_kwargs(self.model, cache),
-            ).logits  # (1, n, V)
-        return packed_logprobs(packed, first_lp, rest, ids, option_ids, option_mask, predicts)
+            ).logits  # (1, n, V): the n predicting positions only
+        if packed is not None:
+            return packed_logprobs(packed, first_lp, rest, ids, option_ids, option_mask, predicts)
+        return token_logprobs(first_lp, rest, ids, o_mask, predicts).reshape(B, C, Tc)
+
+    def _option_inputs(self, packed, cache, prompt_mask, option_ids, option_mask, states=None):
+        """The option pass's ids, states, attention mask and positions, packed or padded.
+
+        Padded, the prompt's ``cache`` is repeated for the C options (in place): rows `(B·C, Tc)`;
+        packed, rows `(B, L)` (:class:`~vmoer_ppl.scoring.packing.OptionPacking`).
+        """
+        if packed is not None:
+            return (
+                packed.pack(option_ids),
+                None if states is None else packed.pack(states),
+                packed.attention(prompt_mask, mask_dtype(self.model)),
+                packed.positions(prompt_mask),
+            )
+        B, C, Tc = option_ids.shape
+        cache.batch_repeat_interleave(C)
+        mask, pos = option_pass_inputs(prompt_mask, option_mask)
+        states = None if states is None else states.reshape(B * C, Tc, -1)
+        return option_ids.reshape(B * C, Tc), states, mask, pos
 
     def _prompt_pass(self, first, cache, prompt_ids, prompt_mask, prompt_states):
         """The prompt pass filling ``cache``; log-probabilities `(B, V)` of the 1st option token."""
@@ -293,14 +293,8 @@ class ClozeHead(nn.Module):
                 use_cache=True,
                 **cache_kwargs(self.model, cache),
             )
-        if (packed := self.packing(prompt_mask, option_mask)) is not None:
-            ids = packed.pack(option_ids)
-            mask = packed.attention(prompt_mask, mask_dtype(self.model))
-            pos = packed.positions(prompt_mask)
-        else:
-            cache.batch_repeat_interleave(C)
-            ids = option_ids.reshape(B * C, Tc)
-            mask, pos = option_pass_inputs(prompt_mask, option_mask)
+        packed = self.packing(prompt_mask, option_mask)
+        ids, _, mask, pos = self._option_inputs(packed, cache, prompt_mask, option_ids, option_mask)
         with capture_input(self.model, layer, got), cpu_gqa(self.model):
             self.model(
                 input_ids=ids,
